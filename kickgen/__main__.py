@@ -1,0 +1,3 @@
+from kickgen.cli import main
+
+raise SystemExit(main())
