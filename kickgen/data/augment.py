@@ -77,7 +77,9 @@ def shorten_decay(wave: np.ndarray, seconds: float, onset: int = 0) -> np.ndarra
 OPERATIONS = ("pitch_shift", "gain_drive", "eq_tilt", "transient", "shorten_decay")
 
 
-def random_augment(wave: np.ndarray, rng: np.random.Generator, onset: int = 0) -> tuple[np.ndarray, str]:
+def random_augment(
+    wave: np.ndarray, rng: np.random.Generator, onset: int = 0
+) -> tuple[np.ndarray, str]:
     """Apply 2 or 3 distinct operations with parameters drawn from ``AUGMENT_RANGES``.
 
     Returns the variant (not normalised) and a description such as
@@ -103,5 +105,3 @@ def random_augment(wave: np.ndarray, rng: np.random.Generator, onset: int = 0) -
             out = shorten_decay(out, value, onset)
         applied.append(f"{name}={value:+.3g}")
     return out, " ".join(applied)
-
-

@@ -196,7 +196,9 @@ def make_clip(task: Task, out: Path) -> ClipResult:
                 result.augmentation = f"declipped={repaired}"
             if task.kind == "augmented":
                 aligned = align_onset(wave)
-                wave, applied = augment.random_augment(aligned, rng, onset=int(PREROLL_S * SAMPLE_RATE))
+                wave, applied = augment.random_augment(
+                    aligned, rng, onset=int(PREROLL_S * SAMPLE_RATE)
+                )
                 result.augmentation = f"{result.augmentation} {applied}".strip()
         clip, result.descriptors = finish_clip(np.asarray(wave, dtype=np.float64))
     except (AudioError, KickgenError, ValueError) as exc:
@@ -274,7 +276,9 @@ def build_vocab(keyword_groups: dict[str, set[str]], min_count: int) -> list[str
 # --------------------------------------------------------------------------- the build
 
 
-def gather_sources(config: BuildConfig, log=print) -> tuple[list[SourceClip], list[tuple[str, str]]]:
+def gather_sources(
+    config: BuildConfig, log=print
+) -> tuple[list[SourceClip], list[tuple[str, str]]]:
     """All source files of a build, and the files skipped while finding them."""
     sources: list[SourceClip] = []
     skipped: list[tuple[str, str]] = []
@@ -295,7 +299,9 @@ def gather_sources(config: BuildConfig, log=print) -> tuple[list[SourceClip], li
 
 def _prepare_out(out: Path) -> None:
     if out.exists() and any(out.iterdir()) and not (out / "metadata.csv").is_file():
-        raise BuildError(f"{out}: folder is not empty and holds no corpus; choose an empty or new folder")
+        raise BuildError(
+            f"{out}: folder is not empty and holds no corpus; choose an empty or new folder"
+        )
     for name in ("clips", "cache"):
         shutil.rmtree(out / name, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -330,7 +336,9 @@ def build_corpus(config: BuildConfig, *, quiet: bool = False) -> dict:
     kept = [r for r in results if not r.error]
     for r in results:
         if r.error:
-            skipped.append((r.task.source.file if r.task.source else r.task.id, f"{r.task.id}: {r.error}"))
+            skipped.append(
+                (r.task.source.file if r.task.source else r.task.id, f"{r.task.id}: {r.error}")
+            )
     if not kept:
         raise BuildError("every clip was dropped; see the reasons above")
 
@@ -381,15 +389,25 @@ def build_corpus(config: BuildConfig, *, quiet: bool = False) -> dict:
         metadata.append(row)
 
     write_metadata(out / "metadata.csv", metadata)
-    (out / "vocab.json").write_text(json.dumps({"vocab": vocab, "min_count": config.min_count}, indent=1))
+    (out / "vocab.json").write_text(
+        json.dumps({"vocab": vocab, "min_count": config.min_count}, indent=1)
+    )
     (out / "cache").mkdir(exist_ok=True)
     by_id = {r.task.id: r for r in kept}
     counts = {}
     for name in ("train", "val"):
         ids = [m["id"] for m in metadata if m["split"] == name]
         counts[name] = len(ids)
-        waves = torch.from_numpy(np.stack([by_id[i].wave for i in ids])) if ids else torch.zeros(0, NUM_SAMPLES, dtype=torch.float16)
-        mels = torch.from_numpy(np.stack([by_id[i].log_mel for i in ids])) if ids else torch.zeros(0, 128, 173, dtype=torch.float16)
+        waves = (
+            torch.from_numpy(np.stack([by_id[i].wave for i in ids]))
+            if ids
+            else torch.zeros(0, NUM_SAMPLES, dtype=torch.float16)
+        )
+        mels = (
+            torch.from_numpy(np.stack([by_id[i].log_mel for i in ids]))
+            if ids
+            else torch.zeros(0, 128, 173, dtype=torch.float16)
+        )
         payload = {
             "ids": ids,
             "waves": waves,  # float16 (N, 88200)
@@ -403,9 +421,22 @@ def build_corpus(config: BuildConfig, *, quiet: bool = False) -> dict:
 
     wall = time.perf_counter() - start
     report = {
-        "config": {k: (str(v) if isinstance(v, Path) else [str(p) for p in v] if isinstance(v, tuple) else v) for k, v in asdict(config).items()},
+        "config": {
+            k: (
+                str(v)
+                if isinstance(v, Path)
+                else [str(p) for p in v]
+                if isinstance(v, tuple)
+                else v
+            )
+            for k, v in asdict(config).items()
+        },
         "command": " ".join(sys.argv) if sys.argv and "kickgen" in " ".join(sys.argv) else "",
-        "seconds": {"sources": round(t_sources, 1), "clips": round(t_clips, 1), "total": round(wall, 1)},
+        "seconds": {
+            "sources": round(t_sources, 1),
+            "clips": round(t_clips, 1),
+            "total": round(wall, 1),
+        },
         "clips": len(metadata),
         "splits": counts,
         "kinds": dict(Counter(m["kind"] for m in metadata)),

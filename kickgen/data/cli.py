@@ -37,14 +37,20 @@ def register(subparsers) -> None:
     data.set_defaults(func=lambda args: (data.print_help(), 2)[1])
     sub = data.add_subparsers(dest="data_command", metavar="COMMAND")
 
-    p = sub.add_parser("collect", help="find the kicks of a sample library (writes a source manifest)")
-    p.add_argument("dirs", nargs="+", type=Path, help="sample-library folders, searched recursively")
+    p = sub.add_parser(
+        "collect", help="find the kicks of a sample library (writes a source manifest)"
+    )
+    p.add_argument(
+        "dirs", nargs="+", type=Path, help="sample-library folders, searched recursively"
+    )
     p.add_argument("--out", type=Path, default=Path("sources.csv"), help="source manifest to write")
     p.add_argument("--min-bytes", type=_positive, default=5_000, help="skip smaller files")
     p.add_argument("--max-bytes", type=_positive, default=1_000_000, help="skip larger files")
     p.set_defaults(func=cmd_collect)
 
-    p = sub.add_parser("fetch-open", help="download the allowed Debian packages and collect their kicks")
+    p = sub.add_parser(
+        "fetch-open", help="download the allowed Debian packages and collect their kicks"
+    )
     p.add_argument("cache", type=Path, help="cache folder (debs, unpacked files, renders)")
     p.add_argument("--packages", nargs="+", default=None, help="only these packages")
     p.set_defaults(func=cmd_fetch_open)
@@ -92,7 +98,10 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
     with Progress(None, "collect") as bar:
         clips, skipped = collect_library(
-            args.dirs, min_bytes=args.min_bytes, max_bytes=args.max_bytes, on_file=lambda p: bar.update(1)
+            args.dirs,
+            min_bytes=args.min_bytes,
+            max_bytes=args.max_bytes,
+            on_file=lambda p: bar.update(1),
         )
     write_sources(args.out, clips)
     print(f"collect: {len(clips)} kicks written to {args.out}; {len(skipped)} files skipped")
@@ -131,13 +140,17 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from kickgen.progress import progress
 
     if args.family is not None and args.family not in synth.FAMILIES:
-        raise CommandError(f"unknown family {args.family!r}; choose from {', '.join(sorted(synth.FAMILIES))}")
+        raise CommandError(
+            f"unknown family {args.family!r}; choose from {', '.join(sorted(synth.FAMILIES))}"
+        )
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     clips = []
     for i in progress(range(args.n), "synth"):
         wave, family, params = synth.synth_kick(args.seed * 1_000_003 + i, args.family)
-        path = write_wav(out / f"synth_{family}_{i:05d}.wav", (0.9 * wave / abs(wave).max()).astype("float32"))
+        path = write_wav(
+            out / f"synth_{family}_{i:05d}.wav", (0.9 * wave / abs(wave).max()).astype("float32")
+        )
         clips.append(
             SourceClip(
                 file=str(path.resolve()), source="synth", package="", kit=family,

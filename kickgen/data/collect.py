@@ -74,12 +74,16 @@ def read_sources(path: str | Path) -> list[SourceClip]:
     """Read a source manifest written by :func:`write_sources`."""
     path = Path(path)
     if not path.is_file():
-        raise SourceError(f"{path}: source manifest not found; create it with `kickgen data collect`")
+        raise SourceError(
+            f"{path}: source manifest not found; create it with `kickgen data collect`"
+        )
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         missing = [f for f in SOURCE_FIELDS if f != "params" and f not in (reader.fieldnames or [])]
         if missing:
-            raise SourceError(f"{path}: not a source manifest (missing columns {', '.join(missing)})")
+            raise SourceError(
+                f"{path}: not a source manifest (missing columns {', '.join(missing)})"
+            )
         return [SourceClip(**{k: row.get(k) or "" for k in SOURCE_FIELDS}) for row in reader]
 
 
@@ -188,7 +192,9 @@ def collect_library(
                     continue
                 size = path.stat().st_size
                 if not min_bytes <= size <= max_bytes:
-                    skipped.append((str(path), f"size {size} bytes outside {min_bytes}-{max_bytes}"))
+                    skipped.append(
+                        (str(path), f"size {size} bytes outside {min_bytes}-{max_bytes}")
+                    )
                     continue
                 if check_audio:
                     try:

@@ -87,7 +87,9 @@ def load_split(corpus_dir: str | Path, split: str) -> CorpusSplit:
     rows = {row["id"]: row for row in read_metadata(corpus_dir)}
     missing = [i for i in data["ids"] if i not in rows]
     if missing:
-        raise CorpusError(f"{corpus_dir / 'metadata.csv'}: no row for clip {missing[0]}; rebuild the corpus")
+        raise CorpusError(
+            f"{corpus_dir / 'metadata.csv'}: no row for clip {missing[0]}; rebuild the corpus"
+        )
     return CorpusSplit(
         ids=list(data["ids"]),
         waves=waves,

@@ -66,8 +66,21 @@ def read_preset(path: str | Path) -> KickerPreset:
         raise PresetError(f"{path}: no Kicker instrument in this preset")
     track = root.find(".//instrumenttrack")
     settings = root.find(".//instrumenttracksettings")
-    preset = KickerPreset(name=(settings.get("name") if settings is not None else None) or path.stem)
-    for field in ("startfreq", "endfreq", "decay", "slope", "env", "dist", "distend", "noise", "click", "gain"):
+    preset = KickerPreset(
+        name=(settings.get("name") if settings is not None else None) or path.stem
+    )
+    for field in (
+        "startfreq",
+        "endfreq",
+        "decay",
+        "slope",
+        "env",
+        "dist",
+        "distend",
+        "noise",
+        "click",
+        "gain",
+    ):
         if kicker.get(field) is not None:
             setattr(preset, field, float(kicker.get(field)))
     preset.startnote = kicker.get("startnote", "0") not in ("0", "")

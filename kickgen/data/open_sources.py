@@ -98,10 +98,14 @@ def _run(cmd: list[str], cwd: Path | None = None) -> None:
     try:
         proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
     except FileNotFoundError as exc:
-        raise FetchError(f"`{cmd[0]}` not found: fetch-open needs apt-get and dpkg-deb (Debian/Ubuntu)") from exc
+        raise FetchError(
+            f"`{cmd[0]}` not found: fetch-open needs apt-get and dpkg-deb (Debian/Ubuntu)"
+        ) from exc
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
-        raise FetchError(f"`{' '.join(cmd)}` failed ({last}); run `apt-get update` and check the network")
+        raise FetchError(
+            f"`{' '.join(cmd)}` failed ({last}); run `apt-get update` and check the network"
+        )
 
 
 def download(package: str, debs: Path) -> Path:
@@ -246,7 +250,9 @@ def read_gus_patch(path: str | Path) -> tuple[np.ndarray, int]:
         raise AudioError(f"{path}: truncated GUS patch")
     sixteen, unsigned = modes & 1, modes & 2
     if sixteen:
-        wave = np.frombuffer(raw[: size // 2 * 2], dtype="<u2" if unsigned else "<i2").astype(np.float32)
+        wave = np.frombuffer(raw[: size // 2 * 2], dtype="<u2" if unsigned else "<i2").astype(
+            np.float32
+        )
         wave = (wave - 32768.0 if unsigned else wave) / 32768.0
     else:
         wave = np.frombuffer(raw, dtype=np.uint8 if unsigned else np.int8).astype(np.float32)
@@ -265,11 +271,24 @@ def _camel_words(text: str) -> str:
 _COUNTER = re.compile(r"(?<=[a-z]{3})\d{1,2}\b|(?<=[a-z]{2})\d\b")
 
 
-def _clip(path: Path, source: str, package: str, kit: str, licence: str, name: str, extra: str, group: str, kind: str = "real", params: str = "") -> SourceClip:
+def _clip(
+    path: Path,
+    source: str,
+    package: str,
+    kit: str,
+    licence: str,
+    name: str,
+    extra: str,
+    group: str,
+    kind: str = "real",
+    params: str = "",
+) -> SourceClip:
     # 1-2 digits glued to a word are counters ("kick_distorted01", "bd1"), unlike "tr808"
     text = _COUNTER.sub("", f"{name} {extra}".lower())
     keywords = keywords_from_text(text)
-    return SourceClip(str(path), source, package, kit, licence, name, " ".join(keywords), group, kind, params)
+    return SourceClip(
+        str(path), source, package, kit, licence, name, " ".join(keywords), group, kind, params
+    )
 
 
 def collect_hydrogen(root: Path, package: str) -> list[SourceClip]:
@@ -288,16 +307,31 @@ def collect_hydrogen(root: Path, package: str) -> list[SourceClip]:
     return clips
 
 
-def collect_lmms(root: Path, package: str, rendered: Path, report: Progress | None = None) -> list[SourceClip]:
+def collect_lmms(
+    root: Path, package: str, rendered: Path, report: Progress | None = None
+) -> list[SourceClip]:
     text = _copyright(root, package)
     base = root / "usr/share/lmms"
     clips = []
     for folder in ("samples/drums", "samples/beats"):
         for f in sorted((base / folder).glob("*")):
             stem = f.stem.lower()
-            if f.suffix.lower() in (".ogg", ".wav", ".flac") and ("kick" in stem or "bassdrum" in stem):
+            if f.suffix.lower() in (".ogg", ".wav", ".flac") and (
+                "kick" in stem or "bassdrum" in stem
+            ):
                 licence = licence_for(text, [f"data/{folder}/{f.name}", f.name])
-                clips.append(_clip(f, "lmms", package, folder.split("/")[-1], licence, f.stem, "", f"lmms:{f.stem}"))
+                clips.append(
+                    _clip(
+                        f,
+                        "lmms",
+                        package,
+                        folder.split("/")[-1],
+                        licence,
+                        f.stem,
+                        "",
+                        f"lmms:{f.stem}",
+                    )
+                )
     for patch in sorted((base / "samples/drumsynth").rglob("*.ds")):
         if not drumsynth.is_kick_patch(patch):
             continue
@@ -348,7 +382,20 @@ def _render_variants(
             peak = float(np.abs(wave).max())
             write_wav(target, (wave / max(peak, 1e-12) * 0.9).astype(np.float32))
         params = f"patch={patch} tuning={tune:+g} stretch={stretch:g}"
-        clips.append(_clip(target, kind, package, kit, licence, name, extra, f"{kind}:{kit}/{patch.stem}", kind, params))
+        clips.append(
+            _clip(
+                target,
+                kind,
+                package,
+                kit,
+                licence,
+                name,
+                extra,
+                f"{kind}:{kit}/{patch.stem}",
+                kind,
+                params,
+            )
+        )
     return clips
 
 
@@ -359,7 +406,9 @@ def collect_sonic_pi(root: Path, package: str) -> list[SourceClip]:
         stem = f.stem.lower()
         if stem.startswith("bd_") or "kick" in stem or stem.startswith("drum_bass_"):
             licence = licence_for(text, [f"etc/samples/{f.name}", f.name])
-            clips.append(_clip(f, "sonic-pi", package, "samples", licence, f.stem, "", f"sonic-pi:{f.stem}"))
+            clips.append(
+                _clip(f, "sonic-pi", package, "samples", licence, f.stem, "", f"sonic-pi:{f.stem}")
+            )
     return clips
 
 
@@ -369,7 +418,18 @@ def collect_exadrums(root: Path, package: str) -> list[SourceClip]:
     for f in sorted((root / "usr/share/exadrums").glob("*.wav")):
         if f.stem.lower().startswith("bd"):
             licence = licence_for(text, [f.name])
-            clips.append(_clip(f, "exadrums", package, "exadrums", licence, f.stem, SOURCE_KEYWORDS["exadrums"], f"exadrums:{f.stem}"))
+            clips.append(
+                _clip(
+                    f,
+                    "exadrums",
+                    package,
+                    "exadrums",
+                    licence,
+                    f.stem,
+                    SOURCE_KEYWORDS["exadrums"],
+                    f"exadrums:{f.stem}",
+                )
+            )
     return clips
 
 
@@ -388,9 +448,22 @@ def collect_freepats(root: Path, package: str, rendered: Path) -> list[SourceCli
             write_wav(target, resample(wave, rate, SAMPLE_RATE))
         licence = licence_for(text, [pat.name])
         note = pat.with_suffix(".txt")
-        if note.is_file() and "GNU Free Documentation License" in " ".join(note.read_text(errors="replace").split()):
+        if note.is_file() and "GNU Free Documentation License" in " ".join(
+            note.read_text(errors="replace").split()
+        ):
             licence = "GFDL-1.2+"  # the recording's own licence, stated in the patch's notes
-        clips.append(_clip(target, "freepats", package, pat.parent.name, licence, pat.stem, SOURCE_KEYWORDS["freepats"], f"freepats:{pat.stem}"))
+        clips.append(
+            _clip(
+                target,
+                "freepats",
+                package,
+                pat.parent.name,
+                licence,
+                pat.stem,
+                SOURCE_KEYWORDS["freepats"],
+                f"freepats:{pat.stem}",
+            )
+        )
     return clips
 
 
