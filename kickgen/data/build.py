@@ -307,8 +307,9 @@ def _prepare_out(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def build_corpus(config: BuildConfig, *, quiet: bool = False) -> dict:
-    """Build the corpus described by ``config`` into ``config.out``; returns the build report."""
+def build_corpus(config: BuildConfig, *, quiet: bool = False, command: str = "") -> dict:
+    """Build the corpus described by ``config`` into ``config.out``; returns the build report
+    (also written to ``build_report.json``, with ``command``: the command line that ran it)."""
     log = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
     start = time.perf_counter()
     out = Path(config.out).expanduser().resolve()
@@ -431,7 +432,7 @@ def build_corpus(config: BuildConfig, *, quiet: bool = False) -> dict:
             )
             for k, v in asdict(config).items()
         },
-        "command": " ".join(sys.argv) if sys.argv and "kickgen" in " ".join(sys.argv) else "",
+        "command": command,
         "seconds": {
             "sources": round(t_sources, 1),
             "clips": round(t_clips, 1),

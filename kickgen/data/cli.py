@@ -173,7 +173,9 @@ def cmd_build(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction, min_count=args.min_count, seed=args.seed,
         workers=max(args.workers, 1),
     )  # fmt: skip
-    report = build_corpus(config)
+    import shlex
+
+    report = build_corpus(config, command=shlex.join(["python", "-m", "kickgen", *sys.argv[1:]]))
     print(summary(report))
     return 0
 
