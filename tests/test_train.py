@@ -19,7 +19,7 @@ from kickgen.train import diffusion as train_diffusion
 from kickgen.train import vae as train_vae
 from kickgen.train import vocoder as train_vocoder
 from kickgen.train.config import build_configs, read_toml
-from kickgen.train.data import write_tiny_corpus
+from kickgen.train.data import write_synth_corpus
 from kickgen.train.runtime import STATE_FILENAME, Runtime, StopFlag, batch_indices
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +28,7 @@ CPU = Runtime(torch.device("cpu"))
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    return write_tiny_corpus(tmp_path_factory.mktemp("corpus"), n_train=6, n_val=3)
+    return write_synth_corpus(tmp_path_factory.mktemp("corpus"), n_train=6, n_val=3)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_diffusion_one_step(vae_ckpt, corpus, tmp_path):
     model, text_enc, sched, vocab, mcfg = load_diffusion(
         tmp_path / "export" / "diffusion_step_100000.pt"
     )
-    assert vocab == json.loads((corpus / "vocab.json").read_text())["vocab"]
+    assert vocab == json.loads((corpus / "vocab.json").read_text())["vocab"] and "synth" in vocab
     assert mcfg.base_channels == 16 and model.prediction_type == "v"
     assert list(tmp_path.glob("preview_*.png"))
 

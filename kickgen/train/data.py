@@ -93,31 +93,72 @@ def load_vocab_list(corpus_dir: str | Path) -> list[str]:
         ) from exc
 
 
-def write_tiny_corpus(
+def synth_kicks(n: int, seed: int = 0) -> tuple[torch.Tensor, list[list[str]]]:
+    """Simple synthetic kicks for tests and vocoder warm-up: (n, 88200) float32 and keywords.
+
+    A sine whose pitch glides exponentially from 80–400 Hz to 35–90 Hz, an exponential amplitude
+    decay of 0.08–0.9 s, a short filtered-noise click, and optional tanh drive.
+    """
+    from kickgen.audio import SAMPLE_RATE
+
+    gen = torch.Generator().manual_seed(seed)
+
+    def uniform(lo: float, hi: float) -> torch.Tensor:
+        return lo + (hi - lo) * torch.rand(n, 1, generator=gen)
+
+    t = torch.arange(NUM_SAMPLES) / SAMPLE_RATE  # (L,) seconds
+    f_end, f_start = uniform(35, 90), uniform(80, 400)
+    glide, decay = uniform(0.005, 0.08), uniform(0.08, 0.9)  # s
+    freq = f_end + (f_start - f_end) * torch.exp(-t / glide)  # (n, L) Hz
+    phase = 2 * torch.pi * torch.cumsum(freq, dim=-1) / SAMPLE_RATE
+    body = torch.sin(phase) * torch.exp(-t / decay)
+    click_env = torch.exp(-t / uniform(0.001, 0.006))
+    noise = torch.randn(n, NUM_SAMPLES, generator=gen)
+    noise = noise - torch.roll(noise, 1, dims=-1) * uniform(0.0, 0.95)  # brighter or duller click
+    wave = body + uniform(0.0, 0.6) * click_env * noise
+    driven = torch.rand(n, 1, generator=gen) < 0.3  # 30 % get tanh drive
+    drive = torch.where(driven, uniform(1.0, 6.0), torch.ones(n, 1))
+    wave = torch.tanh(drive * wave) / torch.tanh(drive)
+    wave = wave / wave.abs().amax(dim=-1, keepdim=True) * 0.891  # -1 dBFS peak
+    fade = int(0.2 * SAMPLE_RATE)
+    wave[:, -fade:] *= torch.linspace(1.0, 0.0, fade)
+    keywords = [
+        [
+            "synth",
+            "short" if float(d) < 0.2 else "long" if float(d) > 0.5 else "mid",
+            "deep" if float(f) < 50 else "high",
+        ]
+        for d, f in zip(decay[:, 0], f_end[:, 0], strict=True)
+    ]
+    return wave, keywords
+
+
+def write_synth_corpus(
     directory: str | Path, n_train: int = 8, n_val: int = 4, seed: int = 0
 ) -> Path:
-    """Write a tiny synthetic corpus (decaying sine kicks) in the contract's layout, for tests."""
-    from kickgen.audio import SAMPLE_RATE, log_mel
+    """Write a corpus of :func:`synth_kicks` in the contract's layout (cache/{split}.pt, vocab.json).
+
+    Tiny ones make test corpora; large ones a warm-up corpus for the vocoder.
+    """
+    from kickgen.audio import log_mel
 
     directory = Path(directory)
     (directory / "cache").mkdir(parents=True, exist_ok=True)
-    gen = torch.Generator().manual_seed(seed)
-    words = ["808", "909", "deep", "punchy", "short", "long"]
-    t = torch.arange(NUM_SAMPLES) / SAMPLE_RATE
-    for split, n in (("train", n_train), ("val", n_val)):
-        f0 = 40 + 80 * torch.rand(n, 1, generator=gen)  # Hz
-        decay = 0.05 + 0.4 * torch.rand(n, 1, generator=gen)  # s
-        waves = 0.9 * torch.sin(2 * torch.pi * f0 * t) * torch.exp(-t / decay)
-        kws = [[words[int(torch.randint(0, len(words), (1,), generator=gen))]] for _ in range(n)]
+    vocab: set[str] = set()
+    for i, (split, n) in enumerate((("train", n_train), ("val", n_val))):
+        waves, kws = synth_kicks(n, seed * 2 + i)
+        mels = torch.cat([log_mel(waves[j : j + 256]) for j in range(0, n, 256)])
+        vocab.update(w for k in kws for w in k)
+        ids = [f"synth-{split}-{j}" for j in range(n)]
         torch.save(
             {
-                "ids": [f"{split}{i}" for i in range(n)],
+                "ids": ids,
                 "waves": waves.half(),
-                "log_mels": log_mel(waves).half(),
+                "log_mels": mels.half(),
                 "keywords": kws,
-                "groups": [f"{split}{i}" for i in range(n)],
+                "groups": ids,
             },
             directory / "cache" / f"{split}.pt",
         )
-    (directory / "vocab.json").write_text(json.dumps({"vocab": words, "min_count": 1}))
+    (directory / "vocab.json").write_text(json.dumps({"vocab": sorted(vocab), "min_count": 1}))
     return directory
