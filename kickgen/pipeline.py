@@ -31,9 +31,9 @@ from kickgen.prompts import PromptInfo, UnknownKeywordWarning, analyze_prompt
 from kickgen.sampling import SamplerError, make_sampler
 
 # The guide's checkpoint names.
-DIFFUSION_NAME = "diffusion_step_100000.pt"
-VAE_NAME = "vae_epoch_100.pt"
-VOCODER_NAME = "vocoder_epoch_50.pt"
+DIFFUSION_NAME = "diffusion_step_100000.pt"  # = kickgen.checkpoints.DIFFUSION_FILENAME
+VAE_NAME = "vae_epoch_100.pt"  # = kickgen.checkpoints.VAE_FILENAME
+VOCODER_NAME = "vocoder_epoch_50.pt"  # = kickgen.checkpoints.VOCODER_FILENAME
 VOCODER_ALIAS = "vocoder.pt"  # the guide's CLI table names this; it resolves to VOCODER_NAME
 
 LATENT_HW = (8, 11)  # the VAE's latent grid for a 128 × 173 log-mel
@@ -165,25 +165,22 @@ class KickPipeline:
         dev = resolve_device(device)
         diffusion, vae = Path(diffusion), Path(vae)
         vocoder = resolve_vocoder_path(vocoder) if vocoder is not None else None
-        parts = checkpoints.load_diffusion(diffusion, map_location="cpu")
-        vae_model = checkpoints.load_vae(vae, map_location="cpu")
-        voc_model = checkpoints.load_vocoder(vocoder, map_location="cpu") if vocoder else None
-        if voc_model is not None:
-            voc_model.remove_weight_norm()
-        latent_dim = int(parts.config.latent_dim)
-        vae_latent = int(getattr(vae_model, "latent_dim", latent_dim))
-        if vae_latent != latent_dim:
+        unet, text_encoder, scheduler, vocab, config = checkpoints.load_diffusion(diffusion)
+        vae_model = checkpoints.load_vae(vae)
+        voc_model = checkpoints.load_vocoder(vocoder) if vocoder is not None else None  # weight norm removed
+        latent_dim = int(config.latent_dim)
+        if int(vae_model.latent_dim) != latent_dim:
             raise PipelineError(
-                f"{vae} has latent_dim {vae_latent} but {diffusion} expects {latent_dim}: "
+                f"{vae} has latent_dim {vae_model.latent_dim} but {diffusion} expects {latent_dim}: "
                 "use the VAE the diffusion model was trained on"
             )
         return cls(
-            unet=parts.unet,
-            text_encoder=parts.text_encoder,
-            scheduler=parts.scheduler,
+            unet=unet,
+            text_encoder=text_encoder,
+            scheduler=scheduler,
             vae=vae_model,
             vocoder=voc_model,
-            vocab=parts.vocab,
+            vocab=vocab,
             latent_dim=latent_dim,
             device=dev,
             sources={"diffusion": diffusion, "vae": vae, "vocoder": vocoder},

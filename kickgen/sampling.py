@@ -53,6 +53,28 @@ def evenly_spaced_timesteps(num_train_timesteps: int, num_steps: int) -> torch.T
     return torch.linspace(num_train_timesteps - 1, 0, num_steps).round().long()
 
 
+def logsnr_uniform_timesteps(alpha_bars: torch.Tensor, num_steps: int) -> torch.Tensor:
+    """``num_steps`` distinct timesteps from ``T − 1`` to 0, evenly spaced in log-SNR λ = log(α/σ).
+
+    Few-step solvers do better on this grid than on one even in t: even-in-t spends its steps at
+    high noise and leaves one huge λ jump for the end. int64 ``(num_steps,)``, descending.
+    """
+    steps = evenly_spaced_timesteps(alpha_bars.numel(), num_steps)  # validates num_steps
+    if num_steps == 1:
+        return steps
+    ab = alpha_bars.double()
+    lam = 0.5 * (ab.log() - (1.0 - ab).log())  # (T,) increasing as t decreases
+    targets = torch.linspace(float(lam[-1]), float(lam[0]), num_steps, dtype=torch.float64)
+    t = torch.searchsorted(-lam.contiguous(), -targets).clamp(max=ab.numel() - 1).tolist()
+    t[0] = ab.numel() - 1
+    for i in range(1, num_steps):  # strictly decreasing ...
+        t[i] = min(t[i], t[i - 1] - 1)
+    t[-1] = 0
+    for i in range(num_steps - 2, -1, -1):  # ... and ending at 0
+        t[i] = max(t[i], t[i + 1] + 1)
+    return torch.tensor(t, dtype=torch.long)
+
+
 def initial_noise(
     shape: Sequence[int], generator: Generators, device: torch.device, dtype: torch.dtype = torch.float32
 ) -> torch.Tensor:
@@ -227,10 +249,15 @@ class DPMSolverSampler(_Sampler):
     2. first step (and the last, which lands on σ = 0): x_next = (σ_next/σ_t) x_t − α_next (e^{−h} − 1) D_t
     3. otherwise, with r = h_prev / h: D = (1 + 1/(2r)) D_t − 1/(2r) D_prev, then the same update with D
 
-    It reaches DDIM-50 quality in fewer steps (about 20), so generation is faster at equal quality.
+    Its timesteps are evenly spaced in λ (:func:`logsnr_uniform_timesteps`); at 20 steps it lands
+    closer to the exact ODE solution than DDIM does at 20 (tests/test_sampling.py measures this).
     """
 
     name = "dpm"
+
+    def __init__(self, scheduler, num_steps: int = 20) -> None:
+        super().__init__(scheduler, num_steps)
+        self.timesteps = logsnr_uniform_timesteps(scheduler.alpha_bars, num_steps)
 
     def _loop(self, model, x, cond, uncond, cfg_scale, prediction_type, callback):
         alpha_bars = self._alpha_bars(x.device)

@@ -208,6 +208,6 @@ def run_vocab(args: argparse.Namespace) -> int:
 
     path = args.diffusion_ckpt or DEFAULT_DIR / DIFFUSION_NAME
     _check_readable(path, "diffusion")
-    for word in checkpoints.load_vocab(path):
+    for word in checkpoints.load_checkpoint(path, "diffusion")["vocab"]:
         print(word)
     return 0
