@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import sys
+import warnings
 from pathlib import Path
 
 from kickgen.errors import CommandError
@@ -57,6 +58,7 @@ def serve(args: argparse.Namespace) -> int:
             f"kickgen serve needs {exc.name}: install the serve extra with pip install 'kickgen[serve]'"
         ) from None
     from kickgen.pipeline import KickPipeline
+    from kickgen.prompts import UnknownKeywordWarning
 
     if not args.checkpoints.is_dir():
         raise CommandError(
@@ -69,6 +71,8 @@ def serve(args: argparse.Namespace) -> int:
         concurrency=args.concurrency, queue_size=args.queue_size, store_bytes=args.store_mb * 2**20
     )
     app = create_app(pipe, config)
+    # Each answer lists the prompt words the model ignored; no need to warn in the server log too.
+    warnings.filterwarnings("ignore", category=UnknownKeywordWarning)
     if not is_loopback(args.host):
         print(
             f"warning: serving on {args.host}: anyone who can reach this machine can generate",
