@@ -6,7 +6,10 @@ it go, so the queue can be filled deterministically.
 
 from __future__ import annotations
 
+import importlib.util
 import io
+import json
+import socket
 import subprocess
 import sys
 import threading
@@ -255,3 +258,41 @@ def test_serve_command_reports_a_missing_checkpoint_folder(repo_root, tmp_path):
     assert res.stderr.strip().splitlines()[-1] == (
         f"kickgen: error: checkpoint folder {tmp_path / 'nope'} not found: pass --checkpoints DIR (see README)"
     )
+
+
+@pytest.fixture()
+def live_server(pipeline):
+    """A real uvicorn server (queue of 1) on a free loopback port, in a thread."""
+    uvicorn = pytest.importorskip("uvicorn")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    app = create_app(pipeline, ServeConfig(concurrency=1, queue_size=1))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+def test_load_check_script(live_server, repo_root, tmp_path, capsys, monkeypatch):
+    spec = importlib.util.spec_from_file_location(
+        "load_check", repo_root / "scripts" / "load_check.py"
+    )
+    load_check = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "load_check", load_check)  # its dataclass looks itself up
+    spec.loader.exec_module(load_check)
+    out = tmp_path / "load.json"
+    args = ["--url", live_server, "--requests", "6", "--steps", "2", "--json", str(out)]
+    assert load_check.main(args) == 0
+    report = json.loads(out.read_text())
+    assert report["invalid"] == 0 and report["ok_200"] + report["clean_503"] == 6
+    assert report["ok_200"] >= 2 and report["clean_503"] >= 1  # a queue of 1 turns some away
+    assert "6 concurrent POST /api/generate" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # only loopback addresses
+        load_check.main(["--url", "http://192.0.2.1:8000", "--requests", "1"])
