@@ -23,7 +23,7 @@ pytest.importorskip("fastapi", reason="kickgen serve needs the serve extra (fast
 from fastapi.testclient import TestClient  # noqa: E402
 
 from kickgen.serve.app import MAX_N, MAX_STEPS, ServeConfig, create_app  # noqa: E402
-from kickgen.serve.cli import is_loopback  # noqa: E402
+from kickgen.serve.cli import LOOPBACK_NAMES, is_loopback  # noqa: E402
 from kickgen.serve.store import KickStore, encode_wav, kick_filename  # noqa: E402
 
 STEPS = 3  # sampler steps: enough to exercise the sampler, fast on the tiny U-Net
@@ -161,6 +161,11 @@ def test_malformed_json_and_bad_ids(client):
     bad_id = client.get("/api/kicks/..%2Fetc.wav")
     assert bad_id.status_code in (404, 422)
     assert client.get("/api/kicks/NOT-AN-ID.wav").status_code == 422
+    plain = client.post(
+        "/api/generate", content=b'{"n": 1}', headers={"content-type": "text/plain"}
+    )
+    assert plain.status_code == 422
+    assert plain.json()["detail"] == "body: send a JSON object with Content-Type: application/json"
     missing = client.get("/api/kicks/0123456789abcdef.wav")
     assert missing.status_code == 404 and "generate it again" in missing.json()["detail"]
 
@@ -238,6 +243,17 @@ def test_full_queue_answers_503_with_retry_after(pipeline):
         assert results == [200, 200]
         assert c.get("/healthz").json()["queued"] == 0
         assert c.post("/api/generate", json={"n": 1, "seed": 3, "steps": 1}).status_code == 200
+
+
+def test_loopback_server_answers_loopback_host_names_only(pipeline):
+    app = create_app(pipeline, ServeConfig(allowed_hosts=LOOPBACK_NAMES))
+    for base, status in [
+        ("http://127.0.0.1:8000", 200),
+        ("http://localhost:8000", 200),
+        ("http://[::1]:8000", 200),
+        ("http://attacker.example:8000", 400),  # a rebound DNS name
+    ]:
+        assert TestClient(app, base_url=base).get("/healthz").status_code == status, base
 
 
 def test_is_loopback():

@@ -40,6 +40,7 @@ import numpy as np
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.trustedhost import TrustedHostMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
@@ -81,6 +82,9 @@ class ServeConfig:
     queue_size: int = 8  # requests waiting behind them before new ones get 503
     store_items: int = 512  # generated kicks kept for /api/kicks/{id}.wav ...
     store_bytes: int = 64 * 2**20  # ... and their total size (a 2 s float32 WAV is 352,844 bytes)
+    # Host headers accepted (None: any). `kickgen serve` on a loopback address accepts only
+    # loopback names, so a web page cannot reach the server through DNS rebinding.
+    allowed_hosts: tuple[str, ...] | None = None
 
 
 class QueueFull(Exception):
@@ -237,6 +241,8 @@ def create_app(pipe: Pipeline, config: ServeConfig | None = None) -> FastAPI:
         version=__version__,
         description="Kick-drum one-shots (2 s, 44.1 kHz mono WAV) from keywords.",
     )
+    if config.allowed_hosts is not None:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(config.allowed_hosts))
     app.state.pipe = pipe
     app.state.queue = queue
     app.state.store = store
@@ -255,6 +261,8 @@ def create_app(pipe: Pipeline, config: ServeConfig | None = None) -> FastAPI:
                     "body",
                     f"invalid JSON at character {loc[-1] if loc else 0}: {reason}",
                 )
+            elif field == "body" and "json" not in request.headers.get("content-type", ""):
+                message = "send a JSON object with Content-Type: application/json"
             errors.append({"field": field, "message": message})
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         return JSONResponse(status_code=422, content={"detail": detail, "errors": errors})
@@ -321,7 +329,7 @@ def create_app(pipe: Pipeline, config: ServeConfig | None = None) -> FastAPI:
             "steps": {"min": MIN_STEPS, "max": MAX_STEPS, "default": DEFAULT_STEPS},
             "cfg_scale": {"min": MIN_CFG, "max": MAX_CFG, "default": DEFAULT_CFG},
             "seed": {"min": 0, "max": MAX_SEED},
-            "server": asdict(config),
+            "server": {k: v for k, v in asdict(config).items() if k != "allowed_hosts"},
         }
 
     @app.get("/api/parse", response_model=ParseResponse)

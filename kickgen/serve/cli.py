@@ -33,6 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=serve)
 
 
+# Host headers a loopback-bound server answers (with any port).
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]", "::1")
+
+
 def is_loopback(host: str) -> bool:
     """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
     if host == "localhost":
@@ -68,7 +72,10 @@ def serve(args: argparse.Namespace) -> int:
     kwargs = {} if args.device is None else {"device": args.device}
     pipe = KickPipeline.from_pretrained(args.checkpoints, **kwargs)
     config = ServeConfig(
-        concurrency=args.concurrency, queue_size=args.queue_size, store_bytes=args.store_mb * 2**20
+        concurrency=args.concurrency,
+        queue_size=args.queue_size,
+        store_bytes=args.store_mb * 2**20,
+        allowed_hosts=LOOPBACK_NAMES if is_loopback(args.host) else None,
     )
     app = create_app(pipe, config)
     # Each answer lists the prompt words the model ignored; no need to warn in the server log too.

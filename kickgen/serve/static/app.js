@@ -6,6 +6,7 @@
 
 const SAMPLE_RATE = 44100;
 const COUNTS = [1, 2, 4, 8];
+const MAX_BATCHES = 50; // older batches leave the page (and free their audio)
 const $ = (sel, root = document) => root.querySelector(sel);
 
 const state = {
@@ -318,6 +319,7 @@ function addBatch(res, origin, seconds) {
   batch.el = el("section", { class: "batch" }, head, grid);
   $("#results").prepend(batch.el);
   state.batches.unshift(batch);
+  while (state.batches.length > MAX_BATCHES) dropBatch(state.batches.pop());
 
   res.kicks.forEach((k, i) => {
     const kick = { ...k, batch, index: i };
@@ -327,6 +329,15 @@ function addBatch(res, origin, seconds) {
     loadKick(kick);
   });
   select(batch.kicks[0]);
+}
+
+function dropBatch(batch) {
+  for (const k of batch.kicks) {
+    if (state.selected === k) state.selected = null;
+    if (state.playing && state.playing.kick === k) stop();
+    if (k.blobUrl) URL.revokeObjectURL(k.blobUrl);
+  }
+  batch.el.remove();
 }
 
 function kickCard(kick) {
