@@ -13,6 +13,7 @@ import argparse
 import os
 import secrets
 import sys
+import tempfile
 from pathlib import Path
 
 from kickgen.errors import CommandError
@@ -75,17 +76,39 @@ def _check_readable(path: Path, what: str) -> None:
         raise CommandError(f"cannot read {what} checkpoint {path}: check its permissions")
 
 
-def _check_writable_dir(directory: Path) -> None:
-    """``directory`` exists as a writable directory, or can be created under a writable one."""
+def prepare_output_dir(directory: Path) -> list[Path]:
+    """Create ``directory`` if needed and prove it writable with a probe file.
+
+    Returns the directories it created (for :func:`remove_dirs` if the run fails); raises
+    :class:`CommandError` naming the directory when it cannot be written, leaving nothing behind.
+    """
+    missing: list[Path] = []
     probe = directory
-    while not probe.exists():
-        if probe.parent == probe:
-            break
+    while not probe.exists() and probe.parent != probe:
+        missing.append(probe)
         probe = probe.parent
-    if probe.exists() and not probe.is_dir():
-        raise CommandError(f"cannot write into {directory}: {probe} is a file; choose another --output")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise CommandError(f"cannot write into {directory}: {probe} is not writable; choose another --output")
+    if not probe.is_dir():
+        raise CommandError(f"cannot write into {directory}: {probe} is not a directory; choose another --output")
+    created: list[Path] = []
+    try:
+        for d in reversed(missing):
+            d.mkdir()
+            created.append(d)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        remove_dirs(created)
+        raise CommandError(f"cannot write into {directory}: {exc.strerror or exc}; choose another --output") from exc
+    return created
+
+
+def remove_dirs(created: list[Path]) -> None:
+    """Remove directories made by :func:`prepare_output_dir` when they are still empty."""
+    for d in reversed(created):
+        try:
+            d.rmdir()
+        except OSError:
+            pass
 
 
 def plan_outputs(output: Path | None, n: int) -> tuple[Path, list[Path] | None]:
@@ -130,8 +153,7 @@ def check_generate_args(args: argparse.Namespace) -> None:
             )
         _check_readable(vocoder, "vocoder")
         args.vocoder_ckpt = vocoder
-    directory, _ = plan_outputs(args.output, args.num)
-    _check_writable_dir(directory)
+    plan_outputs(args.output, args.num)  # a bad --output fails here, before any loading
 
 
 # --------------------------------------------------------------------------- commands
@@ -159,25 +181,28 @@ def run_generate(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else secrets.randbelow(SEED_RANGE - args.num)
 
     directory, paths = plan_outputs(args.output, args.num)
-    batches = -(-args.num // args.batch_size)
-    with Progress(batches * args.steps, f"generating {args.num} kick(s)", disable=args.quiet) as bar:
-        out = pipe(
-            args.prompt,
-            n=args.num,
-            seed=seed,
-            cfg_scale=args.cfg_scale,
-            steps=args.steps,
-            sampler=args.sampler,
-            batch_size=args.batch_size,
-            callback=lambda done, total: bar.update(done - bar.count),
-            warn_unknown=False,
-        )
-    if paths is None:
-        paths = [
-            directory / auto_output_path(info, output_key(args.prompt, s, args.cfg_scale, args.steps, pipe.sources)).name
-            for s in out.seeds
-        ]
-    write_all(paths, out.waveforms, FORMATS[args.format])
+    created = prepare_output_dir(directory)
+    try:
+        batches = -(-args.num // args.batch_size)
+        with Progress(batches * args.steps, f"generating {args.num} kick(s)", disable=args.quiet) as bar:
+            out = pipe(
+                args.prompt,
+                n=args.num,
+                seed=seed,
+                cfg_scale=args.cfg_scale,
+                steps=args.steps,
+                sampler=args.sampler,
+                batch_size=args.batch_size,
+                callback=lambda done, total: bar.update(done - bar.count),
+                warn_unknown=False,
+            )
+        if paths is None:
+            keys = [output_key(args.prompt, s, args.cfg_scale, args.steps, pipe.sources) for s in out.seeds]
+            paths = [directory / auto_output_path(info, key).name for key in keys]
+        write_all(paths, out.waveforms, FORMATS[args.format])
+    except BaseException:
+        remove_dirs(created)
+        raise
     for path, s in zip(paths, out.seeds, strict=True):
         print(path)
         if not args.quiet:
@@ -192,7 +217,6 @@ def write_all(paths: list[Path], waveforms, subtype: str) -> None:
     written: list[Path] = []
     try:
         for path, wave in zip(paths, waveforms, strict=True):
-            path.parent.mkdir(parents=True, exist_ok=True)
             write_wav(path, wave, subtype=subtype)
             written.append(path)
     except OSError as exc:
