@@ -135,13 +135,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(
-    checkpoints: Path, port: int, queue_size: int, concurrency: int
-) -> subprocess.Popen:
+def start_server(checkpoints: Path, port: int, queue_size: int) -> subprocess.Popen:
     cmd = [
         sys.executable, "-m", "kickgen", "serve", "--host", "127.0.0.1", "--port", str(port),
         "--checkpoints", str(checkpoints), "--device", "cpu",
-        "--queue-size", str(queue_size), "--concurrency", str(concurrency),
+        "--queue-size", str(queue_size),
     ]  # fmt: skip
     return subprocess.Popen(cmd, cwd=REPO_ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
@@ -181,7 +179,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=50, help="sampler steps per request")
     ap.add_argument("--prompt", default="punchy 808")
     ap.add_argument("--queue-size", type=int, default=8, help="server queue (when started here)")
-    ap.add_argument("--concurrency", type=int, default=1, help="server workers (when started here)")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds allowed per request")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)
@@ -207,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                 write_random_checkpoints(checkpoints, seed=0)
             port = free_port()
             url = f"http://127.0.0.1:{port}"
-            proc = start_server(checkpoints, port, args.queue_size, args.concurrency)
+            proc = start_server(checkpoints, port, args.queue_size)
             wait_healthy(url, proc)
 
         payload = {"prompt": args.prompt, "n": args.n, "steps": args.steps, "cfg_scale": 3.0}
@@ -228,8 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "requests": args.requests,
         "payload": payload,
-        "server": args.url
-        or f"kickgen serve --queue-size {args.queue_size} --concurrency {args.concurrency}",
+        "server": args.url or f"kickgen serve --queue-size {args.queue_size}",
         "wall_seconds": wall,
         "ok_200": len(ok),
         "clean_503": len(busy),

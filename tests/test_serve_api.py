@@ -265,15 +265,27 @@ def test_is_loopback():
     )
 
 
-def test_serve_command_reports_a_missing_checkpoint_folder(repo_root, tmp_path):
-    res = subprocess.run(
-        [sys.executable, "-m", "kickgen", "serve", "--checkpoints", str(tmp_path / "nope")],
-        cwd=repo_root, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+@pytest.mark.slow  # two interpreter starts
+def test_serve_command_errors_are_one_line(repo_root, tmp_path, checkpoint_dir):
+    def serve(*args: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "kickgen", "serve", *args]
+        return subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True, timeout=120)
+
+    res = serve("--checkpoints", str(tmp_path / "nope"))
     assert res.returncode == 2
-    assert res.stderr.strip().splitlines()[-1] == (
+    assert res.stderr.strip().splitlines() == [
         f"kickgen: error: checkpoint folder {tmp_path / 'nope'} not found: pass --checkpoints DIR (see README)"
-    )
+    ]
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        res = serve("--checkpoints", str(checkpoint_dir), "--port", str(port))
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == [
+        f"kickgen: error: cannot listen on 127.0.0.1:{port} (Address already in use): "
+        "pick another --port or --host"
+    ]
 
 
 @pytest.fixture()

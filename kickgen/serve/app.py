@@ -78,7 +78,7 @@ class Pipeline(Protocol):
 class ServeConfig:
     """Capacity of the server; the defaults suit one CPU machine and one producer."""
 
-    concurrency: int = 1  # generations running at once (torch already uses every core for one)
+    concurrency: int = 1  # worker threads (KickPipeline runs one generation at a time anyway)
     queue_size: int = 8  # requests waiting behind them before new ones get 503
     store_items: int = 512  # generated kicks kept for /api/kicks/{id}.wav ...
     store_bytes: int = 64 * 2**20  # ... and their total size (a 2 s float32 WAV is 352,844 bytes)

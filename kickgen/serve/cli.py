@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
+import socket
 import sys
 import warnings
 from pathlib import Path
@@ -27,7 +29,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="folder with vae_epoch_100.pt, diffusion_step_100000.pt, vocoder_epoch_50.pt",
     )
     p.add_argument("--device", default=None, help="torch device (default: the pipeline's choice)")
-    p.add_argument("--concurrency", type=int, default=1, help="generations running at once")
     p.add_argument("--queue-size", type=int, default=8, help="requests waiting before 503")
     p.add_argument("--store-mb", type=int, default=64, help="memory kept for generated WAVs (MiB)")
     p.set_defaults(func=serve)
@@ -51,8 +52,10 @@ def serve(args: argparse.Namespace) -> int:
     """Load the pipeline, then run uvicorn until Ctrl-C."""
     if not 0 < args.port < 65536:
         raise CommandError(f"--port {args.port} is not a TCP port: pick one in 1-65535")
-    if args.concurrency < 1 or args.queue_size < 0 or args.store_mb < 1:
-        raise CommandError("--concurrency and --store-mb must be >= 1 and --queue-size >= 0")
+    if args.queue_size < 0 or args.store_mb < 1:
+        raise CommandError(
+            f"--queue-size {args.queue_size} / --store-mb {args.store_mb}: use a queue of 0 or more and at least 1 MiB"
+        )
     try:
         import uvicorn
 
@@ -68,24 +71,32 @@ def serve(args: argparse.Namespace) -> int:
         raise CommandError(
             f"checkpoint folder {args.checkpoints} not found: pass --checkpoints DIR (see README)"
         )
-    print(f"loading checkpoints from {args.checkpoints} ...", file=sys.stderr)
-    kwargs = {} if args.device is None else {"device": args.device}
-    pipe = KickPipeline.from_pretrained(args.checkpoints, **kwargs)
-    config = ServeConfig(
-        concurrency=args.concurrency,
-        queue_size=args.queue_size,
-        store_bytes=args.store_mb * 2**20,
-        allowed_hosts=LOOPBACK_NAMES if is_loopback(args.host) else None,
-    )
-    app = create_app(pipe, config)
-    # Each answer lists the prompt words the model ignored; no need to warn in the server log too.
-    warnings.filterwarnings("ignore", category=UnknownKeywordWarning)
-    if not is_loopback(args.host):
-        print(
-            f"warning: serving on {args.host}: anyone who can reach this machine can generate",
-            file=sys.stderr,
+    try:  # bind first: a busy port fails in one line, before the checkpoints load
+        family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+        sock = socket.create_server((args.host, args.port), family=family)
+    except OSError as exc:
+        raise CommandError(
+            f"cannot listen on {args.host}:{args.port} ({os.strerror(exc.errno) if exc.errno else exc}): "
+            "pick another --port or --host"
+        ) from None
+    with sock:
+        print(f"loading checkpoints from {args.checkpoints} ...", file=sys.stderr)
+        kwargs = {} if args.device is None else {"device": args.device}
+        pipe = KickPipeline.from_pretrained(args.checkpoints, **kwargs)
+        config = ServeConfig(
+            queue_size=args.queue_size,
+            store_bytes=args.store_mb * 2**20,
+            allowed_hosts=LOOPBACK_NAMES if is_loopback(args.host) else None,
         )
-    shown = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"kickgen serving on http://{shown}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        app = create_app(pipe, config)
+        # Each answer lists the prompt words the model ignored; the server log need not warn too.
+        warnings.filterwarnings("ignore", category=UnknownKeywordWarning)
+        if not is_loopback(args.host):
+            print(
+                f"warning: serving on {args.host}: anyone who can reach this machine can generate",
+                file=sys.stderr,
+            )
+        shown = f"[{args.host}]" if ":" in args.host else args.host
+        print(f"kickgen serving on http://{shown}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
+        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
     return 0
