@@ -245,6 +245,20 @@ def test_full_queue_answers_503_with_retry_after(pipeline):
         assert c.post("/api/generate", json={"n": 1, "seed": 3, "steps": 1}).status_code == 200
 
 
+def test_pipeline_errors_become_422(pipeline):
+    from kickgen.pipeline import PipelineError
+
+    class Refusing(GatedPipeline):
+        def __call__(self, prompt, **kwargs):
+            raise PipelineError(f"steps={kwargs['steps']}: this model allows at most 2 steps")
+
+    with TestClient(create_app(Refusing(pipeline))) as c:
+        res = c.post("/api/generate", json={"steps": 3})
+        assert res.status_code == 422
+        assert res.json()["detail"] == "steps=3: this model allows at most 2 steps"
+        assert c.get("/healthz").json()["queued"] == 0
+
+
 def test_loopback_server_answers_loopback_host_names_only(pipeline):
     app = create_app(pipeline, ServeConfig(allowed_hosts=LOOPBACK_NAMES))
     for base, status in [

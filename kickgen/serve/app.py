@@ -124,7 +124,7 @@ class GenerationQueue:
             }
 
     def _retry_after(self) -> int:
-        """Seconds until a slot is likely free: pending work / workers, at least 1 s."""
+        """Seconds until the admitted work is likely done (so retries find room), at least 1 s."""
         if self._seconds_per_unit is None:
             return 5
         wait = self._seconds_per_unit * self._pending_work / self.concurrency
@@ -275,11 +275,11 @@ def create_app(pipe: Pipeline, config: ServeConfig | None = None) -> FastAPI:
             suggestions=_suggestions(info),
         )
 
-    async def generate(req: KickRequest, n: int) -> tuple[list[np.ndarray], list[int], float]:
-        """Run the pipeline off the event loop: (n waves (88200,), their seeds, seconds)."""
+    async def generate(req: KickRequest, n: int) -> tuple[list[bytes], list[int], float]:
+        """Run the pipeline off the event loop: (n WAV files, their seeds, seconds)."""
         seed = req.seed if req.seed is not None else secrets.randbelow(RANDOM_SEEDS)
 
-        def job() -> tuple[list[np.ndarray], list[int], float]:
+        def job() -> tuple[list[bytes], list[int], float]:
             start = time.perf_counter()
             out = pipe(req.prompt, n=n, seed=seed, cfg_scale=req.cfg_scale, steps=req.steps)
             waves = out.waveforms.detach().cpu().float().numpy()  # (n, 88200)
@@ -287,7 +287,8 @@ def create_app(pipe: Pipeline, config: ServeConfig | None = None) -> FastAPI:
                 raise RuntimeError(
                     f"pipeline returned waveforms of shape {waves.shape}, expected ({n}, {NUM_SAMPLES})"
                 )
-            return list(waves), [int(s) for s in out.seeds], time.perf_counter() - start
+            wavs = [encode_wav(wave) for wave in waves]
+            return wavs, [int(s) for s in out.seeds], time.perf_counter() - start
 
         try:
             return await queue.run(job, work=n * req.steps)
@@ -297,7 +298,7 @@ def create_app(pipe: Pipeline, config: ServeConfig | None = None) -> FastAPI:
                 detail=f"server busy: {full.in_flight} requests in flight fill the queue; retry in {full.retry_after} s",
                 headers={"Retry-After": str(full.retry_after)},
             ) from None
-        except (KickgenError, ValueError) as exc:  # a request the pipeline rejects (e.g. steps)
+        except KickgenError as exc:  # a request the pipeline rejects (e.g. its own step limit)
             raise HTTPException(status_code=422, detail=str(exc)) from None
 
     @app.get("/", include_in_schema=False)
@@ -339,10 +340,10 @@ def create_app(pipe: Pipeline, config: ServeConfig | None = None) -> FastAPI:
     @app.post("/api/generate", response_model=GenerateResponse)
     async def generate_route(req: GenerateRequest) -> GenerateResponse:
         words = parse(req.prompt)
-        waves, seeds, seconds = await generate(req, req.n)
+        wavs, seeds, seconds = await generate(req, req.n)
         kicks = []
-        for wave, seed in zip(waves, seeds, strict=True):
-            stored = store.add(encode_wav(wave), seed, tuple(words.matched))
+        for wav, seed in zip(wavs, seeds, strict=True):
+            stored = store.add(wav, seed, tuple(words.matched))
             kicks.append(Kick(id=stored.id, seed=seed, url=f"/api/kicks/{stored.id}.wav"))
         return GenerateResponse(
             ids=[k.id for k in kicks],
@@ -365,9 +366,9 @@ def create_app(pipe: Pipeline, config: ServeConfig | None = None) -> FastAPI:
     @app.post("/api/generate.wav", response_class=Response, responses=wav_response)
     async def generate_wav_route(req: KickRequest) -> Response:
         words = parse(req.prompt)
-        waves, seeds, _ = await generate(req, 1)
+        wavs, seeds, _ = await generate(req, 1)
         return Response(
-            encode_wav(waves[0]),
+            wavs[0],
             media_type="audio/wav",
             headers={
                 "Content-Disposition": f'attachment; filename="{kick_filename(words.matched, seeds[0])}"',
