@@ -81,7 +81,7 @@ class ServeConfig:
     concurrency: int = 1  # worker threads (KickPipeline runs one generation at a time anyway)
     queue_size: int = 8  # requests waiting behind them before new ones get 503
     store_items: int = 512  # generated kicks kept for /api/kicks/{id}.wav ...
-    store_bytes: int = 64 * 2**20  # ... and their total size (a 2 s float32 WAV is 352,844 bytes)
+    store_bytes: int = 64 * 2**20  # ... and their total size (a 2 s float32 WAV is 352,880 bytes)
     # Host headers accepted (None: any). `kickgen serve` on a loopback address accepts only
     # loopback names, so a web page cannot reach the server through DNS rebinding.
     allowed_hosts: tuple[str, ...] | None = None

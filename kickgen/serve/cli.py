@@ -28,7 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="folder with vae_epoch_100.pt, diffusion_step_100000.pt, vocoder_epoch_50.pt",
     )
-    p.add_argument("--device", default=None, help="torch device (default: the pipeline's choice)")
+    p.add_argument(
+        "--device",
+        default=None,
+        help="torch device: auto (CUDA > MPS > CPU, the default), cpu, cuda, mps",
+    )
     p.add_argument("--queue-size", type=int, default=8, help="requests waiting before 503")
     p.add_argument("--store-mb", type=int, default=64, help="memory kept for generated WAVs (MiB)")
     p.set_defaults(func=serve)

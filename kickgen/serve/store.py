@@ -2,7 +2,7 @@
 
 The server keeps every kick it generated for a while so the page (and ``curl``) can fetch it by
 id. Keeping them in memory under a byte budget means a long session can neither fill the disk nor
-grow without bound: a 2 s float32 WAV is 352,844 bytes, so the default 64 MiB holds 190 kicks.
+grow without bound: a 2 s float32 WAV is 352,880 bytes, so the default 64 MiB holds 190 kicks.
 """
 
 from __future__ import annotations
