@@ -19,7 +19,6 @@ import math
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -153,11 +152,20 @@ def machine_description() -> dict[str, str]:
 
 def run_bench(config: BenchConfig, workdir: Path | None = None) -> BenchResult:
     """Measure every mode ``config.rounds`` times, interleaved; returns seconds per kick per round."""
+
+    threads_before = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    try:
+        return _run_bench(config, workdir)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _run_bench(config: BenchConfig, workdir: Path | None) -> BenchResult:
     from kickgen.checkpoints import write_random_checkpoints
     from kickgen.pipeline import KickPipeline
 
-    if config.threads:
-        torch.set_num_threads(config.threads)
     result = BenchResult(config, machine=machine_description())
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         paths = write_random_checkpoints(Path(tmp), seed=0)  # shipped sizes
@@ -269,7 +277,8 @@ def render_markdown(result: BenchResult, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def command_line(argv: list[str] | None = None) -> str:
-    """The command that reproduces this run, as a user would type it."""
-    args = sys.argv[1:] if argv is None else argv
-    return "kickgen " + " ".join(args) if args else "kickgen bench"
+def command_line(config: BenchConfig) -> str:
+    """The command that reproduces a run of ``config``, every setting spelled out."""
+    cmd = (f"kickgen bench --batch {config.batch} --steps {config.steps} --rounds {config.rounds} "
+           f"--reference-kicks {config.reference_kicks} --threads {config.threads}")  # fmt: skip
+    return cmd + ("" if config.griffin_lim else " --no-griffin-lim")

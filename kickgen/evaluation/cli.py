@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
                          reference_kicks=args.reference_kicks, threads=args.threads,
                          griffin_lim=not args.no_griffin_lim)  # fmt: skip
     result = run_bench(config)
-    report = render_markdown(result, command_line())
+    report = render_markdown(result, command_line(config))
     if str(args.output) == "-":
         sys.stdout.write(report)
     else:
