@@ -28,6 +28,7 @@ def test_sequential_guidance_equals_the_batched_pass():
     assert unet.calls == [2, 2] and wrapped.prediction_type == "epsilon"
 
 
+@pytest.mark.slow
 def test_griffin_lim_comparison_favours_kickgens_recipe():
     result = bench.bench_griffin_lim()
     ours, ref = result["kickgen (NNLS + fast GL, 32 it.)"], result["reference (pinv + GL, 64 it.)"]
