@@ -229,7 +229,7 @@ class KickPipeline:
 
         ``seed`` None draws one; kick i uses seed + i. ``steps`` sampler steps, ``cfg_scale`` ≥ 0
         (1 = no guidance). ``callback(done, total)`` reports sampler steps over all batches.
-        Unknown prompt words raise an :class:`~kickgen.prompts.UnknownKeywordWarning`.
+        Unknown prompt words trigger an :class:`~kickgen.prompts.UnknownKeywordWarning`.
         """
         check_generation_args(n=n, steps=steps, cfg_scale=cfg_scale, seed=seed, batch_size=batch_size)
         info = self.parse_prompt(prompt)
@@ -319,10 +319,13 @@ def auto_output_path(info: PromptInfo, key: str, directory: str | Path = "genera
     return Path(directory) / f"kick_{words}_{digest}.wav"
 
 
-def output_key(prompt: str, seed: int, cfg_scale: float, steps: int, sources: dict[str, object]) -> str:
+def output_key(
+    prompt: str, seed: int, cfg_scale: float, steps: int, sources: dict[str, object], sampler: str = "ddim"
+) -> str:
     """The string a generated kick's auto file name hashes: everything that determines the kick."""
     names = ",".join(f"{k}={Path(v).name if v else None}" for k, v in sorted(sources.items()))
-    return f"{prompt}|{seed}|{cfg_scale}|{steps}|{names}"
+    solver = "" if sampler == "ddim" else f"|{sampler}"
+    return f"{prompt}|{seed}|{cfg_scale}|{steps}|{names}{solver}"
 
 
 def _file_key(path: Path | None) -> tuple:
