@@ -307,7 +307,7 @@ def train(
                 )
                 logger.spectrograms(
                     step,
-                    "preview/" + "|".join(cfg.preview_prompts.split(",")),
+                    "preview",
                     vae.decode(lat)[:, 0],
                 )
                 save_diffusion(
