@@ -91,24 +91,29 @@ def run_report(checkpoints: Path, corpus: Path, out: Path, n: int = 16, seed: in
     out.mkdir(parents=True, exist_ok=True)
     val = load_split_data(corpus, "val")
     report: dict = {}
-    vocoder = load_vocoder(checkpoints / VOCODER_FILENAME)
-    report["vocoder_log_stft_distance"] = compare_with_griffin_lim(vocoder, val, n_clips=32)
+    has_vocoder = (checkpoints / VOCODER_FILENAME).exists()  # without it: Griffin-Lim throughout
+    vocoder = load_vocoder(checkpoints / VOCODER_FILENAME) if has_vocoder else None
+    if vocoder is not None:
+        report["vocoder_log_stft_distance"] = compare_with_griffin_lim(vocoder, val, n_clips=32)
+        real_hz = kick_measures(val.waves[:32].float())["pitch_hz"]
+        voc_hz = kick_measures(vocode(vocoder, val.log_mels[:32].float()))["pitch_hz"]
+        report["vocoder_body_pitch_error_hz"] = (voc_hz - real_hz).abs().mean().item()
     vae = load_vae(checkpoints / VAE_FILENAME)
     mels = val.log_mels[:64].float().unsqueeze(1)
     recon = vae.decode(vae.encode(mels))
     report["vae_val_l1"] = F.l1_loss(recon, mels).item()
     k = 8
-    chain = vocode(vocoder, recon[:k, 0])  # VAE → vocoder on real mels
-    spectrogram_grid(
-        torch.cat([val.log_mels[:k].float(), recon[:k, 0], log_mel(vocode(vocoder, val.log_mels[:k].float())), log_mel(chain)]),
-        [f"real {i}" for i in range(k)] + [f"vae {i}" for i in range(k)]
-        + [f"vocoded {i}" for i in range(k)] + [f"vae+voc {i}" for i in range(k)],
-        out / "reconstruction_grid.png",
-    )  # fmt: skip
+    rows = [val.log_mels[:k].float(), recon[:k, 0]]
+    titles = [f"real {i}" for i in range(k)] + [f"vae {i}" for i in range(k)]
+    if vocoder is not None:
+        rows += [log_mel(vocode(vocoder, val.log_mels[:k].float())), log_mel(vocode(vocoder, recon[:k, 0]))]
+        titles += [f"vocoded {i}" for i in range(k)] + [f"vae+voc {i}" for i in range(k)]
+    spectrogram_grid(torch.cat(rows), titles, out / "reconstruction_grid.png")
     pipe = KickPipeline.from_checkpoints(
         diffusion=checkpoints / DIFFUSION_FILENAME, vae=checkpoints / VAE_FILENAME,
-        vocoder=checkpoints / VOCODER_FILENAME, device="cpu",
+        vocoder=checkpoints / VOCODER_FILENAME if has_vocoder else None, device="cpu",
     )  # fmt: skip
+    report["generation_vocoder"] = "hifigan" if has_vocoder else "griffin-lim"
     gen_mels, titles, prompts = [], [], {}
     for prompt in REPORT_PROMPTS:
         result = pipe(prompt, n=n, seed=seed, warn_unknown=False)
