@@ -212,6 +212,11 @@ def test_cli_resume_without_state_is_one_line_error(corpus, tmp_path):
 
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes_keep_replicas_identical(corpus, tmp_path):
+    import socket
+
+    with socket.socket() as sock:  # a free port for the rendezvous (a fixed one may be taken)
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
         [
@@ -221,7 +226,7 @@ def test_torchrun_two_cpu_processes_keep_replicas_identical(corpus, tmp_path):
             "--nproc_per_node",
             "2",
             "--master_port",
-            "29517",
+            port,
             "-m",
             "kickgen",
             "train",
