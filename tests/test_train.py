@@ -109,6 +109,10 @@ def test_vocoder_one_step_each_phase(vae_ckpt, corpus, tmp_path):
     assert "val/log_stft_distance" in log[-1]
     state = torch.load(tmp_path / STATE_FILENAME, weights_only=True)
     assert state["step"] == 3 and "discriminator" in state and "opt_d" in state
+    val = train_vocoder.load_split_data(corpus, "val")
+    report = train_vocoder.compare_with_griffin_lim(gen, val, n_clips=1)
+    assert report["vocoder"] > 0 and report["griffin_lim"] > 0
+    assert report["vocoder_over_griffin_lim"] == pytest.approx(report["vocoder"] / report["griffin_lim"])
 
 
 @pytest.mark.slow
@@ -132,6 +136,18 @@ def test_resume_continues_exactly(corpus, tmp_path):
     for k, v in a["model"].items():
         assert torch.equal(v, b["model"][k]), k
     assert a["sched"]["last_epoch"] == b["sched"]["last_epoch"] == 4
+
+
+def test_decoder_fine_tuning_keeps_the_encoder(corpus, tmp_path):
+    small = VAEConfig(channels=(8, 8, 16, 16))
+    cfg = train_vae.VAETrainConfig(corpus=str(corpus), run_dir=str(tmp_path), max_steps=2, batch_size=4, val_every=100)
+    train_vae.train(cfg, small, CPU, resume=False, stop_at=1)
+    before = torch.load(tmp_path / STATE_FILENAME, weights_only=True)["model"]
+    frozen = train_vae.VAETrainConfig(**{**cfg.__dict__, "train_encoder": False})
+    assert train_vae.train(frozen, small, CPU, resume=True) == 2
+    after = torch.load(tmp_path / STATE_FILENAME, weights_only=True)["model"]
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(("enc_in", "encoder", "enc_out")))
+    assert not all(torch.equal(before[k], after[k]) for k in before if k.startswith("decoder"))
 
 
 def test_batches_are_deterministic_and_shard_across_ranks():
@@ -196,6 +212,11 @@ def test_cli_resume_without_state_is_one_line_error(corpus, tmp_path):
 
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes_keep_replicas_identical(corpus, tmp_path):
+    import socket
+
+    with socket.socket() as sock:  # a free port for the rendezvous (a fixed one may be taken)
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
         [
@@ -205,7 +226,7 @@ def test_torchrun_two_cpu_processes_keep_replicas_identical(corpus, tmp_path):
             "--nproc_per_node",
             "2",
             "--master_port",
-            "29517",
+            port,
             "-m",
             "kickgen",
             "train",

@@ -57,7 +57,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         )
         add_config_arguments(p, train_cls, model_cls)
         p.set_defaults(func=run, recipe=name)
+    rep = models.add_parser(
+        "report", help="numbers and spectrograms for trained checkpoints (decide what ships)"
+    )
+    rep.add_argument("--checkpoints", type=Path, default=Path("checkpoints"), help="dir with the 3 files")
+    rep.add_argument("--corpus", type=Path, default=Path("corpus"), help="corpus (its val split)")
+    rep.add_argument("--out", type=Path, default=Path("runs/report"), help="report.json and PNGs")
+    rep.add_argument("-n", type=int, default=16, help="kicks per prompt (default 16)")
+    rep.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    rep.set_defaults(func=run_report)
     train.set_defaults(func=lambda args: (train.print_help(), 2)[1])
+
+
+def run_report(args: argparse.Namespace) -> int:
+    import json
+
+    from kickgen.train.report import run_report as report
+
+    result = report(args.checkpoints, args.corpus, args.out, n=args.n, seed=args.seed)
+    print(json.dumps(result, indent=1))
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:

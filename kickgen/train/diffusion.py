@@ -307,7 +307,7 @@ def train(
                 )
                 logger.spectrograms(
                     step,
-                    "preview/" + "|".join(cfg.preview_prompts.split(",")),
+                    "preview",
                     vae.decode(lat)[:, 0],
                 )
                 save_diffusion(
@@ -327,7 +327,8 @@ def train(
             if stopping:
                 if rt.is_main:
                     print(
-                        f"kickgen: stopped at step {step}; state saved in {run_dir}; continue with --resume"
+                        f"kickgen: stopped at step {step}; state saved in {run_dir}; continue with --resume",
+                        flush=True,
                     )
                 break
     if rt.distributed:
