@@ -1,0 +1,412 @@
+"""KickPipeline: prompt → keywords → guided latent sampling → VAE decode → vocoder → kicks.
+
+    pipe = KickPipeline.from_pretrained("checkpoints")          # loads the three files once
+    out = pipe("punchy 808", n=16, seed=42)                      # one batched run
+    out.waveforms                                                # (16, 88200) float32, peak 0.95
+
+The pipeline is assembled from injected parts (text encoder, U-Net, noise scheduler, VAE,
+vocoder or Griffin-Lim) and keeps them on one device. Kick i of seed s starts from noise drawn
+with seed s + i on the CPU, so it is the same kick whatever the batch size, and on any device.
+
+:func:`generate` is the guide's one-call API; it keeps the last pipeline it built, keyed by the
+checkpoint paths and modification times, instead of reloading three checkpoints per call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from kickgen import griffin_lim
+from kickgen.audio import NUM_SAMPLES, SAMPLE_RATE, write_wav
+from kickgen.errors import KickgenError
+from kickgen.prompts import PromptInfo, UnknownKeywordWarning, analyze_prompt
+from kickgen.sampling import SamplerError, make_sampler
+
+# The guide's checkpoint names.
+DIFFUSION_NAME = "diffusion_step_100000.pt"  # = kickgen.checkpoints.DIFFUSION_FILENAME
+VAE_NAME = "vae_epoch_100.pt"  # = kickgen.checkpoints.VAE_FILENAME
+VOCODER_NAME = "vocoder_epoch_50.pt"  # = kickgen.checkpoints.VOCODER_FILENAME
+VOCODER_ALIAS = "vocoder.pt"  # the guide's CLI table names this; it resolves to VOCODER_NAME
+
+LATENT_HW = (8, 11)  # the VAE's latent grid for a 128 × 173 log-mel
+OUTPUT_PEAK = 0.95  # generated kicks are peak-normalised to this amplitude
+FADE_START_S = 1.0  # cubic fade-out from here ...
+FADE_END_S = 1.75  # ... to silence here, silent until 2.0 s
+DEFAULT_BATCH = 16  # kicks per batched sampler run
+SEED_RANGE = 2**31 - 1  # seeds drawn when none is given (s + n − 1 must fit the generator)
+
+
+class PipelineError(KickgenError):
+    """Generation could not run with the given arguments; the message says what to do."""
+
+
+# --------------------------------------------------------------------------- devices
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``None`` or ``"auto"`` → CUDA if available, else MPS, else CPU; otherwise the named device.
+
+    Raises :class:`PipelineError` when the named device is unknown or not available here.
+    """
+    if device is None or (isinstance(device, str) and device.lower() == "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise PipelineError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise PipelineError(f"device {device!r} asked for, but CUDA is not available: use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise PipelineError(
+            f"device {device!r} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s)"
+        )
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise PipelineError(f"device {device!r} asked for, but MPS is not available: use --device cpu")
+    return dev
+
+
+# --------------------------------------------------------------------------- post-processing
+
+
+def fade_envelope(num_samples: int = NUM_SAMPLES, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
+    """Gain ``(num_samples,)``: 1 until 1.0 s, cubic fade ``(1 − x)³`` to 0 at 1.75 s, then 0."""
+    t = torch.arange(num_samples, dtype=torch.float64) / sample_rate
+    x = ((t - FADE_START_S) / (FADE_END_S - FADE_START_S)).clamp(0.0, 1.0)
+    return ((1.0 - x) ** 3).float()
+
+
+def postprocess(waves: torch.Tensor) -> torch.Tensor:
+    """The reference's output stage on ``(B, L)`` → ``(B, 88200)`` float32.
+
+    Trim or zero-pad to 2 s, cubic fade from 1.0 s to 1.75 s and silence after it, then scale each
+    kick to a 0.95 peak (silent kicks stay silent). Normalising after the fade gives the
+    reference's result whenever the peak lies in the first second, as it does for a kick, and
+    guarantees the 0.95 peak of the output contract otherwise.
+    """
+    waves = waves.float()
+    if waves.shape[-1] >= NUM_SAMPLES:
+        waves = waves[..., :NUM_SAMPLES]
+    else:
+        waves = torch.nn.functional.pad(waves, (0, NUM_SAMPLES - waves.shape[-1]))
+    waves = waves * fade_envelope().to(waves.device)
+    peaks = waves.abs().amax(dim=-1, keepdim=True)  # (B, 1)
+    return torch.where(peaks > 0, waves * (OUTPUT_PEAK / peaks.clamp(min=1e-12)), waves)
+
+
+# --------------------------------------------------------------------------- pipeline
+
+
+@dataclass
+class GenerationOutput:
+    """What one pipeline call produced."""
+
+    waveforms: torch.Tensor  # (n, 88200) float32 on the CPU, 44.1 kHz, peak 0.95
+    seeds: list[int]  # kick i used seed seeds[i] = seed + i
+    prompt: PromptInfo  # matched / unknown keywords of the prompt
+    log_mels: torch.Tensor  # (n, 128, 173) decoded log-mels, on the CPU
+    settings: dict[str, object] = field(default_factory=dict)  # cfg_scale, steps, sampler, vocoder
+
+
+class KickPipeline:
+    """Loads the parts once and generates batches of kicks. See the module docstring."""
+
+    def __init__(
+        self,
+        unet: torch.nn.Module,
+        text_encoder: torch.nn.Module,
+        scheduler: torch.nn.Module,
+        vae: torch.nn.Module,
+        vocoder: torch.nn.Module | None,
+        vocab: Sequence[str],
+        latent_dim: int,
+        device: torch.device | str | None = None,
+        sources: dict[str, Path | None] | None = None,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.unet = unet.to(self.device).eval()
+        self.text_encoder = text_encoder.to(self.device).eval()
+        self.scheduler = scheduler.to(self.device)
+        self.vae = vae.to(self.device).eval()
+        self.vocoder = vocoder.to(self.device).eval() if vocoder is not None else None
+        self.vocab = list(vocab)
+        self.latent_dim = int(latent_dim)
+        self.sources = dict(sources or {})  # which files the parts came from
+        self._lock = threading.Lock()  # one generation at a time per pipeline (serve shares one)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_checkpoints(
+        cls,
+        diffusion: str | Path,
+        vae: str | Path,
+        vocoder: str | Path | None = None,
+        device: str | torch.device | None = None,
+    ) -> KickPipeline:
+        """Build from the three checkpoint files; ``vocoder=None`` uses Griffin-Lim.
+
+        Every file is loaded with ``weights_only=True``; a missing, corrupt or wrong-kind file
+        raises a one-line error naming it.
+        """
+        from kickgen import checkpoints
+
+        dev = resolve_device(device)
+        diffusion, vae = Path(diffusion), Path(vae)
+        vocoder = resolve_vocoder_path(vocoder) if vocoder is not None else None
+        unet, text_encoder, scheduler, vocab, config = checkpoints.load_diffusion(diffusion)
+        vae_model = checkpoints.load_vae(vae)
+        voc_model = checkpoints.load_vocoder(vocoder) if vocoder is not None else None  # weight norm removed
+        latent_dim = int(config.latent_dim)
+        if int(vae_model.latent_dim) != latent_dim:
+            raise PipelineError(
+                f"{vae} has latent_dim {vae_model.latent_dim} but {diffusion} expects {latent_dim}: "
+                "use the VAE the diffusion model was trained on"
+            )
+        return cls(
+            unet=unet,
+            text_encoder=text_encoder,
+            scheduler=scheduler,
+            vae=vae_model,
+            vocoder=voc_model,
+            vocab=vocab,
+            latent_dim=latent_dim,
+            device=dev,
+            sources={"diffusion": diffusion, "vae": vae, "vocoder": vocoder},
+        )
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        directory: str | Path = "checkpoints",
+        device: str | torch.device | None = None,
+        use_vocoder: bool = True,
+    ) -> KickPipeline:
+        """Build from a directory holding the guide's three checkpoint names."""
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise PipelineError(f"{directory} is not a directory: pass the folder holding {DIFFUSION_NAME}")
+        vocoder = directory / VOCODER_NAME if use_vocoder else None
+        return cls.from_checkpoints(directory / DIFFUSION_NAME, directory / VAE_NAME, vocoder, device)
+
+    # ------------------------------------------------------------------ prompts
+    def parse_prompt(self, prompt: str) -> PromptInfo:
+        """Match ``prompt`` against this model's vocabulary (no warning; see ``.unknown``)."""
+        return analyze_prompt(prompt, self.vocab)
+
+    @torch.inference_mode()
+    def encode_prompt(self, token_ids: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(cond, uncond)``, each ``(1, cond_dim)``, for one prompt's token ids."""
+        both = self.text_encoder([list(token_ids), []], self.device)  # (2, cond_dim)
+        return both[:1].clone(), both[1:].clone()
+
+    # ------------------------------------------------------------------ generation
+    def __call__(
+        self,
+        prompt: str = "",
+        n: int = 1,
+        seed: int | None = None,
+        cfg_scale: float = 3.0,
+        steps: int = 50,
+        sampler: str = "ddim",
+        batch_size: int = DEFAULT_BATCH,
+        callback: Callable[[int, int], None] | None = None,
+        warn_unknown: bool = True,
+    ) -> GenerationOutput:
+        """Generate ``n`` kicks for ``prompt``.
+
+        ``seed`` None draws one; kick i uses seed + i. ``steps`` sampler steps, ``cfg_scale`` ≥ 0
+        (1 = no guidance). ``callback(done, total)`` reports sampler steps over all batches.
+        Unknown prompt words raise an :class:`~kickgen.prompts.UnknownKeywordWarning`.
+        """
+        check_generation_args(n=n, steps=steps, cfg_scale=cfg_scale, seed=seed, batch_size=batch_size)
+        info = self.parse_prompt(prompt)
+        if warn_unknown and info.unknown:
+            warnings.warn(info.warning_text(), UnknownKeywordWarning, stacklevel=2)
+        if seed is None:
+            seed = secrets.randbelow(SEED_RANGE - n)
+        seeds = [int(seed) + i for i in range(n)]
+        solver = make_sampler(sampler, self.scheduler, steps)
+        batches = [seeds[i : i + batch_size] for i in range(0, n, batch_size)]
+        total_steps = len(batches) * steps
+        waves, mels = [], []
+        with self._lock, torch.inference_mode():
+            cond, uncond = self.encode_prompt(info.token_ids)
+            for b, batch_seeds in enumerate(batches):
+                step_cb = None
+                if callback is not None:
+
+                    def step_cb(i: int, _total: int, _b: int = b) -> None:
+                        callback(_b * steps + i + 1, total_steps)
+
+                gens = [torch.Generator().manual_seed(s) for s in batch_seeds]
+                latents = solver.sample(
+                    self.unet,
+                    shape=(len(batch_seeds), self.latent_dim, *LATENT_HW),
+                    cond=cond,
+                    uncond=uncond,
+                    cfg_scale=cfg_scale,
+                    device=self.device,
+                    generator=gens,
+                    callback=step_cb,
+                )  # (b, latent_dim, 8, 11)
+                log_mel = self.vae.decode(latents).squeeze(1)  # (b, 128, 173)
+                waves.append(self.vocode(log_mel).cpu())
+                mels.append(log_mel.float().cpu())
+        settings = {"cfg_scale": float(cfg_scale), "steps": steps, "sampler": sampler,
+                    "vocoder": "hifigan" if self.vocoder is not None else "griffin-lim"}  # fmt: skip
+        return GenerationOutput(torch.cat(waves), seeds, info, torch.cat(mels), settings)
+
+    @torch.inference_mode()
+    def vocode(self, log_mel: torch.Tensor) -> torch.Tensor:
+        """Log-mel ``(B, 128, T)`` → post-processed waveforms ``(B, 88200)`` (HiFi-GAN or Griffin-Lim)."""
+        log_mel = log_mel.to(self.device)
+        if self.vocoder is not None:
+            audio = self.vocoder(log_mel).squeeze(1)  # (B, T·512)
+        else:
+            audio = griffin_lim.log_mel_to_audio(log_mel)  # (B, 88200)
+        return postprocess(audio)
+
+
+def check_generation_args(
+    n: int = 1, steps: int = 50, cfg_scale: float = 3.0, seed: int | None = None, batch_size: int = 1
+) -> None:
+    """Raise :class:`PipelineError` for values generation cannot use, naming the value."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise PipelineError(f"n={n!r}: ask for at least 1 kick")
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise PipelineError(f"steps={steps!r}: use at least 1 sampler step (50 is the default)")
+    if not isinstance(cfg_scale, (int, float)) or cfg_scale != cfg_scale or cfg_scale < 0:
+        raise PipelineError(f"cfg_scale={cfg_scale!r}: use a guidance scale of 0 or more (3.0 is the default)")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= SEED_RANGE - n):
+        raise PipelineError(f"seed={seed!r}: use a whole number from 0 to {SEED_RANGE - n}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise PipelineError(f"batch_size={batch_size!r}: use at least 1")
+
+
+# --------------------------------------------------------------------------- files
+
+
+def resolve_vocoder_path(path: str | Path) -> Path:
+    """The guide's CLI default ``checkpoints/vocoder.pt`` resolves to the shipped
+    ``vocoder_epoch_50.pt`` beside it when no file of that name exists; any other path is kept."""
+    path = Path(path)
+    if path.name == VOCODER_ALIAS and not path.exists() and (path.parent / VOCODER_NAME).exists():
+        return path.parent / VOCODER_NAME
+    return path
+
+
+def auto_output_path(info: PromptInfo, key: str, directory: str | Path = "generations") -> Path:
+    """``generations/kick_<keywords>_<hash>.wav``: matched keywords (or "uncond") and an 8-hex hash of ``key``."""
+    words = "_".join(info.matched) or "uncond"
+    digest = hashlib.sha1(key.encode()).hexdigest()[:8]
+    return Path(directory) / f"kick_{words}_{digest}.wav"
+
+
+def output_key(prompt: str, seed: int, cfg_scale: float, steps: int, sources: dict[str, object]) -> str:
+    """The string a generated kick's auto file name hashes: everything that determines the kick."""
+    names = ",".join(f"{k}={Path(v).name if v else None}" for k, v in sorted(sources.items()))
+    return f"{prompt}|{seed}|{cfg_scale}|{steps}|{names}"
+
+
+def _file_key(path: Path | None) -> tuple:
+    if path is None:
+        return (None,)
+    try:
+        st = path.stat()
+    except OSError:
+        return (str(path), None)
+    return (str(path.resolve()), st.st_mtime_ns, st.st_size)
+
+
+_CACHE: dict[tuple, KickPipeline] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def cached_pipeline(
+    diffusion: Path, vae: Path, vocoder: Path | None, device: str | torch.device | None = None
+) -> KickPipeline:
+    """The pipeline for these files, built once and reused while the files are unchanged.
+
+    Keyed by the resolved paths, modification times and sizes; only the latest pipeline is kept.
+    """
+    diffusion, vae = Path(diffusion), Path(vae)
+    vocoder = resolve_vocoder_path(vocoder) if vocoder is not None else None
+    dev = resolve_device(device)
+    key = (_file_key(diffusion), _file_key(vae), _file_key(vocoder), str(dev))
+    with _CACHE_LOCK:
+        pipe = _CACHE.get(key)
+        if pipe is None:
+            pipe = KickPipeline.from_checkpoints(diffusion, vae, vocoder, dev)
+            _CACHE.clear()
+            _CACHE[key] = pipe
+        return pipe
+
+
+def clear_cache() -> None:
+    """Forget the cached pipeline (frees its memory)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def generate(
+    diffusion_checkpoint: Path,
+    vae_checkpoint: Path,
+    vocoder_checkpoint: Path | None = None,
+    prompt: str = "",
+    cfg_scale: float = 3.0,
+    ddim_steps: int = 50,
+    output_path: Path | None = None,
+    seed: int | None = None,
+) -> Path:
+    """Generate one kick and write it as a WAV (44.1 kHz, mono, float32, 88,200 samples, peak 0.95).
+
+    The guide's API: ``vocoder_checkpoint=None`` uses Griffin-Lim; ``output_path=None`` writes
+    ``generations/kick_<keywords>_<hash>.wav``; ``seed=None`` draws a seed. The pipeline for these
+    checkpoints is cached between calls. Returns the path of the written file.
+    """
+    check_generation_args(steps=ddim_steps, cfg_scale=cfg_scale, seed=seed)
+    pipe = cached_pipeline(Path(diffusion_checkpoint), Path(vae_checkpoint),
+                           Path(vocoder_checkpoint) if vocoder_checkpoint is not None else None)  # fmt: skip
+    if seed is None:
+        seed = secrets.randbelow(SEED_RANGE)
+    info = pipe.parse_prompt(prompt)
+    if info.unknown:
+        warnings.warn(info.warning_text(), UnknownKeywordWarning, stacklevel=2)
+    out = pipe(prompt, n=1, seed=seed, cfg_scale=cfg_scale, steps=ddim_steps, warn_unknown=False)
+    if output_path is None:
+        output_path = auto_output_path(info, output_key(prompt, seed, cfg_scale, ddim_steps, pipe.sources))
+    output_path = Path(output_path)
+    try:
+        output_path.parent.mkdir(parents=True, exist_ok=True)
+        write_wav(output_path, out.waveforms[0])
+    except OSError as exc:
+        raise PipelineError(f"cannot write {output_path}: {exc.strerror or exc}; choose a writable path") from exc
+    return output_path
+
+
+__all__ = [
+    "GenerationOutput",
+    "KickPipeline",
+    "PipelineError",
+    "SamplerError",
+    "auto_output_path",
+    "cached_pipeline",
+    "check_generation_args",
+    "clear_cache",
+    "generate",
+    "postprocess",
+    "resolve_device",
+    "resolve_vocoder_path",
+]

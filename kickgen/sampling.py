@@ -1,0 +1,299 @@
+"""Samplers: turn a noise-predicting U-Net into latents.
+
+A sampler holds no model and no parameters: it reads the noise schedule (``alpha_bars``) from the
+scheduler it was built with and calls the model it is handed. Both samplers share one interface,
+
+    sampler = DDIMSampler(scheduler, num_steps=50)          # or DPMSolverSampler(scheduler, 20)
+    z = sampler.sample(model, shape=(B, C, 8, 11), cond=cond, uncond=uncond,
+                       cfg_scale=3.0, device=device, generator=[g_0, ..., g_{B-1}])
+
+Classifier-free guidance runs the conditional and the unconditional branch in ONE batched U-Net
+pass (``cat([x, x])`` with ``cat([cond, uncond])``), then combines
+``eps = eps_u + cfg_scale · (eps_c − eps_u)``. With ``cfg_scale == 1`` or ``uncond=None`` only the
+conditional branch runs. A list of per-sample generators makes kick i's starting noise depend
+on its own generator only, so kick i is the same whatever the batch size.
+
+The model is called as ``model(x, t, cond)`` with ``x (B, C, H, W)``, ``t (B,)`` int64 and
+``cond (B, cond_dim)``. It predicts the noise ε unless it has ``prediction_type == "v"``
+(v = α·ε − σ·x₀), which is converted here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+from kickgen.errors import KickgenError
+
+
+class SamplerError(KickgenError, ValueError):
+    """A sampler was built or called with values it cannot use; the message says what to do."""
+
+
+Generators = torch.Generator | Sequence[torch.Generator] | None
+StepCallback = Callable[[int, int], None]  # (step index from 0, total steps)
+
+
+def evenly_spaced_timesteps(num_train_timesteps: int, num_steps: int) -> torch.Tensor:
+    """``num_steps`` timesteps from ``T − 1`` down to 0, evenly spaced, int64 ``(num_steps,)``.
+
+    The trajectory starts at the last training timestep (pure noise) and its final update goes to
+    ᾱ = 1 (the clean latent).
+    """
+    if not isinstance(num_steps, int) or isinstance(num_steps, bool) or num_steps < 1:
+        raise SamplerError(f"num_steps={num_steps!r}: use a whole number of at least 1 (50 is the default)")
+    if num_steps > num_train_timesteps:
+        raise SamplerError(
+            f"num_steps={num_steps} exceeds the scheduler's {num_train_timesteps} training timesteps: "
+            f"use at most {num_train_timesteps}"
+        )
+    if num_steps == 1:
+        return torch.tensor([num_train_timesteps - 1], dtype=torch.long)
+    return torch.linspace(num_train_timesteps - 1, 0, num_steps).round().long()
+
+
+def logsnr_uniform_timesteps(alpha_bars: torch.Tensor, num_steps: int) -> torch.Tensor:
+    """``num_steps`` distinct timesteps from ``T − 1`` to 0, evenly spaced in log-SNR λ = log(α/σ).
+
+    Few-step solvers do better on this grid than on one even in t: even-in-t spends its steps at
+    high noise and leaves one huge λ jump for the end. int64 ``(num_steps,)``, descending.
+    """
+    steps = evenly_spaced_timesteps(alpha_bars.numel(), num_steps)  # validates num_steps
+    if num_steps == 1:
+        return steps
+    ab = alpha_bars.double()
+    lam = 0.5 * (ab.log() - (1.0 - ab).log())  # (T,) increasing as t decreases
+    targets = torch.linspace(float(lam[-1]), float(lam[0]), num_steps, dtype=torch.float64)
+    t = torch.searchsorted(-lam.contiguous(), -targets).clamp(max=ab.numel() - 1).tolist()
+    t[0] = ab.numel() - 1
+    for i in range(1, num_steps):  # strictly decreasing ...
+        t[i] = min(t[i], t[i - 1] - 1)
+    t[-1] = 0
+    for i in range(num_steps - 2, -1, -1):  # ... and ending at 0
+        t[i] = max(t[i], t[i + 1] + 1)
+    return torch.tensor(t, dtype=torch.long)
+
+
+def initial_noise(
+    shape: Sequence[int], generator: Generators, device: torch.device, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """Standard normal ``shape`` noise. A list of generators draws row i from generator i only."""
+    shape = tuple(int(s) for s in shape)
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.randn(shape, generator=generator, dtype=dtype).to(device)
+    gens = list(generator)
+    if len(gens) != shape[0]:
+        raise SamplerError(
+            f"got {len(gens)} generators for a batch of {shape[0]}: pass one generator per sample"
+        )
+    # Drawn on the CPU so the same seed gives the same kick on every device.
+    rows = [torch.randn(shape[1:], generator=g, dtype=dtype) for g in gens]
+    return torch.stack(rows).to(device)
+
+
+class _Sampler:
+    """Shared plumbing: schedule lookup, guidance, prediction-type conversion."""
+
+    name = "base"
+
+    def __init__(self, scheduler, num_steps: int = 50) -> None:
+        alpha_bars = getattr(scheduler, "alpha_bars", None)
+        if not isinstance(alpha_bars, torch.Tensor) or alpha_bars.ndim != 1:
+            raise SamplerError(
+                f"{type(scheduler).__name__} has no 1-D `alpha_bars` tensor: pass a NoiseScheduler"
+            )
+        self.scheduler = scheduler
+        self.num_steps = num_steps
+        self.timesteps = evenly_spaced_timesteps(alpha_bars.numel(), num_steps)  # (S,) int64, descending
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(num_steps={self.num_steps})"
+
+    # ---------------------------------------------------------------- shared pieces
+    def _alpha_bars(self, device: torch.device) -> torch.Tensor:
+        return self.scheduler.alpha_bars.detach().to(device=device, dtype=torch.float64)
+
+    @staticmethod
+    def _check_cond(cond: torch.Tensor, batch: int, what: str) -> torch.Tensor:
+        if cond.ndim != 2:
+            raise SamplerError(f"{what} has shape {tuple(cond.shape)}: expected (batch, cond_dim)")
+        if cond.shape[0] == batch:
+            return cond
+        if cond.shape[0] == 1:
+            return cond.expand(batch, -1)
+        raise SamplerError(
+            f"{what} has batch {cond.shape[0]} but the latent batch is {batch}: pass 1 or {batch} rows"
+        )
+
+    def _model_output(
+        self,
+        model,
+        x: torch.Tensor,
+        t: int,
+        cond: torch.Tensor,
+        uncond: torch.Tensor | None,
+        cfg_scale: float,
+    ) -> torch.Tensor:
+        """Guided model output at timestep ``t`` for latents ``x (B, C, H, W)``."""
+        batch = x.shape[0]
+        if uncond is None or cfg_scale == 1.0:
+            tt = torch.full((batch,), t, dtype=torch.long, device=x.device)
+            return model(x, tt, cond)
+        tt = torch.full((2 * batch,), t, dtype=torch.long, device=x.device)
+        out = model(torch.cat([x, x]), tt, torch.cat([cond, uncond]))  # (2B, C, H, W)
+        out_c, out_u = out.chunk(2)
+        return out_u + cfg_scale * (out_c - out_u)
+
+    @staticmethod
+    def _to_eps_x0(
+        out: torch.Tensor, x: torch.Tensor, alpha_bar: torch.Tensor, prediction_type: str
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Model output → (ε̂, x̂₀) at a timestep with cumulative product ``alpha_bar``."""
+        a = alpha_bar.sqrt().to(x.dtype)  # α_t
+        s = (1.0 - alpha_bar).sqrt().to(x.dtype)  # σ_t
+        if prediction_type == "epsilon":
+            eps = out
+            x0 = (x - s * eps) / a
+        elif prediction_type == "v":
+            x0 = a * x - s * out
+            eps = s * x + a * out
+        else:
+            raise SamplerError(
+                f"model prediction_type={prediction_type!r} is not supported: use 'epsilon' or 'v'"
+            )
+        return eps, x0
+
+    def _prepare(self, model, shape, cond, uncond, cfg_scale, device, generator, noise):
+        if len(shape) != 4:
+            raise SamplerError(f"shape={tuple(shape)}: expected (batch, latent_dim, 8, 11)")
+        if cfg_scale < 0 or cfg_scale != cfg_scale:
+            raise SamplerError(f"cfg_scale={cfg_scale}: use a value of 0 or more (3.0 is the default)")
+        device = torch.device(device) if device is not None else cond.device
+        batch = int(shape[0])
+        cond = self._check_cond(cond.to(device), batch, "cond")
+        if uncond is not None:
+            uncond = self._check_cond(uncond.to(device), batch, "uncond")
+        if noise is not None:
+            if tuple(noise.shape) != tuple(shape):
+                raise SamplerError(f"noise has shape {tuple(noise.shape)}, expected {tuple(shape)}")
+            x = noise.to(device=device, dtype=torch.float32)
+        else:
+            x = initial_noise(shape, generator, device)
+        prediction_type = getattr(model, "prediction_type", "epsilon")
+        return device, cond, uncond, x, prediction_type
+
+    def sample(
+        self,
+        model,
+        shape: Sequence[int],
+        cond: torch.Tensor,
+        uncond: torch.Tensor | None = None,
+        cfg_scale: float = 3.0,
+        device: torch.device | str | None = None,
+        *,
+        generator: Generators = None,
+        noise: torch.Tensor | None = None,
+        callback: StepCallback | None = None,
+    ) -> torch.Tensor:
+        """Sample latents ``(B, C, H, W)``.
+
+        ``cond`` and ``uncond`` are ``(B, cond_dim)`` or ``(1, cond_dim)`` (broadcast to the batch).
+        ``generator`` is one ``torch.Generator`` or a list of B (one per sample); ``noise`` gives the
+        starting latents directly. ``callback(i, num_steps)`` runs after each step.
+        """
+        device, cond, uncond, x, prediction_type = self._prepare(
+            model, shape, cond, uncond, cfg_scale, device, generator, noise
+        )
+        with torch.inference_mode():
+            x = self._loop(model, x, cond, uncond, float(cfg_scale), prediction_type, callback)
+        return x.clone()  # a normal tensor again, usable outside inference mode
+
+    def _loop(self, model, x, cond, uncond, cfg_scale, prediction_type, callback) -> torch.Tensor:
+        raise NotImplementedError  # each solver defines its update
+
+
+class DDIMSampler(_Sampler):
+    """Deterministic DDIM (Song et al. 2021, eta = 0) on evenly spaced timesteps.
+
+    One update from timestep t to the previous timestep p (ᾱ_p = 1 after the last step):
+
+    1. ε̂ = guided model output (converted from v if needed)
+    2. x̂₀ = (x_t − √(1−ᾱ_t) ε̂) / √ᾱ_t
+    3. x_p = √ᾱ_p x̂₀ + √(1−ᾱ_p) ε̂
+    """
+
+    name = "ddim"
+
+    def _loop(self, model, x, cond, uncond, cfg_scale, prediction_type, callback):
+        alpha_bars = self._alpha_bars(x.device)
+        steps = self.timesteps.tolist()
+        one = torch.ones((), dtype=torch.float64, device=x.device)
+        for i, t in enumerate(steps):
+            ab_t = alpha_bars[t]
+            ab_prev = alpha_bars[steps[i + 1]] if i + 1 < len(steps) else one
+            out = self._model_output(model, x, t, cond, uncond, cfg_scale)  # 1.
+            eps, x0 = self._to_eps_x0(out, x, ab_t, prediction_type)  # 2.
+            x = ab_prev.sqrt().to(x.dtype) * x0 + (1.0 - ab_prev).sqrt().to(x.dtype) * eps  # 3.
+            if callback is not None:
+                callback(i, len(steps))
+        return x
+
+
+class DPMSolverSampler(_Sampler):
+    """DPM-Solver++(2M) (Lu et al. 2022): a second-order multistep solver on the data prediction.
+
+    With α_t = √ᾱ_t, σ_t = √(1−ᾱ_t), λ_t = log(α_t/σ_t) and h = λ_next − λ_t:
+
+    1. D_t = x̂₀ from the guided model output
+    2. first step (and the last, which lands on σ = 0): x_next = (σ_next/σ_t) x_t − α_next (e^{−h} − 1) D_t
+    3. otherwise, with r = h_prev / h: D = (1 + 1/(2r)) D_t − 1/(2r) D_prev, then the same update with D
+
+    Its timesteps are evenly spaced in λ (:func:`logsnr_uniform_timesteps`); at 20 steps it lands
+    closer to the exact ODE solution than DDIM does at 20 (tests/test_sampling.py measures this).
+    """
+
+    name = "dpm"
+
+    def __init__(self, scheduler, num_steps: int = 20) -> None:
+        super().__init__(scheduler, num_steps)
+        self.timesteps = logsnr_uniform_timesteps(scheduler.alpha_bars, num_steps)
+
+    def _loop(self, model, x, cond, uncond, cfg_scale, prediction_type, callback):
+        alpha_bars = self._alpha_bars(x.device)
+        steps = self.timesteps.tolist()
+        d_prev: torch.Tensor | None = None
+        h_prev: torch.Tensor | None = None
+        for i, t in enumerate(steps):
+            ab_t = alpha_bars[t]
+            out = self._model_output(model, x, t, cond, uncond, cfg_scale)
+            _, d = self._to_eps_x0(out, x, ab_t, prediction_type)  # 1.
+            if i + 1 == len(steps):
+                x = d  # 2. the last step lands on ᾱ = 1, where the update is x = D_t
+            else:
+                ab_next = alpha_bars[steps[i + 1]]
+                lam_t = 0.5 * (ab_t.log() - (1.0 - ab_t).log())
+                lam_next = 0.5 * (ab_next.log() - (1.0 - ab_next).log())
+                h = lam_next - lam_t
+                d_used = d
+                if d_prev is not None and h_prev is not None:  # 3.
+                    r = h_prev / h
+                    d_used = (1.0 + 0.5 / r).to(x.dtype) * d - (0.5 / r).to(x.dtype) * d_prev
+                sigma_ratio = ((1.0 - ab_next) / (1.0 - ab_t)).sqrt()
+                x = sigma_ratio.to(x.dtype) * x - (ab_next.sqrt() * torch.expm1(-h)).to(x.dtype) * d_used
+                d_prev, h_prev = d, h
+            if callback is not None:
+                callback(i, len(steps))
+        return x
+
+
+SAMPLERS: dict[str, type[_Sampler]] = {"ddim": DDIMSampler, "dpm": DPMSolverSampler}
+
+
+def make_sampler(name: str, scheduler, num_steps: int) -> _Sampler:
+    """Build a sampler by name: ``"ddim"`` (the reference's) or ``"dpm"`` (DPM-Solver++(2M))."""
+    try:
+        cls = SAMPLERS[name]
+    except KeyError:
+        raise SamplerError(f"unknown sampler {name!r}: use one of {', '.join(SAMPLERS)}") from None
+    return cls(scheduler, num_steps)

@@ -1,0 +1,1 @@
+"""The seed guide's ``models/`` package: thin doors into :mod:`kickgen.models`."""

@@ -1,0 +1,55 @@
+"""Shared fixtures: seeded random-weight checkpoints and a loaded pipeline.
+
+Any test may use them:
+
+- ``repo_root``: the repository root (``Path``).
+- ``checkpoint_dir``: a session-wide directory holding ``vae_epoch_100.pt``,
+  ``diffusion_step_100000.pt`` and ``vocoder_epoch_50.pt`` (the guide's names) with seeded random
+  weights: VAE and vocoder at the shipped sizes, a narrow U-Net (``base_channels=16``) so sampling
+  is fast. Vocabulary: ``kickgen.checkpoints.DEFAULT_TEST_VOCAB`` (808 909 deep punchy ...).
+  Treat it as read-only; copy it if a test must change files.
+- ``pipeline``: a ``KickPipeline`` loaded once from ``checkpoint_dir`` on the CPU.
+- ``guide_workdir``: a fresh directory with ``checkpoints/`` holding the three files, for tests
+  that run the guide's commands with the working directory as the guide assumes.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TEST_UNET_CHANNELS = 16  # narrow U-Net: the guide's three-argument constructor still rebuilds it
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def checkpoint_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from kickgen.checkpoints import write_random_checkpoints
+    from kickgen.models.diffusion import DiffusionConfig
+
+    directory = tmp_path_factory.mktemp("checkpoints")
+    write_random_checkpoints(directory, seed=0, diffusion_config=DiffusionConfig(base_channels=TEST_UNET_CHANNELS))
+    return directory
+
+
+@pytest.fixture(scope="session")
+def pipeline(checkpoint_dir: Path):
+    from kickgen.pipeline import KickPipeline
+
+    return KickPipeline.from_pretrained(checkpoint_dir, device="cpu")
+
+
+@pytest.fixture()
+def guide_workdir(tmp_path: Path, checkpoint_dir: Path) -> Path:
+    target = tmp_path / "checkpoints"
+    target.mkdir()
+    for path in checkpoint_dir.glob("*.pt"):
+        shutil.copy2(path, target / path.name)
+    return tmp_path

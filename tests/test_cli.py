@@ -1,0 +1,141 @@
+"""``kickgen generate`` / ``kickgen vocab`` and the guide's ``inference/generate.py`` CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from kickgen.audio import NUM_SAMPLES, SAMPLE_RATE
+from kickgen.checkpoints import DEFAULT_TEST_VOCAB
+from kickgen.cli import main
+
+
+def _ckpt_args(d) -> list[str]:
+    return [
+        "--diffusion-ckpt", str(d / "diffusion_step_100000.pt"),
+        "--vae-ckpt", str(d / "vae_epoch_100.pt"),
+        "--vocoder-ckpt", str(d / "vocoder_epoch_50.pt"),
+    ]  # fmt: skip
+
+
+def test_generate_several_kicks_into_a_directory(checkpoint_dir, tmp_path, capsys):
+    out_dir = tmp_path / "kicks"
+    rc = main(["generate", *_ckpt_args(checkpoint_dir), "--prompt", "punchy 808", "-n", "3",
+               "--steps", "2", "--seed", "9", "--output", str(out_dir), "--format", "pcm16"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert rc == 0
+    paths = [line for line in captured.out.splitlines() if line]
+    assert len(paths) == 3 and len(set(paths)) == 3
+    for p in paths:
+        info = sf.info(p)
+        assert info.samplerate == SAMPLE_RATE and info.channels == 1 and info.subtype == "PCM_16"
+        assert info.frames == NUM_SAMPLES
+        assert os.path.basename(p).startswith("kick_punchy_808_")
+    assert "generating 3 kick(s)" in captured.err  # the progress bar
+
+
+def test_generate_numbered_files_pcm24_and_same_seed_same_audio(checkpoint_dir, tmp_path, capsys):
+    target = tmp_path / "my_kick.wav"
+    assert main(["generate", *_ckpt_args(checkpoint_dir), "-n", "2", "--steps", "2", "--seed", "3",
+                 "--output", str(target), "--format", "pcm24", "-q"]) == 0  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my_kick_0.wav", "my_kick_1.wav"]
+    assert sf.info(tmp_path / "my_kick_0.wav").subtype == "PCM_24"
+    single = tmp_path / "one.wav"
+    assert main(["generate", *_ckpt_args(checkpoint_dir), "--steps", "2", "--seed", "4",
+                 "--output", str(single), "--format", "pcm24", "-q"]) == 0  # fmt: skip
+    # seed 4 alone is kick 1 of the seed-3 run
+    a, _ = sf.read(tmp_path / "my_kick_1.wav")
+    b, _ = sf.read(single)
+    assert np.allclose(a, b, atol=1e-5)
+    capsys.readouterr()
+
+
+def test_unknown_words_are_warned_about(checkpoint_dir, tmp_path, capsys):
+    rc = main(["generate", *_ckpt_args(checkpoint_dir), "--prompt", "punchi 808", "--steps", "1",
+               "--seed", "0", "--output", str(tmp_path / "k.wav"), "-q"])  # fmt: skip
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "warning" in err and "'punchi' (did you mean punchy?)" in err
+
+
+def test_vocab_lists_the_checkpoint_vocabulary(checkpoint_dir, capsys):
+    assert main(["vocab", "--diffusion-ckpt", str(checkpoint_dir / "diffusion_step_100000.pt")]) == 0
+    assert capsys.readouterr().out.split() == DEFAULT_TEST_VOCAB
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--steps", "0"], "--steps 0: use at least 1"),
+        (["-n", "0"], "-n/--num 0: ask for at least 1 kick"),
+        (["--cfg-scale", "-1"], "--cfg-scale -1.0: use 0 or more"),
+        (["--seed", "-2"], "--seed -2"),
+        (["--output", "/proc/kickgen_no_write/x.wav"], "cannot write into /proc/kickgen_no_write"),
+        (["--output", "notes.txt"], "give a .wav file or a directory"),
+        (["--device", "tpu9"], "unknown device 'tpu9'"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(checkpoint_dir, tmp_path, capsys, monkeypatch, extra, message):
+    monkeypatch.chdir(tmp_path)
+    rc = main(["generate", *_ckpt_args(checkpoint_dir), *extra])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert message in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []  # no generations/ folder, no partial files
+
+
+def test_missing_and_unreadable_checkpoints(checkpoint_dir, tmp_path, capsys):
+    args = _ckpt_args(checkpoint_dir)
+    missing_voc = [*args[:4], "--vocoder-ckpt", str(tmp_path / "hifigan.pt"), "--output", str(tmp_path / "k.wav")]
+    assert main(["generate", *missing_voc]) == 2
+    assert "vocoder checkpoint" in capsys.readouterr().err and not (tmp_path / "k.wav").exists()
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    bad = ["--diffusion-ckpt", str(corrupt), *args[2:], "--output", str(tmp_path / "k.wav")]
+    assert main(["generate", *bad]) == 2
+    err = capsys.readouterr().err
+    assert "corrupt.pt" in err and err.count("\n") == 1 and not (tmp_path / "k.wav").exists()
+    assert main(["vocab", "--diffusion-ckpt", str(tmp_path / "absent.pt")]) == 2
+    assert "absent.pt not found" in capsys.readouterr().err
+
+
+def test_no_vocoder_skips_the_vocoder_file(checkpoint_dir, tmp_path, capsys):
+    args = [*_ckpt_args(checkpoint_dir)[:4], "--vocoder-ckpt", str(tmp_path / "absent.pt"), "--no-vocoder"]
+    assert main(["generate", *args, "--steps", "1", "--seed", "0", "--output", str(tmp_path / "gl.wav"), "-q"]) == 0
+    data, sr = sf.read(tmp_path / "gl.wav", dtype="float32")
+    assert sr == SAMPLE_RATE and data.shape == (NUM_SAMPLES,) and abs(np.abs(data).max() - 0.95) < 1e-6
+    capsys.readouterr()
+
+
+@pytest.mark.slow
+def test_console_entry_points_run_as_subprocesses(repo_root, guide_workdir):
+    # `python -m kickgen` from the repository root, and the guide's script with the default paths
+    # (checkpoints/…, including the guide's vocoder.pt alias) from a directory that holds them
+    env = {**os.environ, "PYTHONPATH": str(repo_root)}
+    out = guide_workdir / "a.wav"
+    ck = guide_workdir / "checkpoints"
+    r = subprocess.run(
+        [sys.executable, "-m", "kickgen", "generate", "--diffusion-ckpt", str(ck / "diffusion_step_100000.pt"),
+         "--vae-ckpt", str(ck / "vae_epoch_100.pt"), "--vocoder-ckpt", str(ck / "vocoder.pt"),
+         "--steps", "1", "--seed", "1", "--output", str(out), "-q"],
+        cwd=repo_root, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(out) and out.exists()
+    r = subprocess.run(
+        [sys.executable, str(repo_root / "inference" / "generate.py"), "--steps", "1", "--seed", "1", "--prompt", "808"],
+        cwd=guide_workdir, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    written = guide_workdir / r.stdout.strip()
+    assert written.parent.name == "generations" and written.name.startswith("kick_808_")
+    r = subprocess.run(
+        [sys.executable, str(repo_root / "inference" / "generate.py"), "--steps", "0"],
+        cwd=guide_workdir, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 2 and r.stderr.strip().endswith("use at least 1 (50 is the default)")

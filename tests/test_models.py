@@ -1,0 +1,133 @@
+"""Shape contracts, determinism and invariants of the four networks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kickgen.audio import LOG_MEL_MIN
+from kickgen.models import (
+    DiffusionConfig,
+    HiFiGANGenerator,
+    KeywordEncoder,
+    KickVAE,
+    LatentUNet,
+    NoiseScheduler,
+    VAEConfig,
+    VocoderConfig,
+)
+from kickgen.models.discriminators import (
+    MultiDiscriminator,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adv_loss,
+)
+
+
+@torch.no_grad()
+def test_vae_shapes_and_scaled_latent():
+    torch.manual_seed(0)
+    vae = KickVAE(latent_dim=4).eval()
+    x = torch.randn(2, 1, 128, 173) * 3 - 4
+    z = vae.encode(x)
+    assert z.shape == (2, 4, 8, 11)
+    mel = vae.decode(z)
+    assert mel.shape == (2, 1, 128, 173)
+    assert mel.min() >= LOG_MEL_MIN - 1e-6
+    recon, mu, logvar = vae(x)
+    assert recon.shape == (2, 1, 128, 173) and mu.shape == logvar.shape == (2, 4, 8, 11)
+    # the latent scale/shift live in the state dict and are undone by decode
+    mu_raw, _ = vae.encode_dist(x)
+    vae.set_latent_stats(mu_raw)
+    assert {"latent_shift", "latent_scale"} <= set(vae.state_dict())
+    z_scaled = vae.encode(x)
+    assert abs(float(z_scaled.mean())) < 1e-4 and abs(float(z_scaled.std()) - 1.0) < 1e-3
+    torch.testing.assert_close(vae.decode(z_scaled), vae.decode_raw(mu_raw).clamp(min=LOG_MEL_MIN))
+
+
+def test_default_sizes_are_the_shipped_recipe():
+    assert KickVAE().latent_dim == VAEConfig().latent_dim == DiffusionConfig().latent_dim
+    unet = LatentUNet(latent_dim=8, base_channels=64, cond_dim=256)
+    assert unet.prediction_type == DiffusionConfig().prediction_type == "v"
+    n = sum(p.numel() for p in unet.parameters())
+    assert 1e6 < n < 6e6
+
+
+def test_unet_shape_determinism_and_prediction_type_travels():
+    torch.manual_seed(0)
+    unet = LatentUNet(latent_dim=4, base_channels=16, cond_dim=32).eval()
+    torch.nn.init.normal_(unet.conv_out.weight, std=0.1)
+    x, t, c = torch.randn(3, 4, 8, 11), torch.tensor([0, 500, 999]), torch.randn(3, 32)
+    out = unet(x, t, c)
+    assert out.shape == (3, 4, 8, 11)
+    torch.testing.assert_close(unet(x, t, c), out)  # eval mode is deterministic
+    # batch independence: sample i does not depend on the rest of the batch
+    torch.testing.assert_close(unet(x[1:2], t[1:2], c[1:2]), out[1:2], atol=1e-5, rtol=1e-4)
+    eps_model = LatentUNet(latent_dim=4, base_channels=16, cond_dim=32, prediction_type="epsilon")
+    assert eps_model.prediction_type == "epsilon"
+    eps_model.load_state_dict(unet.state_dict())  # a v checkpoint makes any instance a v model
+    assert eps_model.prediction_type == "v"
+    with pytest.raises(ValueError, match="prediction_type"):
+        LatentUNet(4, 16, 32, prediction_type="x0")
+
+
+def test_scheduler_schedule_and_prediction_algebra():
+    sched = NoiseScheduler(1000, 1e-4, 0.02)
+    assert sched.alpha_bars.shape == (1000,)
+    assert abs(float(sched.alpha_bars[0]) - (1 - 1e-4)) < 1e-7
+    # ᾱ_T of the linear schedule: ∏(1 - β) ≈ 4.0e-5
+    assert 3e-5 < float(sched.alpha_bars[-1]) < 5e-5
+    assert torch.all(sched.alpha_bars[1:] < sched.alpha_bars[:-1])
+    assert sched.to("cpu") is sched
+    torch.manual_seed(1)
+    x0, noise = torch.randn(4, 2, 8, 11), torch.randn(4, 2, 8, 11)
+    t = torch.tensor([0, 10, 500, 999])
+    xt = sched.add_noise(x0, noise, t)
+    for kind, target in (("v", sched.velocity(x0, noise, t)), ("epsilon", noise)):
+        x0_hat, eps_hat = sched.split_prediction(target, xt, t, kind)
+        torch.testing.assert_close(eps_hat, noise, atol=2e-3, rtol=1e-3)
+        torch.testing.assert_close(x0_hat[:3], x0[:3], atol=2e-3, rtol=1e-3)
+
+
+def test_keyword_encoder_null_mean_and_errors():
+    torch.manual_seed(0)
+    enc = KeywordEncoder(vocab_size=5, embed_dim=8, cond_dim=16)
+    out = enc([[0, 1], [], [1, 0], [2]], "cpu")
+    assert out.shape == (4, 16)
+    torch.testing.assert_close(out[0], out[2])  # order-free mean
+    torch.testing.assert_close(enc([[]], "cpu")[0], out[1])  # learned null vector
+    assert not torch.allclose(out[1], out[3])
+    assert enc([], "cpu").shape == (0, 16)
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        enc([[7]], "cpu")
+
+
+def test_vocoder_shape_weight_norm_removal_is_exact():
+    torch.manual_seed(0)
+    gen = HiFiGANGenerator(in_channels=128).eval()
+    mel = torch.randn(1, 128, 12) * 2 - 5
+    with torch.no_grad():
+        y = gen(mel)
+        assert y.shape == (1, 1, 12 * 512)
+        assert y.abs().max() <= 1.0
+        gen.remove_weight_norm()
+        gen.remove_weight_norm()  # idempotent
+        torch.testing.assert_close(gen(mel), y, atol=1e-6, rtol=1e-5)
+    assert not any("parametrizations" in k for k in gen.state_dict())
+    with pytest.raises(ValueError, match="multiply to the hop length"):
+        HiFiGANGenerator(upsample_rates=(8, 8, 4), upsample_kernel_sizes=(16, 16, 8))
+    assert VocoderConfig().mel_loss_weight == 45.0
+
+
+@torch.no_grad()
+def test_discriminators_and_gan_losses():
+    torch.manual_seed(0)
+    disc = MultiDiscriminator()
+    real, fake = torch.randn(2, 1, 2048) * 0.1, torch.randn(2, 1, 2048) * 0.1
+    rl, rf = disc(real)
+    fl, ff = disc(fake)
+    assert len(rl) == 5 + 3 and all(r.shape[0] == 2 for r in rl)
+    assert float(discriminator_loss(rl, fl)) > 0
+    assert float(generator_adv_loss(fl)) > 0
+    assert float(feature_matching_loss(rf, rf)) == 0.0
+    assert float(feature_matching_loss(rf, ff)) > 0
