@@ -155,15 +155,17 @@ def mrstft_distance_db(
 # --------------------------------------------------------------------------- descriptor sets
 
 
-def describe_safe(waves: torch.Tensor | np.ndarray) -> dict[str, np.ndarray]:
-    """:func:`kickgen.descriptors.describe_batch` of ``(B, L)`` with non-finite samples set to 0
-    (the ``finite`` sanity check reports them)."""
-    x = (
-        waves.detach().cpu().double().numpy()
-        if isinstance(waves, torch.Tensor)
-        else np.asarray(waves, np.float64)
-    )
-    return describe_batch(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0))
+def describe_safe(waves: torch.Tensor | np.ndarray, chunk: int = 64) -> dict[str, np.ndarray]:
+    """:func:`kickgen.descriptors.describe_batch` of ``(B, L)``, ``chunk`` clips at a time, with
+    non-finite samples set to 0 (the ``finite`` sanity check reports them)."""
+    parts = []
+    for start in range(0, len(waves), chunk):
+        x = waves[start : start + chunk]
+        x = x.detach().cpu().double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, np.float64)
+        parts.append(describe_batch(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)))
+    if not parts:
+        raise ValueError("no waveforms to describe")
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def feature_matrix(descriptors: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -225,17 +227,19 @@ def mean_pairwise_distance(features: np.ndarray) -> float:
     return float(pdist(features).mean())
 
 
-def mel_embedding(log_mels: torch.Tensor) -> np.ndarray:
+def mel_embedding(log_mels: torch.Tensor, chunk: int = 256) -> np.ndarray:
     """Level-free log-mel embedding for nearest-neighbour search: ``(N, 128, T)`` → ``(N, D)``.
 
     dB relative to each clip's peak, floored at −80 dB, average-pooled by ``EMBED_POOL``
-    (4 mel bands × 4 frames: 32 × 43 for a 2 s clip).
+    (4 mel bands × 4 frames: 32 × 44 for a 2 s clip), ``chunk`` clips at a time.
     """
-    db = log_mels.double() * DB_PER_LOG
-    db = db - db.amax(dim=(-2, -1), keepdim=True)
-    db = db.clamp(min=-FLOOR_DB)
-    pooled = torch.nn.functional.avg_pool2d(db.unsqueeze(1), EMBED_POOL, ceil_mode=True)
-    return pooled.flatten(1).numpy()
+    parts = []
+    for start in range(0, len(log_mels), chunk):
+        db = log_mels[start : start + chunk].double() * DB_PER_LOG
+        db = (db - db.amax(dim=(-2, -1), keepdim=True)).clamp(min=-FLOOR_DB)
+        pooled = torch.nn.functional.avg_pool2d(db.unsqueeze(1), EMBED_POOL, ceil_mode=True)
+        parts.append(pooled.flatten(1).numpy())
+    return np.concatenate(parts)
 
 
 def _nearest_distances(

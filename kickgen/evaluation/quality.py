@@ -72,7 +72,7 @@ class EvalConfig:
     guidance: tuple[float, ...] = (1.0, 3.0, 5.0)  # scales of the adherence study
     seed: int = 1000  # kick i of every set uses seed + i
     batch_size: int = 16  # kicks per sampler batch
-    max_reference: int = 2000  # at most this many real clips per split as reference sets
+    max_reference: int = 1000  # at most this many real clips per split as reference sets
     examples: int = 6  # kicks per row in the spectrogram grid and WAV examples
     device: str = "cpu"
 
@@ -82,26 +82,26 @@ class EvalSplit:
     """The part of a corpus split the eval reads."""
 
     ids: list[str]
-    waves: torch.Tensor  # (N, 88200) float32
-    log_mels: torch.Tensor  # (N, 128, 173) float32
+    waves: torch.Tensor  # (N, 88200), float16 in the cache
+    log_mels: torch.Tensor  # (N, 128, 173), float16 in the cache
     keywords: list[list[str]]
     kinds: list[str]  # real | synth | augmented | ... ("real" when the metadata has no kind)
 
 
 def load_eval_split(corpus_dir: Path, split: str) -> EvalSplit:
-    """Read ``split`` of the corpus through :func:`kickgen.data.corpus.load_split`."""
+    """Read ``split`` of the corpus through :func:`kickgen.data.corpus.load_split`.
+
+    Waveforms and log-mels stay in the cache's float16; the eval converts the rows it uses.
+    """
     from kickgen.data.corpus import load_split
 
     data = load_split(corpus_dir, split)
-    rows = list(getattr(data, "metadata", None) or [])
-    by_id = {str(r.get("id")): r for r in rows}
-    kinds = [str(by_id.get(i, {}).get("kind") or "real") for i in data.ids]
     return EvalSplit(
         ids=list(data.ids),
-        waves=torch.as_tensor(data.waves).float(),
-        log_mels=torch.as_tensor(data.log_mels).float(),
+        waves=data.waves,
+        log_mels=data.log_mels,
         keywords=[list(k) for k in data.keywords],
-        kinds=kinds,
+        kinds=[str(row.get("kind") or "real") for row in data.metadata],
     )
 
 
@@ -136,7 +136,6 @@ class KickSets:
     def __init__(self, pipe, config: EvalConfig, bar: Progress | None = None):
         self.pipe, self.config, self.bar = pipe, config, bar
         self.waves: dict[tuple[str, float], torch.Tensor] = {}
-        self.log_mels: dict[tuple[str, float], torch.Tensor] = {}
         self.descriptors: dict[tuple[str, float], dict[str, np.ndarray]] = {}
         self.seconds = 0.0
         self.generated = 0
@@ -158,17 +157,11 @@ class KickSets:
             self.generated += n - have
             desc = metrics.describe_safe(out.waveforms)
             if have:
+                old = self.descriptors[key]
                 self.waves[key] = torch.cat([self.waves[key], out.waveforms])
-                self.log_mels[key] = torch.cat([self.log_mels[key], out.log_mels])
-                self.descriptors[key] = {
-                    k: np.concatenate([self.descriptors[key][k], v]) for k, v in desc.items()
-                }
+                self.descriptors[key] = {k: np.concatenate([old[k], v]) for k, v in desc.items()}
             else:
-                self.waves[key], self.log_mels[key], self.descriptors[key] = (
-                    out.waveforms,
-                    out.log_mels,
-                    desc,
-                )
+                self.waves[key], self.descriptors[key] = out.waveforms, desc
             if self.bar is not None:
                 self.bar.update(n - have, set=f"{prompt or 'uncond'}@{cfg_scale:g}")
         return self.waves[key][:n], {k: v[:n] for k, v in self.descriptors[key].items()}
@@ -201,7 +194,7 @@ def reconstruction(pipe, val: EvalSplit, config: EvalConfig) -> tuple[dict, dict
     with Progress(total, "eval: reconstruction") as bar:
         for start in range(0, len(idx), 8):
             sel = idx[start : start + 8]
-            wave = val.waves[sel]  # (b, 88200)
+            wave = val.waves[sel].float()  # (b, 88200)
             mel = log_mel(wave)  # (b, 128, 173) in float32 from the recording
             vae_mel = (
                 pipe.vae.decode(pipe.vae.encode(mel.unsqueeze(1).to(pipe.device)))
