@@ -48,7 +48,7 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_corpus(tmp_path_factory.mktemp("corpus"))
 
 
-TINY = quality.EvalConfig(n=4, n_prompt=3, n_keyword=2, keywords=2, n_recon=2, steps=2, guidance=(1.0, 3.0),
+TINY = quality.EvalConfig(n=3, n_prompt=2, n_keyword=2, keywords=2, n_recon=2, steps=2, guidance=(1.0, 3.0),
                           examples=2, batch_size=8)  # fmt: skip
 
 
@@ -71,7 +71,7 @@ def test_eval_end_to_end(checkpoint_dir: Path, tiny_corpus: Path, tmp_path: Path
 
     gen = results["generation"]
     fd = gen["frechet"]
-    assert fd["n"] == {"generated": 4, "validation": 6, "train": 4, "sine": 4}
+    assert fd["n"] == {"generated": 3, "validation": 6, "train": 3, "sine": 3}
     assert fd["unconditional"] > fd["floor_real_train"]  # random weights are far from real kicks
     assert gen["sanity"]["real_validation"]["finite"] == 1.0
     assert [row["keyword"] for row in gen["keywords"]] == ["808", "909"]  # most frequent, ties by name
@@ -81,8 +81,8 @@ def test_eval_end_to_end(checkpoint_dir: Path, tiny_corpus: Path, tmp_path: Path
     assert len(adh) == len(quality.ADHERENCE) * 2
     assert {row["guidance"] for row in adh} == {1.0, 3.0}
     assert all(np.isfinite(row["effect_size"]) for row in adh)
-    # 1 unconditional set + 6 prompts × 2 scales × 3 kicks (keyword sets reuse the same seeds)
-    assert results["kicks_generated"] == 4 + 6 * 2 * 3
+    # 1 unconditional set + 6 prompts × 2 scales × 2 kicks (keyword sets reuse the same seeds)
+    assert results["kicks_generated"] == 3 + 6 * 2 * 2
 
     report = (out / quality.REPORT_NAME).read_text()
     assert "## Reconstruction of real validation recordings" in report and "| deep | (unconditional) |" in report

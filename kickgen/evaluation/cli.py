@@ -10,6 +10,7 @@ from kickgen.errors import CommandError
 
 
 def register(subparsers) -> None:
+    __import__("kickgen.evaluation.quality", fromlist=["register"]).register(subparsers)  # kickgen eval
     p = subparsers.add_parser(
         "bench",
         help="measure generation speed (random weights of the shipped sizes) and write BENCHMARKS.md",
