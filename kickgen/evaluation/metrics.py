@@ -68,7 +68,8 @@ LOG_FLOORS = {
 ONSET_MAX_S = 0.030  # the kick starts within the first 30 ms
 BODY_PITCH_HZ = (30.0, 160.0)  # a kick's body sits here
 TAIL_WINDOW_S = (0.90, 1.00)  # just before the output fade (1.0 s) begins ...
-TAIL_MAX_DB = -30.0  # ... the RMS is at least 30 dB below the peak
+TAIL_MAX_DB = -18.0  # ... the RMS is at least 18 dB below the peak: all 93 real recordings of
+# the open corpus pass (the longest 808s ring at -20 dB there); a drone or noise bed does not
 SILENT_DBFS = -60.0  # a peak below this is silence
 SANITY_CHECKS = ("finite", "not_silent", "not_clipped", "onset", "body_pitch", "quiet_tail")
 
@@ -294,7 +295,7 @@ def sanity_checks(
     ``finite``: no NaN/inf sample. ``not_silent``: peak ≥ −60 dBFS. ``not_clipped``: the
     descriptors' ``clipped`` flag is off (no full-scale peak, no flat runs). ``onset``: onset in the
     first 30 ms. ``body_pitch``: 30–160 Hz. ``quiet_tail``: the RMS over 0.90–1.00 s, just before
-    the output fade, is at least 30 dB below the peak (the kick has decayed by itself).
+    the output fade, is at least 18 dB below the peak (the kick has decayed by itself).
     """
     x = (
         waves.detach().cpu().double().numpy()

@@ -414,7 +414,7 @@ def run_eval(checkpoints: Path, corpus: Path, out: Path, config: EvalConfig | No
 
     t = time.perf_counter()
     has_vocoder = (checkpoints / VOCODER_NAME).is_file()
-    pipe = KickPipeline.from_pretrained(checkpoints, device=config.device, use_vocoder=has_vocoder)
+    pipe = KickPipeline.from_pretrained(checkpoints, device=config.device, use_vocoder=has_vocoder, optimize=True)
     val, train = load_eval_split(corpus, "val"), load_eval_split(corpus, "train")
     if len(_real_indices(val)) < 2 or len(train.ids) < 2:
         raise EvalError(f"{corpus}: the eval needs at least 2 validation and 2 training clips")

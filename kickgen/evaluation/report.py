@@ -247,7 +247,7 @@ def markdown(results: dict) -> str:
         f"real validation {_pct(mem['real_validation']['share'])}; median nearest-neighbour distance ratio "
         f"{mem['generated']['nn_ratio']:.2f} (validation {mem['real_validation']['nn_ratio']:.2f}).",
         "",
-        "Sanity checks (onset ≤ 30 ms, body pitch 30–160 Hz, RMS 0.9–1.0 s ≥ 30 dB below peak, finite, "
+        "Sanity checks (onset ≤ 30 ms, body pitch 30–160 Hz, RMS 0.9–1.0 s ≥ 18 dB below peak, finite, "
         "peak ≥ −60 dBFS, not clipped):",
         "",
         "| set | pass | finite | not silent | not clipped | onset | body pitch | quiet tail |",
