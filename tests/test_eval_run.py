@@ -48,7 +48,7 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_corpus(tmp_path_factory.mktemp("corpus"))
 
 
-TINY = quality.EvalConfig(n=3, n_prompt=2, n_keyword=2, keywords=2, n_recon=2, steps=2, guidance=(1.0, 3.0),
+TINY = quality.EvalConfig(n=3, n_prompt=2, n_keyword=2, keywords=2, n_recon=2, steps=2, guidance=(1.0, 3.0), threads=1,
                           examples=2, batch_size=8)  # fmt: skip
 
 
@@ -71,9 +71,10 @@ def test_eval_end_to_end(checkpoint_dir: Path, tiny_corpus: Path, tmp_path: Path
 
     gen = results["generation"]
     fd = gen["frechet"]
-    assert fd["n"] == {"generated": 3, "validation": 6, "train": 3, "sine": 3}
-    assert fd["unconditional"] > fd["floor_real_train"]  # random weights are far from real kicks
-    assert gen["sanity"]["real_validation"]["finite"] == 1.0
+    assert fd["real"]["n"] == {"reference": 6, "train": 3, "generated": 3, "sine": 3}
+    assert fd["all"]["n"] == {"reference": 6, "train": 3, "generated": 3, "sine": 3}
+    assert fd["real"]["unconditional"] > fd["real"]["floor_train"]  # random weights are far from real kicks
+    assert gen["sanity"]["validation_real"]["finite"] == 1.0
     assert [row["keyword"] for row in gen["keywords"]] == ["808", "909"]  # most frequent, ties by name
     assert 0.0 <= gen["memorization"]["generated"]["share"] <= 1.0
 
@@ -85,7 +86,7 @@ def test_eval_end_to_end(checkpoint_dir: Path, tiny_corpus: Path, tmp_path: Path
     assert results["kicks_generated"] == 3 + 6 * 2 * 2
 
     report = (out / quality.REPORT_NAME).read_text()
-    assert "## Reconstruction of real validation recordings" in report and "| deep | (unconditional) |" in report
+    assert "## Reconstruction of validation recordings" in report and "| deep | (unconditional) |" in report
     for png in ("spectrograms.png", "reconstruction.png", "histograms.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     assert len(list((out / "examples").glob("*.wav"))) >= 4

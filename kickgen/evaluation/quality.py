@@ -75,6 +75,7 @@ class EvalConfig:
     max_reference: int = 1000  # at most this many real clips per split as reference sets
     examples: int = 6  # kicks per row in the spectrogram grid and WAV examples
     device: str = "cpu"
+    threads: int | None = None  # torch intra-op threads (None: torch's choice; 1 on a busy machine)
 
 
 @dataclass
@@ -112,9 +113,18 @@ def _pick(n_total: int, n: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n_total, size=n, replace=False))
 
 
-def _real_indices(split: EvalSplit) -> np.ndarray:
-    real = np.array([i for i, k in enumerate(split.kinds) if k == "real"], dtype=int)
-    return real if real.size else np.arange(len(split.ids))
+RECON_KIND_ORDER = ("real", "augmented", "drumsynth", "kicker", "synth")  # fill order
+
+
+def _recon_indices(split: EvalSplit, n: int, seed: int) -> np.ndarray:
+    """``n`` clips for reconstruction: real recordings first, then the other kinds in order."""
+    chosen: list[int] = []
+    order = list(RECON_KIND_ORDER) + sorted(set(split.kinds) - set(RECON_KIND_ORDER))
+    for kind in order:
+        of_kind = np.array([i for i, k in enumerate(split.kinds) if k == kind], dtype=int)
+        if len(of_kind) and len(chosen) < n:
+            chosen += of_kind[_pick(len(of_kind), n - len(chosen), seed)].tolist()
+    return np.array(chosen, dtype=int)
 
 
 def _mean(x: torch.Tensor | np.ndarray) -> float:
@@ -133,8 +143,10 @@ class KickSets:
     """Generated sets keyed by (prompt, guidance); kick i always uses seed + i, so a larger request
     extends a stored set instead of regenerating it."""
 
-    def __init__(self, pipe, config: EvalConfig, bar: Progress | None = None):
+    def __init__(self, pipe, config: EvalConfig, bar: Progress | None = None,
+                 plan: dict[tuple[str, float], int] | None = None):  # fmt: skip
         self.pipe, self.config, self.bar = pipe, config, bar
+        self.plan = dict(plan or {})  # (prompt, guidance) → kicks to generate at the first request
         self.waves: dict[tuple[str, float], torch.Tensor] = {}
         self.descriptors: dict[tuple[str, float], dict[str, np.ndarray]] = {}
         self.seconds = 0.0
@@ -148,13 +160,15 @@ class KickSets:
             cfg_scale = 1.0  # an empty prompt ignores guidance: one set serves every scale
         key = (prompt, float(cfg_scale))
         have = len(self.waves[key]) if key in self.waves else 0
-        if have < n:
+        target = max(n, self.plan.get(key, 0)) if have < n else n
+        while have < target:  # one sampler batch at a time, so the progress bar moves
             cfg = self.config
+            count = min(cfg.batch_size, target - have)
             start = time.perf_counter()
-            out = self.pipe(prompt, n=n - have, seed=cfg.seed + have, cfg_scale=cfg_scale, steps=cfg.steps,
+            out = self.pipe(prompt, n=count, seed=cfg.seed + have, cfg_scale=cfg_scale, steps=cfg.steps,
                             sampler=cfg.sampler, batch_size=cfg.batch_size, warn_unknown=False)  # fmt: skip
             self.seconds += time.perf_counter() - start
-            self.generated += n - have
+            self.generated += count
             desc = metrics.describe_safe(out.waveforms)
             if have:
                 old = self.descriptors[key]
@@ -163,7 +177,8 @@ class KickSets:
             else:
                 self.waves[key], self.descriptors[key] = out.waveforms, desc
             if self.bar is not None:
-                self.bar.update(n - have, set=f"{prompt or 'uncond'}@{cfg_scale:g}")
+                self.bar.update(count, set=f"{prompt or 'uncond'}@{cfg_scale:g}")
+            have += count
         return self.waves[key][:n], {k: v[:n] for k, v in self.descriptors[key].items()}
 
 
@@ -172,16 +187,19 @@ class KickSets:
 
 @torch.inference_mode()
 def reconstruction(pipe, val: EvalSplit, config: EvalConfig) -> tuple[dict, dict]:
-    """VAE and vocoder reconstruction of real validation recordings.
+    """VAE and vocoder reconstruction of validation recordings, real ones first.
 
-    Returns ``(results, examples)``: per method and input (``true_mel`` / ``vae_mel``) the mean,
-    95 % half-interval and per-clip values of both distances; ``examples`` holds the first clips'
-    waveforms per method for the figures.
+    Takes ``n_recon`` validation clips: every real recording (up to ``n_recon``), then, when
+    there are fewer, clips of the other kinds in the order of ``RECON_KIND_ORDER``. Returns
+    ``(results, examples)``: per method and input (``true_mel`` / ``vae_mel``) the mean, 95 %
+    half-interval, mean over the real recordings only and per-clip values of both distances;
+    ``examples`` holds the first clips' waveforms per method for the figures.
     """
     from kickgen import griffin_lim
     from kickgen.audio import log_mel
 
-    idx = _real_indices(val)[_pick(len(_real_indices(val)), config.n_recon, config.seed)]
+    idx = _recon_indices(val, config.n_recon, config.seed)
+    is_real = np.array([val.kinds[i] == "real" for i in idx])
     methods = [m for m in RECON_METHODS if m != "hifigan" or pipe.vocoder is not None]
     scores = {
         f"{src}/{m}": {"log_mel_db": [], "mrstft_db": []}
@@ -223,13 +241,15 @@ def reconstruction(pipe, val: EvalSplit, config: EvalConfig) -> tuple[dict, dict
                     bar.update(len(sel), method=m)
             if start == 0:
                 examples["recording"] = wave[: config.examples].clone()
-    results: dict = {"n": len(idx), "ids": [val.ids[i] for i in idx],
-                     "vae_log_mel_db": {"mean": _mean(vae_err), "ci95": _ci95(np.array(vae_err)), "per_clip": vae_err}}  # fmt: skip
+    def summary(v: list[float]) -> dict:
+        arr = np.array(v)
+        real = _mean(arr[is_real]) if is_real.any() else None
+        return {"mean": _mean(arr), "ci95": _ci95(arr), "real_mean": real, "per_clip": v}
+
+    results: dict = {"n": len(idx), "n_real": int(is_real.sum()), "ids": [val.ids[i] for i in idx],
+                     "kinds": [val.kinds[i] for i in idx], "vae_log_mel_db": summary(vae_err)}  # fmt: skip
     for key, vals in scores.items():
-        results[key] = {
-            name: {"mean": _mean(v), "ci95": _ci95(np.array(v)), "per_clip": v}
-            for name, v in vals.items()
-        }
+        results[key] = {name: summary(v) for name, v in vals.items()}
     for src in ("true_mel", "vae_mel"):
         if (
             f"{src}/hifigan" in results
@@ -245,86 +265,139 @@ def _sanity_summary(checks: dict[str, np.ndarray]) -> dict[str, float]:
     return {name: float(np.mean(v)) for name, v in checks.items()}
 
 
+def keyword_counts(split: EvalSplit) -> dict[str, int]:
+    """How many clips of ``split`` carry each keyword."""
+    counts: dict[str, int] = {}
+    for kws in split.keywords:
+        for k in kws:
+            counts[k] = counts.get(k, 0) + 1
+    return counts
+
+
+def top_keywords(counts: dict[str, int], vocab: list[str], k: int) -> list[str]:
+    """The ``k`` vocabulary keywords most frequent in training (ties by name); the vocabulary's
+    first ``k`` when no training clip carries any of them."""
+    known = sorted((w for w in vocab if counts.get(w, 0) > 0), key=lambda w: (-counts[w], w))
+    return known[:k] if known else list(vocab)[:k]
+
+
+def plan_sets(config: EvalConfig, vocab: list[str], top: list[str]) -> dict[tuple[str, float], int]:
+    """Kicks each (prompt, guidance) set will need over the whole run: generated up front in
+    full batches, and the progress bar's total."""
+    from kickgen.evaluation.report import GRID_PROMPTS
+
+    plan: dict[tuple[str, float], int] = {}
+
+    def need(prompt: str, g: float, n: int) -> None:
+        key = (prompt, 1.0 if prompt == "" else float(g))
+        plan[key] = max(plan.get(key, 0), n)
+
+    need("", 1.0, max(config.n, config.examples))
+    for k in top:
+        need(k, config.cfg_scale, config.n_keyword)
+    for prompt, base, _, _ in ADHERENCE:
+        if all(w in vocab for w in (prompt, base) if w):
+            for g in config.guidance:
+                need(prompt, g, config.n_prompt)
+                need(base, g, config.n_prompt)
+    for prompt in GRID_PROMPTS:
+        if prompt in vocab:
+            need(prompt, config.cfg_scale, config.examples)
+    return plan
+
+
+def _frechet_block(
+    std: metrics.Standardizer, ref: dict, floor: dict, gen: dict, pooled: dict, sine: dict
+) -> dict:
+    """Fréchet distances of the generated sets, the floor set and the sine ceiling to ``ref``."""
+    ref_f = std(metrics.feature_matrix(ref))
+
+    def fd(d: dict) -> float:
+        return metrics.frechet_distance(std(metrics.feature_matrix(d)), ref_f)
+
+    out = {"unconditional": fd(gen), "keywords_pooled": fd(pooled), "floor_train": fd(floor),
+           "ceiling_sine": fd(sine)}  # fmt: skip
+    out["unconditional_over_floor"] = out["unconditional"] / max(out["floor_train"], 1e-12)
+    out["n"] = {"reference": len(ref_f), "train": len(next(iter(floor.values()))),
+                "generated": len(next(iter(gen.values()))), "sine": len(next(iter(sine.values())))}  # fmt: skip
+    return out
+
+
 def generation(
     sets: KickSets, val: EvalSplit, train: EvalSplit, vocab: list[str], config: EvalConfig
 ) -> dict:
-    """Fréchet distance (floor, ceiling), diversity, memorization, sanity, per-keyword rows."""
-    val_idx = _real_indices(val)
-    val_idx = val_idx[_pick(len(val_idx), config.max_reference, config.seed)]
-    val_desc = metrics.describe_safe(val.waves[val_idx])
-    train_real = _real_indices(train)
-    train_idx = train_real[_pick(len(train_real), config.n, config.seed + 1)]
-    train_desc = metrics.describe_safe(train.waves[train_idx])
+    """Fréchet distance (floor, ceiling), diversity, memorization, sanity, per-keyword rows.
+
+    Two reference sets: the real validation recordings (``kind == real``) and every validation
+    clip (real, synthesized, rendered, augmented: what the model was trained to produce). Each
+    has its floor: as many training clips of the same kinds, against the same reference.
+    """
+    val_all = _pick(len(val.ids), config.max_reference, config.seed)
+    val_real = np.array([i for i in val_all if val.kinds[i] == "real"], dtype=int)
+    if len(val_real) < 2:
+        val_real = val_all
+    train_real_all = np.array([i for i, k in enumerate(train.kinds) if k == "real"], dtype=int)
+    if len(train_real_all) < 2:
+        train_real_all = np.arange(len(train.ids))
+    train_real = train_real_all[_pick(len(train_real_all), config.n, config.seed + 1)]
+    train_all = _pick(len(train.ids), config.n, config.seed + 1)
+
+    val_desc_all = metrics.describe_safe(val.waves[val_all])
+    pos = {int(i): p for p, i in enumerate(val_all)}
+    val_desc_real = {k: v[[pos[int(i)] for i in val_real]] for k, v in val_desc_all.items()}
+    train_desc_real = metrics.describe_safe(train.waves[train_real])
+    train_desc_all = metrics.describe_safe(train.waves[train_all])
     sine = metrics.sine_kicks(config.n, config.seed)
     sine_desc = metrics.describe_safe(sine)
 
     gen_waves, gen_desc = sets.get("", 1.0, config.n)
-    # the most frequent training keywords that the model knows
-    counts: dict[str, int] = {}
-    for kws in train.keywords:
-        for k in kws:
-            counts[k] = counts.get(k, 0) + 1
-    top = sorted((k for k in vocab if counts.get(k, 0) > 0), key=lambda k: (-counts[k], k))[
-        : config.keywords
-    ]
-    if not top:
-        top = list(vocab)[: config.keywords]
-    kw_desc = {k: sets.get(k, config.cfg_scale, config.n_keyword)[1] for k in top}
+    counts = keyword_counts(train)
+    top = top_keywords(counts, vocab, config.keywords)
+    kw_sets = {k: sets.get(k, config.cfg_scale, config.n_keyword) for k in top}
+    pooled = {k: np.concatenate([kw_sets[w][1][k] for w in top]) for k in gen_desc} if top else gen_desc
 
-    std = metrics.Standardizer.fit(metrics.feature_matrix(val_desc))
-    val_f = std(metrics.feature_matrix(val_desc))
-    gen_f = std(metrics.feature_matrix(gen_desc))
-    pooled_kw = {k: np.concatenate([kw_desc[w][k] for w in top]) for k in gen_desc}
+    # one scale for every comparison: the whole validation split's spread
+    std = metrics.Standardizer.fit(metrics.feature_matrix(val_desc_all))
     fd = {
-        "unconditional": metrics.frechet_distance(gen_f, val_f),
-        "keywords_pooled": metrics.frechet_distance(std(metrics.feature_matrix(pooled_kw)), val_f),
-        "floor_real_train": metrics.frechet_distance(
-            std(metrics.feature_matrix(train_desc)), val_f
-        ),
-        "ceiling_sine": metrics.frechet_distance(std(metrics.feature_matrix(sine_desc)), val_f),
-    }
-    fd["unconditional_over_floor"] = fd["unconditional"] / max(fd["floor_real_train"], 1e-12)
-    fd["features"] = [name for name, _ in metrics.FEATURES]
-    fd["n"] = {
-        "generated": len(gen_f),
-        "validation": len(val_f),
-        "train": len(train_idx),
-        "sine": len(sine),
+        "real": _frechet_block(std, val_desc_real, train_desc_real, gen_desc, pooled, sine_desc),
+        "all": _frechet_block(std, val_desc_all, train_desc_all, gen_desc, pooled, sine_desc),
+        "features": [name for name, _ in metrics.FEATURES],
     }
 
-    diversity = {
-        "generated": metrics.mean_pairwise_distance(gen_f),
-        "real_validation": metrics.mean_pairwise_distance(val_f),
-        "sine": metrics.mean_pairwise_distance(std(metrics.feature_matrix(sine_desc))),
-    }
-    diversity["ratio"] = diversity["generated"] / max(diversity["real_validation"], 1e-12)
+    def spread(d: dict) -> float:
+        return metrics.mean_pairwise_distance(std(metrics.feature_matrix(d)))
+
+    diversity = {"generated": spread(gen_desc), "validation_real": spread(val_desc_real),
+                 "validation_all": spread(val_desc_all), "sine": spread(sine_desc)}  # fmt: skip
+    diversity["ratio_real"] = diversity["generated"] / max(diversity["validation_real"], 1e-12)
+    diversity["ratio_all"] = diversity["generated"] / max(diversity["validation_all"], 1e-12)
 
     # memorization against everything the model trained on (all kinds)
     mem_idx = _pick(len(train.ids), config.max_reference, config.seed + 2)
     train_emb = metrics.mel_embedding(train.log_mels[mem_idx])
     gen_emb = metrics.mel_embedding(metrics.log_mels_of(gen_waves))
-    val_emb = metrics.mel_embedding(metrics.log_mels_of(val.waves[val_idx[: config.n]]))
+    val_emb = metrics.mel_embedding(val.log_mels[val_all[: config.n]])
     memo = {"generated": metrics.memorization(gen_emb, train_emb),
-            "real_validation": metrics.memorization(val_emb, train_emb), "train_items": len(mem_idx)}  # fmt: skip
+            "validation": metrics.memorization(val_emb, train_emb), "train_items": len(mem_idx)}  # fmt: skip
 
-    kw_waves = torch.cat([sets.get(k, config.cfg_scale, config.n_keyword)[0] for k in top])
+    kw_waves = torch.cat([kw_sets[k][0] for k in top]) if top else gen_waves
     sanity = {
         "unconditional": _sanity_summary(metrics.sanity_checks(gen_waves, gen_desc)),
-        "keywords_pooled": _sanity_summary(metrics.sanity_checks(kw_waves, pooled_kw)),
-        "real_validation": _sanity_summary(metrics.sanity_checks(val.waves[val_idx], val_desc)),
+        "keywords_pooled": _sanity_summary(metrics.sanity_checks(kw_waves, pooled)),
+        "validation_real": _sanity_summary(metrics.sanity_checks(val.waves[val_real], val_desc_real)),
+        "validation_all": _sanity_summary(metrics.sanity_checks(val.waves[val_all], val_desc_all)),
         "sine": _sanity_summary(metrics.sanity_checks(sine, sine_desc)),
     }
 
     keyword_rows = []
     for k in top:
-        real_k = [i for i in val_idx.tolist() if k in val.keywords[i]]
-        row = {"keyword": k, "n": config.n_keyword, "train_count": counts.get(k, 0), "val_real_count": len(real_k),
-               "sanity_pass": float(np.mean(metrics.sanity_checks(
-                   sets.get(k, config.cfg_scale, config.n_keyword)[0], kw_desc[k])["pass"]))}  # fmt: skip
+        with_k = [pos[int(i)] for i in val_all if k in val.keywords[i]]
+        waves_k, desc_k = kw_sets[k]
+        row = {"keyword": k, "n": config.n_keyword, "train_count": counts.get(k, 0), "val_count": len(with_k),
+               "sanity_pass": float(np.mean(metrics.sanity_checks(waves_k, desc_k)["pass"]))}  # fmt: skip
         for name in KEYWORD_DESCRIPTORS:
-            row[f"{name}_generated"] = float(np.median(kw_desc[k][name]))
-            pos = [int(np.nonzero(val_idx == i)[0][0]) for i in real_k]
-            row[f"{name}_real"] = float(np.median(val_desc[name][pos])) if pos else None
+            row[f"{name}_generated"] = float(np.median(desc_k[name]))
+            row[f"{name}_val"] = float(np.median(val_desc_all[name][with_k])) if with_k else None
         keyword_rows.append(row)
 
     def medians(d: dict[str, np.ndarray]) -> dict[str, float]:
@@ -336,13 +409,10 @@ def generation(
         "memorization": memo,
         "sanity": sanity,
         "keywords": keyword_rows,
-        "descriptor_medians": {
-            "generated": medians(gen_desc),
-            "real_validation": medians(val_desc),
-            "sine": medians(sine_desc),
-        },  # fmt: skip
-        "_sets": {"real_validation": val_desc, "generated": gen_desc, "sine": sine_desc},
-        "_val_idx": val_idx,
+        "descriptor_medians": {"generated": medians(gen_desc), "validation_real": medians(val_desc_real),
+                               "validation_all": medians(val_desc_all), "sine": medians(sine_desc)},  # fmt: skip
+        "_sets": {"validation (all kinds)": val_desc_all, "generated": gen_desc, "sine": sine_desc},
+        "_grid_real": val_real,
     }
 
 
@@ -391,7 +461,6 @@ def run_eval(checkpoints: Path, corpus: Path, out: Path, config: EvalConfig | No
 
     Returns the results dictionary (as written to JSON).
     """
-    from kickgen.pipeline import VOCODER_NAME, KickPipeline
 
     config = config or EvalConfig()
     checkpoints, corpus, out = Path(checkpoints), Path(corpus), Path(out)
@@ -409,6 +478,18 @@ def run_eval(checkpoints: Path, corpus: Path, out: Path, config: EvalConfig | No
         raise EvalError(
             f"cannot create {out}: {exc.strerror or exc}; choose a writable folder"
         ) from exc
+    previous_threads = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    try:
+        return _run(checkpoints, corpus, out, config, command)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _run(checkpoints: Path, corpus: Path, out: Path, config: EvalConfig, command: str | None) -> dict:
+    from kickgen.pipeline import VOCODER_NAME, KickPipeline
+
     started = time.perf_counter()
     timings: dict[str, float] = {}
 
@@ -416,7 +497,7 @@ def run_eval(checkpoints: Path, corpus: Path, out: Path, config: EvalConfig | No
     has_vocoder = (checkpoints / VOCODER_NAME).is_file()
     pipe = KickPipeline.from_pretrained(checkpoints, device=config.device, use_vocoder=has_vocoder, optimize=True)
     val, train = load_eval_split(corpus, "val"), load_eval_split(corpus, "train")
-    if len(_real_indices(val)) < 2 or len(train.ids) < 2:
+    if len(val.ids) < 2 or len(train.ids) < 2:
         raise EvalError(f"{corpus}: the eval needs at least 2 validation and 2 training clips")
     timings["load"] = time.perf_counter() - t
 
@@ -424,8 +505,9 @@ def run_eval(checkpoints: Path, corpus: Path, out: Path, config: EvalConfig | No
     recon, recon_examples = reconstruction(pipe, val, config)
     timings["reconstruction"] = time.perf_counter() - t
 
-    with Progress(None, "eval: generation") as bar:
-        sets = KickSets(pipe, config, bar)
+    plan = plan_sets(config, pipe.vocab, top_keywords(keyword_counts(train), pipe.vocab, config.keywords))
+    with Progress(sum(plan.values()), "eval: generation (kicks)") as bar:
+        sets = KickSets(pipe, config, bar, plan)
         t = time.perf_counter()
         gen = generation(sets, val, train, pipe.vocab, config)
         timings["generation"] = time.perf_counter() - t
@@ -563,6 +645,7 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
         help=f"kicks per sampler batch (default {d.batch_size})",
     )
     p.add_argument("--device", default=d.device, help=f"cpu, cuda, auto ... (default {d.device})")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice; 1 is fastest on a busy machine)")
 
 
 def run_eval_command(args: argparse.Namespace) -> int:
@@ -574,12 +657,14 @@ def run_eval_command(args: argparse.Namespace) -> int:
         raise CommandError(f"--steps {args.steps}: use at least 1")
     if args.batch_size < 1:
         raise CommandError(f"--batch-size {args.batch_size}: use at least 1")
+    if args.threads is not None and args.threads < 1:
+        raise CommandError(f"--threads {args.threads}: use at least 1")
     if args.keywords < 0:
         raise CommandError(f"--keywords {args.keywords}: use 0 or more")
     config = EvalConfig(n=args.n, n_prompt=args.n_prompt, n_keyword=args.n_keyword, keywords=args.keywords,
                         n_recon=args.n_recon, steps=args.steps, sampler=args.sampler, cfg_scale=args.cfg_scale,
                         guidance=tuple(args.guidance), seed=args.seed, batch_size=args.batch_size,
-                        device=args.device)  # fmt: skip
+                        device=args.device, threads=args.threads)  # fmt: skip
     command = "kickgen " + shlex.join(sys.argv[1:]) if sys.argv and sys.argv[0] else None
     results = run_eval(args.checkpoints, args.corpus, args.out, config, command=command)
     print(f"eval: {results['kicks_generated']} kicks in {results['timings_s']['total']:.0f} s; "
