@@ -10,8 +10,9 @@ a given seed and whatever the number of workers:
 3. **Alignment and the reference preprocessing**: the leading silence is cut so the onset sits
    ``PREROLL_S`` (1 ms) into the clip, then resample/pad or trim to 2 s, -1 dBFS peak, 0.2 s fade.
 4. **Repair and checks**: a real recording with digital clipping (flat runs at its peak) is
-   repaired by :func:`declip` first, and the manifest says so. Every clip is measured (:mod:`kickgen.descriptors`); a clip whose onset is later
-   than ``MAX_ONSET_S`` (5 ms), or that is silent or clipped, is dropped and reported.
+   repaired by :func:`declip` first, and the manifest says so. Every clip is measured
+   (:mod:`kickgen.descriptors`); a clip whose onset is later than ``MAX_ONSET_S`` (5 ms), or
+   that is silent or clipped, is dropped and reported.
 5. **Keywords**: the names' keywords without the measurable ones, plus the keywords its
    measurements earn (:func:`kickgen.descriptors.measured_keywords`). The vocabulary keeps the
    keywords found in at least ``min_count`` groups (distinct drums, so that augmented copies
@@ -41,7 +42,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kickgen.audio import NUM_SAMPLES, SAMPLE_RATE, AudioError, log_mel, preprocess, write_wav
+from kickgen.audio import (
+    N_FRAMES,
+    N_MELS,
+    NUM_SAMPLES,
+    SAMPLE_RATE,
+    AudioError,
+    log_mel,
+    preprocess,
+    write_wav,
+)
 from kickgen.data import augment, synth
 from kickgen.data.collect import SourceClip, collect_library, load_source, read_sources
 from kickgen.descriptors import (
@@ -104,6 +114,7 @@ class ClipResult:
     log_mel: np.ndarray | None = None  # float16 (128, 173)
     descriptors: dict[str, float] = field(default_factory=dict)
     augmentation: str = ""
+    family: str = ""  # style family of a procedural kick
     error: str = ""
 
 
@@ -188,8 +199,8 @@ def make_clip(task: Task, out: Path) -> ClipResult:
     try:
         rng = np.random.default_rng([task.seed, task.variant])
         if task.source is None:  # a procedural kick
-            wave, family, params = synth.synth_kick(task.seed)
-            result.augmentation = f"family={family} {synth.params_text(params)}"
+            wave, result.family, params = synth.synth_kick(task.seed)
+            result.augmentation = f"family={result.family} {synth.params_text(params)}"
         else:
             wave, repaired = _cached_source(task.source.file)
             if repaired:
@@ -307,8 +318,9 @@ def _prepare_out(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def build_corpus(config: BuildConfig, *, quiet: bool = False) -> dict:
-    """Build the corpus described by ``config`` into ``config.out``; returns the build report."""
+def build_corpus(config: BuildConfig, *, quiet: bool = False, command: str = "") -> dict:
+    """Build the corpus described by ``config`` into ``config.out``; returns the build report
+    (also written to ``build_report.json``, with ``command``: the command line that ran it)."""
     log = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
     start = time.perf_counter()
     out = Path(config.out).expanduser().resolve()
@@ -317,20 +329,7 @@ def build_corpus(config: BuildConfig, *, quiet: bool = False) -> dict:
     t_sources = time.perf_counter() - start
     if not sources and config.synth <= 0:
         raise BuildError("no sources: pass --open CACHE, --library DIR, --sources CSV or --synth N")
-    tasks = plan_tasks(sources, config)
-
-    results: list[ClipResult] = []
-    with Progress(len(tasks), "build clips", disable=quiet) as bar:
-        if config.workers > 1:
-            ctx = multiprocessing.get_context("spawn")
-            with ctx.Pool(config.workers, initializer=_init_worker) as pool:
-                for res in pool.imap(_run_task, [(t, out) for t in tasks], chunksize=8):
-                    results.append(res)
-                    bar.update(1, dropped=sum(1 for r in results if r.error))
-        else:
-            for task in tasks:
-                results.append(make_clip(task, out))
-                bar.update(1)
+    results = make_clips(plan_tasks(sources, config), out, config.workers, quiet)
     t_clips = time.perf_counter() - start - t_sources
 
     kept = [r for r in results if not r.error]
@@ -341,102 +340,16 @@ def build_corpus(config: BuildConfig, *, quiet: bool = False) -> dict:
             )
     if not kept:
         raise BuildError("every clip was dropped; see the reasons above")
-
-    # keywords: names without the measurable words, plus what the measurements earn
-    def stratum(r: ClipResult) -> str:
-        return "real" if r.task.kind in ("real", "augmented") else r.task.kind
-
-    def group_of(r: ClipResult) -> str:
-        return r.task.source.group if r.task.source else f"synth:{r.task.id}"
-
-    rows, keyword_groups = [], {}
-    for r in kept:
-        src = r.task.source
-        if src is not None:
-            name_kw = src.keywords.split()
-        else:
-            family = r.augmentation.split()[0].removeprefix("family=")
-            name_kw = list(synth.FAMILIES[family].keywords)
-        name_kw = [k for k in name_kw if k not in MEASURED_KEYWORDS and k not in CORPUS_STOPWORDS]
-        keywords = list(dict.fromkeys([*name_kw, *measured_keywords(r.descriptors)]))
-        for kw in keywords:
-            keyword_groups.setdefault(kw, set()).add(group_of(r))
-        rows.append((r, keywords, name_kw))
-    vocab = build_vocab(keyword_groups, config.min_count)
-    in_vocab = set(vocab)
-    split = split_groups({group_of(r): stratum(r) for r in kept}, config.val_fraction, config.seed)
-
-    metadata = []
-    for r, keywords, name_kw in rows:
-        src = r.task.source
-        row = {
-            "id": r.task.id,
-            "file": f"clips/{r.task.kind}/{r.task.id}.wav",
-            "source": src.source if src else "synth",
-            "package": src.package if src else "",
-            "kit": src.kit if src else r.augmentation.split()[0].removeprefix("family="),
-            "licence": src.licence if src else "kickgen (MIT)",
-            "keywords": " ".join(k for k in keywords if k in in_vocab),
-            "split": split[group_of(r)],
-            "group": group_of(r),
-            "kind": r.task.kind,
-            "name": src.name if src else "",
-            "name_keywords": " ".join(name_kw),
-            "origin": r.task.origin,
-            "augmentation": " ".join(filter(None, [r.augmentation, src.params if src else ""])),
-        }
-        row.update({k: f"{r.descriptors[k]:.6g}" for k in DESCRIPTOR_NAMES})
-        metadata.append(row)
-
+    metadata, vocab = label_clips(kept, config)
     write_metadata(out / "metadata.csv", metadata)
-    (out / "vocab.json").write_text(
-        json.dumps({"vocab": vocab, "min_count": config.min_count}, indent=1)
-    )
-    (out / "cache").mkdir(exist_ok=True)
-    by_id = {r.task.id: r for r in kept}
-    counts = {}
-    for name in ("train", "val"):
-        ids = [m["id"] for m in metadata if m["split"] == name]
-        counts[name] = len(ids)
-        waves = (
-            torch.from_numpy(np.stack([by_id[i].wave for i in ids]))
-            if ids
-            else torch.zeros(0, NUM_SAMPLES, dtype=torch.float16)
-        )
-        mels = (
-            torch.from_numpy(np.stack([by_id[i].log_mel for i in ids]))
-            if ids
-            else torch.zeros(0, 128, 173, dtype=torch.float16)
-        )
-        payload = {
-            "ids": ids,
-            "waves": waves,  # float16 (N, 88200)
-            "log_mels": mels,  # float16 (N, 128, 173)
-            "keywords": [m["keywords"].split() for m in metadata if m["split"] == name],
-            "groups": [m["group"] for m in metadata if m["split"] == name],
-        }
-        tmp = out / "cache" / f".{name}.pt.tmp"
-        torch.save(payload, tmp)
-        tmp.replace(out / "cache" / f"{name}.pt")
+    vocab_json = {"vocab": vocab, "min_count": config.min_count}
+    (out / "vocab.json").write_text(json.dumps(vocab_json, indent=1))
+    counts = write_cache(out, metadata, {r.task.id: r for r in kept})
 
-    wall = time.perf_counter() - start
     report = {
-        "config": {
-            k: (
-                str(v)
-                if isinstance(v, Path)
-                else [str(p) for p in v]
-                if isinstance(v, tuple)
-                else v
-            )
-            for k, v in asdict(config).items()
-        },
-        "command": " ".join(sys.argv) if sys.argv and "kickgen" in " ".join(sys.argv) else "",
-        "seconds": {
-            "sources": round(t_sources, 1),
-            "clips": round(t_clips, 1),
-            "total": round(wall, 1),
-        },
+        "config": {k: str(v) if isinstance(v, Path) else [str(p) for p in v] if isinstance(v, tuple) else v for k, v in asdict(config).items()},
+        "command": command,
+        "seconds": {"sources": round(t_sources, 1), "clips": round(t_clips, 1), "total": round(time.perf_counter() - start, 1)},
         "clips": len(metadata),
         "splits": counts,
         "kinds": dict(Counter(m["kind"] for m in metadata)),
@@ -446,9 +359,101 @@ def build_corpus(config: BuildConfig, *, quiet: bool = False) -> dict:
         "silent": sum(1 for m in metadata if float(m["silent"])),
         "clipped": sum(1 for m in metadata if float(m["clipped"])),
         "skipped": [{"file": f, "reason": reason} for f, reason in skipped],
-    }
+    }  # fmt: skip
     (out / "build_report.json").write_text(json.dumps(report, indent=1))
     return report
+
+
+def make_clips(tasks: list[Task], out: Path, workers: int, quiet: bool) -> list[ClipResult]:
+    """Run every task, in ``workers`` spawned processes when > 1; results in task order."""
+    results: list[ClipResult] = []
+    dropped = 0
+    with Progress(len(tasks), "build clips", disable=quiet) as bar:
+        if workers > 1:
+            ctx = multiprocessing.get_context("spawn")
+            with ctx.Pool(workers, initializer=_init_worker) as pool:
+                for res in pool.imap(_run_task, [(t, out) for t in tasks], chunksize=8):
+                    results.append(res)
+                    dropped += bool(res.error)
+                    bar.update(1, dropped=dropped)
+        else:
+            for task in tasks:
+                results.append(make_clip(task, out))
+                bar.update(1)
+    return results
+
+
+def _group(r: ClipResult) -> str:
+    return r.task.source.group if r.task.source else f"synth:{r.task.id}"
+
+
+def label_clips(
+    kept: list[ClipResult], config: BuildConfig
+) -> tuple[list[dict[str, str]], list[str]]:
+    """Keywords (names without the measurable words, plus what the measurements earn), the
+    vocabulary, the splits and the metadata rows of the kept clips."""
+    labelled, keyword_groups = [], {}
+    for r in kept:
+        src = r.task.source
+        name_kw = src.keywords.split() if src else list(synth.FAMILIES[r.family].keywords)
+        name_kw = [k for k in name_kw if k not in MEASURED_KEYWORDS and k not in CORPUS_STOPWORDS]
+        keywords = list(dict.fromkeys([*name_kw, *measured_keywords(r.descriptors)]))
+        for kw in keywords:
+            keyword_groups.setdefault(kw, set()).add(_group(r))
+        labelled.append((r, keywords, name_kw))
+    vocab = build_vocab(keyword_groups, config.min_count)
+    in_vocab = set(vocab)
+    strata = {
+        _group(r): "real" if r.task.kind in ("real", "augmented") else r.task.kind for r in kept
+    }
+    split = split_groups(strata, config.val_fraction, config.seed)
+
+    metadata = []
+    for r, keywords, name_kw in labelled:
+        src = r.task.source
+        row = {
+            "id": r.task.id,
+            "file": f"clips/{r.task.kind}/{r.task.id}.wav",
+            "source": src.source if src else "synth",
+            "package": src.package if src else "",
+            "kit": src.kit if src else r.family,
+            "licence": src.licence if src else "kickgen (MIT)",
+            "keywords": " ".join(k for k in keywords if k in in_vocab),
+            "split": split[_group(r)],
+            "group": _group(r),
+            "kind": r.task.kind,
+            "name": src.name if src else "",
+            "name_keywords": " ".join(name_kw),
+            "origin": r.task.origin,
+            "augmentation": " ".join(filter(None, [r.augmentation, src.params if src else ""])),
+        }
+        row.update({k: f"{r.descriptors[k]:.6g}" for k in DESCRIPTOR_NAMES})
+        metadata.append(row)
+    return metadata, vocab
+
+
+def write_cache(
+    out: Path, metadata: list[dict[str, str]], by_id: dict[str, ClipResult]
+) -> dict[str, int]:
+    """``cache/{train,val}.pt``: plain data a ``weights_only`` load accepts. Returns the counts."""
+    (out / "cache").mkdir(exist_ok=True)
+    counts = {}
+    for name in ("train", "val"):
+        rows = [m for m in metadata if m["split"] == name]
+        counts[name] = len(rows)
+        waves = [by_id[m["id"]].wave for m in rows]
+        mels = [by_id[m["id"]].log_mel for m in rows]
+        payload = {
+            "ids": [m["id"] for m in rows],
+            "waves": torch.from_numpy(np.stack(waves)) if rows else torch.zeros(0, NUM_SAMPLES, dtype=torch.float16),  # (N, 88200)
+            "log_mels": torch.from_numpy(np.stack(mels)) if rows else torch.zeros(0, N_MELS, N_FRAMES, dtype=torch.float16),  # (N, 128, 173)
+            "keywords": [m["keywords"].split() for m in rows],
+            "groups": [m["group"] for m in rows],
+        }  # fmt: skip
+        tmp = out / "cache" / f".{name}.pt.tmp"
+        torch.save(payload, tmp)
+        tmp.replace(out / "cache" / f"{name}.pt")
+    return counts
 
 
 def write_metadata(path: Path, rows: list[dict]) -> None:

@@ -30,6 +30,7 @@ HIT_FRAME = 0.010  # s, RMS frames used to count hits
 HIT_LOW_DB, HIT_HIGH_DB = -30.0, -12.0  # a new hit: down below -30 dB, then back above -12 dB
 
 _KICK_NAME = re.compile(r"kick|(?<![a-z])bd(?![a-z])|bass[ _-]?drum")
+_OTHER_DRUM = re.compile(r"snare|hat|clap|tom|cymbal|crash|ride|perc|rim|shaker|cowbell|conga")
 _LOOP_NAME = re.compile(r"loop|bpm|(?<![a-z])break(?:beat)?s?(?![a-z])")
 
 
@@ -135,10 +136,16 @@ def load_source(path: str | Path) -> np.ndarray:
     return mono
 
 
-def is_kick_path(path: Path) -> bool:
-    """The file name or a folder name says kick, bd or bass drum."""
-    text = " ".join(part.lower() for part in path.parts[-3:])
-    return bool(_KICK_NAME.search(text))
+def is_kick_path(path: Path, root: Path | None = None) -> bool:
+    """The file name, or a folder name below ``root``, says kick, bd or bass drum, and the file
+    name does not name another drum (a snare in a "Kicks" folder is still a snare)."""
+    stem = path.stem.lower()
+    if _KICK_NAME.search(stem):
+        return True
+    if _OTHER_DRUM.search(stem):
+        return False
+    folders = path.parent.relative_to(root).parts if root else path.parent.parts[-2:]
+    return bool(_KICK_NAME.search(" ".join(f.lower() for f in folders)))
 
 
 def is_loop_path(path: Path) -> bool:
@@ -147,7 +154,7 @@ def is_loop_path(path: Path) -> bool:
 
 
 _GROUP_STRIP = re.compile(
-    r"(?:[-_ .]*(?:\d+|soft(?:est)?|med(?:ium)?|hard(?:est)?|v\d+|vel\d*|layer\d*|rr\d*))+$"
+    r"(?:[-_ .]*(?:(?<!\d)\d{1,2}|soft(?:est)?|med(?:ium)?|hard(?:est)?|v\d+|vel\d*|layer\d*|rr\d*))+$"
 )
 
 
@@ -183,7 +190,7 @@ def collect_library(
             dirnames.sort()
             for fname in sorted(filenames):
                 path = Path(dirpath) / fname
-                if path.suffix.lower() not in AUDIO_EXTENSIONS or not is_kick_path(path):
+                if path.suffix.lower() not in AUDIO_EXTENSIONS or not is_kick_path(path, root):
                     continue
                 if on_file:
                     on_file(path)

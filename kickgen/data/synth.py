@@ -164,6 +164,15 @@ def render(params: KickParams, seed: int = 0, length: int = NUM_SAMPLES) -> np.n
 
     if p.drive_db > 0 or p.bias != 0:
         out = saturate(out / max(np.abs(out).max(), 1e-9), p.drive_db, p.bias)
+    # lo-fi stage before the EQ: the high-cut then acts as the reconstruction filter and
+    # smooths the quantiser's steps (no flat tops)
+    if p.hold_samples > 1:
+        out = np.repeat(out[:: p.hold_samples], p.hold_samples)[:length]
+    if p.bits > 0:
+        scale = np.abs(out).max() / 0.99
+        steps = 2.0 ** (p.bits - 1)
+        # dither keeps the quantiser from holding flat runs at the peak
+        out = np.round(out / scale * steps + rng.uniform(-0.5, 0.5, length)) / steps * scale
     out = low_shelf(out, p.shelf_db)
     out = sosfilt(butter(2, 25.0, btype="high", fs=SAMPLE_RATE, output="sos"), out)  # DC, rumble
     if p.high_cut < 0.45 * SAMPLE_RATE:
@@ -179,13 +188,6 @@ def render(params: KickParams, seed: int = 0, length: int = NUM_SAMPLES) -> np.n
         wet *= np.sqrt((out**2).sum() / max((wet**2).sum(), 1e-12))
         out = out + p.room_level * wet
 
-    if p.hold_samples > 1:
-        out = np.repeat(out[:: p.hold_samples], p.hold_samples)[:length]
-    if p.bits > 0:
-        scale = np.abs(out).max() / 0.99
-        steps = 2.0 ** (p.bits - 1)
-        # dither keeps the quantiser from holding flat runs at the peak
-        out = np.round(out / scale * steps + rng.uniform(-0.5, 0.5, length)) / steps * scale
     return out
 
 

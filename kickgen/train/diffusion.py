@@ -327,7 +327,8 @@ def train(
             if stopping:
                 if rt.is_main:
                     print(
-                        f"kickgen: stopped at step {step}; state saved in {run_dir}; continue with --resume"
+                        f"kickgen: stopped at step {step}; state saved in {run_dir}; continue with --resume",
+                        flush=True,
                     )
                 break
     if rt.distributed:
