@@ -496,7 +496,7 @@ def _run(checkpoints: Path, corpus: Path, out: Path, config: EvalConfig, command
 
     t = time.perf_counter()
     has_vocoder = (checkpoints / VOCODER_NAME).is_file()
-    pipe = KickPipeline.from_pretrained(checkpoints, device=config.device, use_vocoder=has_vocoder, optimize=True)
+    pipe = KickPipeline.from_pretrained(checkpoints, device=config.device, use_vocoder=has_vocoder)
     val, train = load_eval_split(corpus, "val"), load_eval_split(corpus, "train")
     if len(val.ids) < 2 or len(train.ids) < 2:
         raise EvalError(f"{corpus}: the eval needs at least 2 validation and 2 training clips")
