@@ -138,6 +138,18 @@ def test_resume_continues_exactly(corpus, tmp_path):
     assert a["sched"]["last_epoch"] == b["sched"]["last_epoch"] == 4
 
 
+def test_decoder_fine_tuning_keeps_the_encoder(corpus, tmp_path):
+    small = VAEConfig(channels=(8, 8, 16, 16))
+    cfg = train_vae.VAETrainConfig(corpus=str(corpus), run_dir=str(tmp_path), max_steps=2, batch_size=4, val_every=100)
+    train_vae.train(cfg, small, CPU, resume=False, stop_at=1)
+    before = torch.load(tmp_path / STATE_FILENAME, weights_only=True)["model"]
+    frozen = train_vae.VAETrainConfig(**{**cfg.__dict__, "train_encoder": False})
+    assert train_vae.train(frozen, small, CPU, resume=True) == 2
+    after = torch.load(tmp_path / STATE_FILENAME, weights_only=True)["model"]
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(("enc_in", "encoder", "enc_out")))
+    assert not all(torch.equal(before[k], after[k]) for k in before if k.startswith("decoder"))
+
+
 def test_batches_are_deterministic_and_shard_across_ranks():
     one = batch_indices(10, 6, step=3, seed=1, rt=CPU)
     r0 = batch_indices(10, 6, step=3, seed=1, rt=Runtime(torch.device("cpu"), 0, 2))

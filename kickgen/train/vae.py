@@ -55,6 +55,7 @@ class VAETrainConfig:
     val_clips: int = 256  # validation clips evaluated (first N of the val split)
     save_every_s: float = 180.0  # seconds between training-state saves
     log_every: int = 25  # steps between logged scalars
+    train_encoder: bool = True  # False freezes the encoder (and so the latents diffusion sees): decoder fine-tuning
     seed: int = 0  # data order, sampling noise
     threads: int = 0  # torch CPU threads (0 = torch's default)
     device: str = "auto"  # auto (CUDA if present), cpu, cuda
@@ -156,6 +157,9 @@ def train(
     state = load_state(run_dir, "vae") if resume else None
     torch.manual_seed(cfg.seed)
     vae = build_vae(model_cfg).to(rt.device)
+    if not cfg.train_encoder:  # frozen parameters get no gradient, so AdamW leaves them as they are
+        for module in (vae.enc_in, vae.encoder, vae.enc_out):
+            module.requires_grad_(False)
     model = wrap_ddp(vae, rt)
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(

@@ -62,9 +62,8 @@ class VocoderTrainConfig:
     adam_beta1: float = 0.8  # HiFi-GAN's AdamW betas
     adam_beta2: float = 0.99
     disc_width: int = 16  # discriminator first-layer channels (see DiscriminatorConfig)
-    stft_loss_weight: float = (
-        15.0  # multi-resolution STFT loss (spectral convergence + log magnitude)
-    )
+    stft_loss_weight: float = 15.0  # multi-resolution STFT loss (convergence + log-magnitude)
+    dc_loss_weight: float = 10.0  # L1 of crop means: log spectra barely see a DC offset in silence
     attack_crop_prob: float = 0.5  # share of crops that start within the first 24 frames (0.28 s)
     val_every: int = 500  # steps between validations and exports
     val_clips: int = 32  # validation clips vocoded in full
@@ -139,8 +138,9 @@ def generator_losses(
     """Reconstruction losses of (B, L) generated vs real waveforms."""
     mel_l1 = F.l1_loss(log_mel(fake), log_mel(real))
     sc, lm = multi_resolution_stft_loss(fake, real)
-    loss = model_cfg.mel_loss_weight * mel_l1 + cfg.stft_loss_weight * (sc + lm)
-    return loss, {"mel_l1": mel_l1.item(), "stft_sc": sc.item(), "stft_logmag": lm.item()}
+    dc = (fake.mean(dim=-1) - real.mean(dim=-1)).abs().mean()
+    loss = model_cfg.mel_loss_weight * mel_l1 + cfg.stft_loss_weight * (sc + lm) + cfg.dc_loss_weight * dc
+    return loss, {"mel_l1": mel_l1.item(), "stft_sc": sc.item(), "stft_logmag": lm.item(), "dc": dc.item()}
 
 
 @torch.no_grad()
@@ -161,6 +161,7 @@ def validate(
     gen.train()
     metrics = {
         "val/log_stft_distance": log_stft_distance(fake, real),
+        "val/tail_dc": fake[:, -SAMPLE_RATE // 4 :].mean(dim=-1).abs().mean().item(),  # last 0.25 s
         "val/mel_l1": F.l1_loss(log_mel(fake), val.log_mels[:n].float().to(device)).item(),
     }
     return metrics, fake
