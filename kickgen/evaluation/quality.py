@@ -4,15 +4,17 @@
 
 Three parts, each written to ``OUT/results.json`` (machines), ``OUT/report.md`` (people) and PNGs:
 
-1. Reconstruction on real validation recordings (``kind == real``). VAE: log-mel error in dB
+1. Reconstruction on validation recordings, the real ones (``kind == real``) first and other
+   kinds when there are fewer than ``n_recon`` (means over the real ones reported apart). VAE: log-mel error in dB
    (encode → decode). Vocoders from the true log-mels and end to end (VAE round trip → vocoder):
    HiFi-GAN, kickgen's Griffin-Lim (NNLS + fast GL) and the reference-style Griffin-Lim
    (pseudo-inverse + 64 plain iterations), each scored by the floored log-mel distance and the
    multi-resolution STFT distance (:mod:`kickgen.evaluation.metrics`) against the recording.
 2. Generation at the default settings with fixed seeds: ``n`` unconditional kicks and
    ``n_keyword`` kicks for each of the most frequent vocabulary keywords. Descriptor Fréchet
-   distance to the real validation kicks, between a floor (real training kicks, same count, vs
-   validation) and a ceiling (naive sine kicks); diversity; memorization; sanity pass rate.
+   distance to the real validation kicks and to all validation clips, each between a floor
+   (training clips of the same kinds, same count, vs that reference) and a ceiling (naive sine
+   kicks); diversity; memorization; sanity pass rate.
 3. Prompt adherence: for each pair of ``ADHERENCE``, the effect size (Cohen's d) of the named
    descriptor between the prompt and its baseline (unconditional or the opposite word) with the
    same seeds, at guidance scales 1, 3 and 5. Signed so that positive means "moved the way the
