@@ -1,0 +1,694 @@
+"""``kickgen eval``: how good the shipped models are, measured on the corpus's validation split.
+
+    kickgen eval --checkpoints checkpoints --corpus /work/corpus --out eval_out
+
+Three parts, each written to ``OUT/results.json`` (machines), ``OUT/report.md`` (people) and PNGs:
+
+1. Reconstruction on validation recordings, the real ones (``kind == real``) first and other
+   kinds when there are fewer than ``n_recon`` (means over the real ones reported apart). VAE: log-mel error in dB
+   (encode → decode). Vocoders from the true log-mels and end to end (VAE round trip → vocoder):
+   HiFi-GAN, kickgen's Griffin-Lim (NNLS + fast GL) and the reference-style Griffin-Lim
+   (pseudo-inverse + 64 plain iterations), each scored by the floored log-mel distance and the
+   multi-resolution STFT distance (:mod:`kickgen.evaluation.metrics`) against the recording.
+2. Generation at the default settings with fixed seeds: ``n`` unconditional kicks and
+   ``n_keyword`` kicks for each of the most frequent vocabulary keywords. Descriptor Fréchet
+   distance to the real validation kicks and to all validation clips, each between a floor
+   (training clips of the same kinds, same count, vs that reference) and a ceiling (naive sine
+   kicks); diversity; memorization; sanity pass rate.
+3. Prompt adherence: for each pair of ``ADHERENCE``, the effect size (Cohen's d) of the named
+   descriptor between the prompt and its baseline (unconditional or the opposite word) with the
+   same seeds, at guidance scales 1, 3 and 5. Signed so that positive means "moved the way the
+   word says"; the target is ≥ 0.8.
+
+Kick i of every set uses seed ``seed + i``, so sets are paired kick by kick and a re-run gives the
+same numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kickgen.errors import CommandError, KickgenError
+from kickgen.evaluation import metrics
+from kickgen.progress import Progress
+
+# (prompt, baseline prompt, descriptor, expected direction: +1 the prompt raises it, -1 lowers it)
+ADHERENCE: tuple[tuple[str, str, str, int], ...] = (
+    ("deep", "", "body_pitch", -1),
+    ("short", "long", "decay_20", -1),
+    ("distorted", "", "harmonic_db", +1),
+    ("808", "909", "decay_20", +1),
+    ("808", "909", "click_db", -1),
+)
+EFFECT_TARGET = 0.8  # a "large" effect (Cohen)
+KEYWORD_DESCRIPTORS = ("body_pitch", "decay_20", "click_db", "harmonic_db", "centroid")
+RECON_METHODS = ("hifigan", "griffin_lim", "reference_griffin_lim")
+RESULTS_NAME = "results.json"
+REPORT_NAME = "report.md"
+
+
+class EvalError(KickgenError):
+    """The evaluation cannot run on these inputs; the message names the file or value."""
+
+
+@dataclass
+class EvalConfig:
+    """What one eval run measures; the defaults are the published run (≤ 15 min on 2 CPU cores)."""
+
+    n: int = 128  # unconditional kicks: Fréchet, diversity, memorization, sanity
+    n_prompt: int = 32  # kicks per (prompt, guidance) of the adherence study
+    n_keyword: int = 8  # kicks per vocabulary keyword at the default guidance
+    keywords: int = 16  # the most frequent training keywords get a row each
+    n_recon: int = 24  # real validation recordings for reconstruction
+    steps: int = 50  # sampler steps (the default generation setting)
+    sampler: str = "ddim"  # ddim or dpm
+    cfg_scale: float = 3.0  # default guidance: keyword sets and the spectrogram grid
+    guidance: tuple[float, ...] = (1.0, 3.0, 5.0)  # scales of the adherence study
+    seed: int = 1000  # kick i of every set uses seed + i
+    batch_size: int = 16  # kicks per sampler batch
+    max_reference: int = 1000  # at most this many real clips per split as reference sets
+    examples: int = 6  # kicks per row in the spectrogram grid and WAV examples
+    device: str = "cpu"
+    threads: int | None = 1  # torch intra-op threads: 1 is fastest on a shared, loaded machine
+    # (measured 10× faster than torch's 2 threads at load average 7-10 on 2 cores); None: torch's choice
+
+
+@dataclass
+class EvalSplit:
+    """The part of a corpus split the eval reads."""
+
+    ids: list[str]
+    waves: torch.Tensor  # (N, 88200), float16 in the cache
+    log_mels: torch.Tensor  # (N, 128, 173), float16 in the cache
+    keywords: list[list[str]]
+    kinds: list[str]  # real | synth | augmented | ... ("real" when the metadata has no kind)
+
+
+def load_eval_split(corpus_dir: Path, split: str) -> EvalSplit:
+    """Read ``split`` of the corpus through :func:`kickgen.data.corpus.load_split`.
+
+    Waveforms and log-mels stay in the cache's float16; the eval converts the rows it uses.
+    """
+    from kickgen.data.corpus import load_split
+
+    data = load_split(corpus_dir, split)
+    return EvalSplit(
+        ids=list(data.ids),
+        waves=data.waves,
+        log_mels=data.log_mels,
+        keywords=[list(k) for k in data.keywords],
+        kinds=[str(row.get("kind") or "real") for row in data.metadata],
+    )
+
+
+def _pick(n_total: int, n: int, seed: int) -> np.ndarray:
+    """``n`` distinct indices of ``range(n_total)`` (all when n ≥ n_total), seeded, sorted."""
+    if n >= n_total:
+        return np.arange(n_total)
+    return np.sort(np.random.default_rng(seed).choice(n_total, size=n, replace=False))
+
+
+RECON_KIND_ORDER = ("real", "augmented", "drumsynth", "kicker", "synth")  # fill order
+
+
+def _recon_indices(split: EvalSplit, n: int, seed: int) -> np.ndarray:
+    """``n`` clips for reconstruction: real recordings first, then the other kinds in order."""
+    chosen: list[int] = []
+    order = list(RECON_KIND_ORDER) + sorted(set(split.kinds) - set(RECON_KIND_ORDER))
+    for kind in order:
+        of_kind = np.array([i for i, k in enumerate(split.kinds) if k == kind], dtype=int)
+        if len(of_kind) and len(chosen) < n:
+            chosen += of_kind[_pick(len(of_kind), n - len(chosen), seed)].tolist()
+    return np.array(chosen, dtype=int)
+
+
+def _mean(x: torch.Tensor | np.ndarray) -> float:
+    return float(np.mean(np.asarray(x, dtype=np.float64)))
+
+
+def _ci95(x: np.ndarray) -> float:
+    x = np.asarray(x, dtype=np.float64)
+    return float(1.96 * x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else 0.0
+
+
+# --------------------------------------------------------------------------- generation cache
+
+
+class KickSets:
+    """Generated sets keyed by (prompt, guidance); kick i always uses seed + i, so a larger request
+    extends a stored set instead of regenerating it."""
+
+    def __init__(self, pipe, config: EvalConfig, bar: Progress | None = None,
+                 plan: dict[tuple[str, float], int] | None = None):  # fmt: skip
+        self.pipe, self.config, self.bar = pipe, config, bar
+        self.plan = dict(plan or {})  # (prompt, guidance) → kicks to generate at the first request
+        self.waves: dict[tuple[str, float], torch.Tensor] = {}
+        self.descriptors: dict[tuple[str, float], dict[str, np.ndarray]] = {}
+        self.seconds = 0.0
+        self.generated = 0
+
+    def get(
+        self, prompt: str, cfg_scale: float, n: int
+    ) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
+        """``(waves (n, 88200), descriptors)`` of the first ``n`` kicks of this set."""
+        if prompt == "":
+            cfg_scale = 1.0  # an empty prompt ignores guidance: one set serves every scale
+        key = (prompt, float(cfg_scale))
+        have = len(self.waves[key]) if key in self.waves else 0
+        target = max(n, self.plan.get(key, 0)) if have < n else n
+        while have < target:  # one sampler batch at a time, so the progress bar moves
+            cfg = self.config
+            count = min(cfg.batch_size, target - have)
+            start = time.perf_counter()
+            out = self.pipe(prompt, n=count, seed=cfg.seed + have, cfg_scale=cfg_scale, steps=cfg.steps,
+                            sampler=cfg.sampler, batch_size=cfg.batch_size, warn_unknown=False)  # fmt: skip
+            self.seconds += time.perf_counter() - start
+            self.generated += count
+            desc = metrics.describe_safe(out.waveforms)
+            if have:
+                old = self.descriptors[key]
+                self.waves[key] = torch.cat([self.waves[key], out.waveforms])
+                self.descriptors[key] = {k: np.concatenate([old[k], v]) for k, v in desc.items()}
+            else:
+                self.waves[key], self.descriptors[key] = out.waveforms, desc
+            if self.bar is not None:
+                self.bar.update(count, set=f"{prompt or 'uncond'}@{cfg_scale:g}")
+            have += count
+        return self.waves[key][:n], {k: v[:n] for k, v in self.descriptors[key].items()}
+
+
+# --------------------------------------------------------------------------- parts
+
+
+@torch.inference_mode()
+def reconstruction(pipe, val: EvalSplit, config: EvalConfig) -> tuple[dict, dict]:
+    """VAE and vocoder reconstruction of validation recordings, real ones first.
+
+    Takes ``n_recon`` validation clips: every real recording (up to ``n_recon``), then, when
+    there are fewer, clips of the other kinds in the order of ``RECON_KIND_ORDER``. Returns
+    ``(results, examples)``: per method and input (``true_mel`` / ``vae_mel``) the mean, 95 %
+    half-interval, mean over the real recordings only and per-clip values of both distances;
+    ``examples`` holds the first clips' waveforms per method for the figures.
+    """
+    from kickgen import griffin_lim
+    from kickgen.audio import log_mel
+
+    idx = _recon_indices(val, config.n_recon, config.seed)
+    is_real = np.array([val.kinds[i] == "real" for i in idx])
+    methods = [m for m in RECON_METHODS if m != "hifigan" or pipe.vocoder is not None]
+    scores = {
+        f"{src}/{m}": {"log_mel_db": [], "mrstft_db": []}
+        for src in ("true_mel", "vae_mel")
+        for m in methods
+    }
+    vae_err: list[float] = []
+    examples: dict[str, torch.Tensor] = {}
+    total = len(idx) * len(methods) * 2
+    with Progress(total, "eval: reconstruction") as bar:
+        for start in range(0, len(idx), 8):
+            sel = idx[start : start + 8]
+            wave = val.waves[sel].float()  # (b, 88200)
+            mel = log_mel(wave)  # (b, 128, 173) in float32 from the recording
+            vae_mel = (
+                pipe.vae.decode(pipe.vae.encode(mel.unsqueeze(1).to(pipe.device)))
+                .squeeze(1)
+                .float()
+                .cpu()
+            )
+            vae_err += metrics.log_mel_distance_db(vae_mel, mel).tolist()
+            for src, inp in (("true_mel", mel), ("vae_mel", vae_mel)):
+                for m in methods:
+                    if m == "hifigan":
+                        out = pipe.vocoder(inp.to(pipe.device)).squeeze(1).float().cpu()
+                    elif m == "griffin_lim":
+                        out = griffin_lim.log_mel_to_audio(inp)
+                    else:
+                        out = griffin_lim.reference_log_mel_to_audio(inp)
+                    out = out[:, : wave.shape[-1]]
+                    scores[f"{src}/{m}"]["log_mel_db"] += metrics.wave_log_mel_distance_db(
+                        out, wave
+                    ).tolist()
+                    scores[f"{src}/{m}"]["mrstft_db"] += metrics.mrstft_distance_db(
+                        out, wave
+                    ).tolist()
+                    if start == 0:
+                        examples[f"{src}/{m}"] = out[: config.examples].clone()
+                    bar.update(len(sel), method=m)
+            if start == 0:
+                examples["recording"] = wave[: config.examples].clone()
+    def summary(v: list[float]) -> dict:
+        arr = np.array(v)
+        real = _mean(arr[is_real]) if is_real.any() else None
+        return {"mean": _mean(arr), "ci95": _ci95(arr), "real_mean": real, "per_clip": v}
+
+    results: dict = {"n": len(idx), "n_real": int(is_real.sum()), "ids": [val.ids[i] for i in idx],
+                     "kinds": [val.kinds[i] for i in idx], "vae_log_mel_db": summary(vae_err)}  # fmt: skip
+    for key, vals in scores.items():
+        results[key] = {name: summary(v) for name, v in vals.items()}
+    for src in ("true_mel", "vae_mel"):
+        if (
+            f"{src}/hifigan" in results
+        ):  # issue 7's acceptance: HiFi-GAN MR-STFT ≤ 60 % of Griffin-Lim's
+            results[f"{src}/hifigan_over_griffin_lim_mrstft"] = (
+                results[f"{src}/hifigan"]["mrstft_db"]["mean"]
+                / results[f"{src}/griffin_lim"]["mrstft_db"]["mean"]
+            )
+    return results, examples
+
+
+def _sanity_summary(checks: dict[str, np.ndarray]) -> dict[str, float]:
+    return {name: float(np.mean(v)) for name, v in checks.items()}
+
+
+def keyword_counts(split: EvalSplit) -> dict[str, int]:
+    """How many clips of ``split`` carry each keyword."""
+    counts: dict[str, int] = {}
+    for kws in split.keywords:
+        for k in kws:
+            counts[k] = counts.get(k, 0) + 1
+    return counts
+
+
+def top_keywords(counts: dict[str, int], vocab: list[str], k: int) -> list[str]:
+    """The ``k`` vocabulary keywords most frequent in training (ties by name); the vocabulary's
+    first ``k`` when no training clip carries any of them."""
+    known = sorted((w for w in vocab if counts.get(w, 0) > 0), key=lambda w: (-counts[w], w))
+    return known[:k] if known else list(vocab)[:k]
+
+
+def plan_sets(config: EvalConfig, vocab: list[str], top: list[str]) -> dict[tuple[str, float], int]:
+    """Kicks each (prompt, guidance) set will need over the whole run: generated up front in
+    full batches, and the progress bar's total."""
+    from kickgen.evaluation.report import GRID_PROMPTS
+
+    plan: dict[tuple[str, float], int] = {}
+
+    def need(prompt: str, g: float, n: int) -> None:
+        key = (prompt, 1.0 if prompt == "" else float(g))
+        plan[key] = max(plan.get(key, 0), n)
+
+    need("", 1.0, max(config.n, config.examples))
+    for k in top:
+        need(k, config.cfg_scale, config.n_keyword)
+    for prompt, base, _, _ in ADHERENCE:
+        if all(w in vocab for w in (prompt, base) if w):
+            for g in config.guidance:
+                need(prompt, g, config.n_prompt)
+                need(base, g, config.n_prompt)
+    for prompt in GRID_PROMPTS:
+        if prompt in vocab:
+            need(prompt, config.cfg_scale, config.examples)
+    return plan
+
+
+def _frechet_block(
+    std: metrics.Standardizer, ref: dict, floor: dict, gen: dict, pooled: dict, sine: dict
+) -> dict:
+    """Fréchet distances of the generated sets, the floor set and the sine ceiling to ``ref``."""
+    ref_f = std(metrics.feature_matrix(ref))
+
+    def fd(d: dict) -> float:
+        return metrics.frechet_distance(std(metrics.feature_matrix(d)), ref_f)
+
+    out = {"unconditional": fd(gen), "keywords_pooled": fd(pooled), "floor_train": fd(floor),
+           "ceiling_sine": fd(sine)}  # fmt: skip
+    out["unconditional_over_floor"] = out["unconditional"] / max(out["floor_train"], 1e-12)
+    out["n"] = {"reference": len(ref_f), "train": len(next(iter(floor.values()))),
+                "generated": len(next(iter(gen.values()))), "sine": len(next(iter(sine.values())))}  # fmt: skip
+    return out
+
+
+def generation(
+    sets: KickSets, val: EvalSplit, train: EvalSplit, vocab: list[str], config: EvalConfig
+) -> dict:
+    """Fréchet distance (floor, ceiling), diversity, memorization, sanity, per-keyword rows.
+
+    Two reference sets: the real validation recordings (``kind == real``) and every validation
+    clip (real, synthesized, rendered, augmented: what the model was trained to produce). Each
+    has its floor: as many training clips of the same kinds, against the same reference.
+    """
+    val_all = _pick(len(val.ids), config.max_reference, config.seed)
+    val_real = np.array([i for i in val_all if val.kinds[i] == "real"], dtype=int)
+    if len(val_real) < 2:
+        val_real = val_all
+    train_real_all = np.array([i for i, k in enumerate(train.kinds) if k == "real"], dtype=int)
+    if len(train_real_all) < 2:
+        train_real_all = np.arange(len(train.ids))
+    train_real = train_real_all[_pick(len(train_real_all), config.n, config.seed + 1)]
+    train_all = _pick(len(train.ids), config.n, config.seed + 1)
+
+    val_desc_all = metrics.describe_safe(val.waves[val_all])
+    pos = {int(i): p for p, i in enumerate(val_all)}
+    val_desc_real = {k: v[[pos[int(i)] for i in val_real]] for k, v in val_desc_all.items()}
+    train_desc_real = metrics.describe_safe(train.waves[train_real])
+    train_desc_all = metrics.describe_safe(train.waves[train_all])
+    sine = metrics.sine_kicks(config.n, config.seed)
+    sine_desc = metrics.describe_safe(sine)
+
+    gen_waves, gen_desc = sets.get("", 1.0, config.n)
+    counts = keyword_counts(train)
+    top = top_keywords(counts, vocab, config.keywords)
+    kw_sets = {k: sets.get(k, config.cfg_scale, config.n_keyword) for k in top}
+    pooled = {k: np.concatenate([kw_sets[w][1][k] for w in top]) for k in gen_desc} if top else gen_desc
+
+    # one scale for every comparison: the whole validation split's spread
+    std = metrics.Standardizer.fit(metrics.feature_matrix(val_desc_all))
+    fd = {
+        "real": _frechet_block(std, val_desc_real, train_desc_real, gen_desc, pooled, sine_desc),
+        "all": _frechet_block(std, val_desc_all, train_desc_all, gen_desc, pooled, sine_desc),
+        "features": [name for name, _ in metrics.FEATURES],
+    }
+
+    def spread(d: dict) -> float:
+        return metrics.mean_pairwise_distance(std(metrics.feature_matrix(d)))
+
+    diversity = {"generated": spread(gen_desc), "validation_real": spread(val_desc_real),
+                 "validation_all": spread(val_desc_all), "sine": spread(sine_desc)}  # fmt: skip
+    diversity["ratio_real"] = diversity["generated"] / max(diversity["validation_real"], 1e-12)
+    diversity["ratio_all"] = diversity["generated"] / max(diversity["validation_all"], 1e-12)
+
+    # memorization against everything the model trained on (all kinds)
+    mem_idx = _pick(len(train.ids), config.max_reference, config.seed + 2)
+    train_emb = metrics.mel_embedding(train.log_mels[mem_idx])
+    gen_emb = metrics.mel_embedding(metrics.log_mels_of(gen_waves))
+    val_emb = metrics.mel_embedding(val.log_mels[val_all[: config.n]])
+    memo = {"generated": metrics.memorization(gen_emb, train_emb),
+            "validation": metrics.memorization(val_emb, train_emb), "train_items": len(mem_idx)}  # fmt: skip
+
+    kw_waves = torch.cat([kw_sets[k][0] for k in top]) if top else gen_waves
+    sanity = {
+        "unconditional": _sanity_summary(metrics.sanity_checks(gen_waves, gen_desc)),
+        "keywords_pooled": _sanity_summary(metrics.sanity_checks(kw_waves, pooled)),
+        "validation_real": _sanity_summary(metrics.sanity_checks(val.waves[val_real], val_desc_real)),
+        "validation_all": _sanity_summary(metrics.sanity_checks(val.waves[val_all], val_desc_all)),
+        "sine": _sanity_summary(metrics.sanity_checks(sine, sine_desc)),
+    }
+
+    keyword_rows = []
+    for k in top:
+        with_k = [pos[int(i)] for i in val_all if k in val.keywords[i]]
+        waves_k, desc_k = kw_sets[k]
+        row = {"keyword": k, "n": config.n_keyword, "train_count": counts.get(k, 0), "val_count": len(with_k),
+               "sanity_pass": float(np.mean(metrics.sanity_checks(waves_k, desc_k)["pass"]))}  # fmt: skip
+        for name in KEYWORD_DESCRIPTORS:
+            row[f"{name}_generated"] = float(np.median(desc_k[name]))
+            row[f"{name}_val"] = float(np.median(val_desc_all[name][with_k])) if with_k else None
+        keyword_rows.append(row)
+
+    def medians(d: dict[str, np.ndarray]) -> dict[str, float]:
+        return {name: float(np.median(d[name])) for name, _ in metrics.FEATURES}
+
+    return {
+        "frechet": fd,
+        "diversity": diversity,
+        "memorization": memo,
+        "sanity": sanity,
+        "keywords": keyword_rows,
+        "descriptor_medians": {"generated": medians(gen_desc), "validation_real": medians(val_desc_real),
+                               "validation_all": medians(val_desc_all), "sine": medians(sine_desc)},  # fmt: skip
+        "_sets": {"validation (all kinds)": val_desc_all, "generated": gen_desc, "sine": sine_desc},
+        "_grid_real": val_real,
+    }
+
+
+def adherence(sets: KickSets, vocab: list[str], config: EvalConfig) -> list[dict]:
+    """Effect sizes of ``ADHERENCE`` at each guidance scale, same seeds for prompt and baseline."""
+    rows = []
+    for prompt, base, name, sign in ADHERENCE:
+        missing = [w for w in (prompt, base) if w and w not in vocab]
+        for g in config.guidance:
+            row = {"prompt": prompt, "baseline": base or "(unconditional)", "descriptor": name,
+                   "expected": "higher" if sign > 0 else "lower", "guidance": float(g)}  # fmt: skip
+            if missing:
+                row.update(effect_size=None, note=f"not in the vocabulary: {' '.join(missing)}")
+                rows.append(row)
+                continue
+            _, a = sets.get(prompt, g, config.n_prompt)
+            _, b = sets.get(base, g, config.n_prompt)
+            d = metrics.cohens_d(a[name], b[name])
+            row.update(effect_size=sign * d, cohens_d=d, prompt_median=float(np.median(a[name])),
+                       baseline_median=float(np.median(b[name])), n=config.n_prompt,
+                       passed=bool(sign * d >= EFFECT_TARGET))  # fmt: skip
+            rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def _to_json(obj):
+    if isinstance(obj, dict):
+        return {str(k): _to_json(v) for k, v in obj.items() if not str(k).startswith("_")}
+    if isinstance(obj, (list, tuple)):
+        return [_to_json(v) for v in obj]
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def run_eval(checkpoints: Path, corpus: Path, out: Path, config: EvalConfig | None = None,
+             command: str | None = None) -> dict:  # fmt: skip
+    """Run the whole evaluation and write results.json, report.md, PNGs and WAV examples to ``out``.
+
+    Returns the results dictionary (as written to JSON).
+    """
+
+    config = config or EvalConfig()
+    checkpoints, corpus, out = Path(checkpoints), Path(corpus), Path(out)
+    if not checkpoints.is_dir():
+        raise EvalError(
+            f"{checkpoints} is not a directory: pass the folder holding the three checkpoints"
+        )
+    if not (corpus / "cache" / "val.pt").is_file() or not (corpus / "cache" / "train.pt").is_file():
+        raise EvalError(
+            f"{corpus} has no cache/train.pt and cache/val.pt: build it with `kickgen data build`"
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EvalError(
+            f"cannot create {out}: {exc.strerror or exc}; choose a writable folder"
+        ) from exc
+    previous_threads = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    try:
+        return _run(checkpoints, corpus, out, config, command)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _run(checkpoints: Path, corpus: Path, out: Path, config: EvalConfig, command: str | None) -> dict:
+    from kickgen.pipeline import VOCODER_NAME, KickPipeline
+
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    t = time.perf_counter()
+    has_vocoder = (checkpoints / VOCODER_NAME).is_file()
+    pipe = KickPipeline.from_pretrained(checkpoints, device=config.device, use_vocoder=has_vocoder)
+    val, train = load_eval_split(corpus, "val"), load_eval_split(corpus, "train")
+    if len(val.ids) < 2 or len(train.ids) < 2:
+        raise EvalError(f"{corpus}: the eval needs at least 2 validation and 2 training clips")
+    timings["load"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    recon, recon_examples = reconstruction(pipe, val, config)
+    timings["reconstruction"] = time.perf_counter() - t
+
+    plan = plan_sets(config, pipe.vocab, top_keywords(keyword_counts(train), pipe.vocab, config.keywords))
+    with Progress(sum(plan.values()), "eval: generation (kicks)") as bar:
+        sets = KickSets(pipe, config, bar, plan)
+        t = time.perf_counter()
+        gen = generation(sets, val, train, pipe.vocab, config)
+        timings["generation"] = time.perf_counter() - t
+        t = time.perf_counter()
+        adh = adherence(sets, pipe.vocab, config)
+        timings["adherence"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    from kickgen.evaluation import report
+
+    figures = report.write_figures(out, sets, gen, val, recon_examples, config)
+    timings["figures"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - started
+
+    results = {
+        "command": command,
+        "checkpoints": str(checkpoints),
+        "corpus": str(corpus),
+        "config": asdict(config),
+        "vocoder": "hifigan" if pipe.vocoder is not None else "griffin-lim",
+        "machine": report.machine_description(),
+        "timings_s": timings,
+        "kicks_generated": sets.generated,
+        "seconds_generating": sets.seconds,
+        "reconstruction": recon,
+        "generation": gen,
+        "adherence": adh,
+        "figures": figures,
+    }
+    results = _to_json(results)
+    (out / RESULTS_NAME).write_text(json.dumps(results, indent=2) + "\n")
+    (out / REPORT_NAME).write_text(report.markdown(results))
+    return results
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"{value} is too small: use at least 2")
+    return value
+
+
+def _guidance(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give comma-separated numbers such as 1,3,5"
+        ) from None
+    if any(v < 0 or v != v for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: guidance scales are 0 or more")
+    return values
+
+
+def add_eval_arguments(p: argparse.ArgumentParser) -> None:
+    d = EvalConfig()
+    p.add_argument(
+        "--checkpoints",
+        type=Path,
+        default=Path("checkpoints"),
+        help="folder with the three checkpoints (default: %(default)s)",
+    )
+    p.add_argument(
+        "--corpus",
+        type=Path,
+        required=True,
+        help="corpus folder written by `kickgen data build` (uses cache/train.pt, cache/val.pt)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("eval_out"),
+        help="output folder for results.json, report.md, PNGs, WAVs (default: %(default)s)",
+    )
+    p.add_argument("--n", type=_positive, default=d.n, help=f"unconditional kicks (default {d.n})")
+    p.add_argument(
+        "--n-prompt",
+        type=_positive,
+        default=d.n_prompt,
+        help=f"kicks per prompt and guidance in the adherence study (default {d.n_prompt})",
+    )
+    p.add_argument(
+        "--n-keyword",
+        type=_positive,
+        default=d.n_keyword,
+        help=f"kicks per vocabulary keyword (default {d.n_keyword})",
+    )
+    p.add_argument(
+        "--keywords",
+        type=int,
+        default=d.keywords,
+        help=f"how many of the most frequent keywords get a row (default {d.keywords})",
+    )
+    p.add_argument(
+        "--n-recon",
+        type=_positive,
+        default=d.n_recon,
+        help=f"validation recordings for reconstruction (default {d.n_recon})",
+    )
+    p.add_argument("--steps", type=int, default=d.steps, help=f"sampler steps (default {d.steps})")
+    p.add_argument(
+        "--sampler",
+        choices=("ddim", "dpm"),
+        default=d.sampler,
+        help=f"sampler (default {d.sampler})",
+    )
+    p.add_argument(
+        "--cfg-scale",
+        type=float,
+        default=d.cfg_scale,
+        help=f"guidance for keyword sets (default {d.cfg_scale:g})",
+    )
+    p.add_argument(
+        "--guidance",
+        type=_guidance,
+        default=d.guidance,
+        help="guidance scales of the adherence study (default 1,3,5)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=d.seed,
+        help=f"kick i of every set uses seed + i (default {d.seed})",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=d.batch_size,
+        help=f"kicks per sampler batch (default {d.batch_size})",
+    )
+    p.add_argument("--device", default=d.device, help=f"cpu, cuda, auto ... (default {d.device})")
+    p.add_argument("--threads", type=int, default=d.threads, help=f"torch threads (default {d.threads}: fastest on a shared, loaded machine)")
+
+
+def run_eval_command(args: argparse.Namespace) -> int:
+    """``kickgen eval``: check the arguments, run, print where the report is."""
+    import shlex
+    import sys
+
+    if args.steps < 1:
+        raise CommandError(f"--steps {args.steps}: use at least 1")
+    if args.batch_size < 1:
+        raise CommandError(f"--batch-size {args.batch_size}: use at least 1")
+    if args.threads is not None and args.threads < 1:
+        raise CommandError(f"--threads {args.threads}: use at least 1")
+    if args.keywords < 0:
+        raise CommandError(f"--keywords {args.keywords}: use 0 or more")
+    config = EvalConfig(n=args.n, n_prompt=args.n_prompt, n_keyword=args.n_keyword, keywords=args.keywords,
+                        n_recon=args.n_recon, steps=args.steps, sampler=args.sampler, cfg_scale=args.cfg_scale,
+                        guidance=tuple(args.guidance), seed=args.seed, batch_size=args.batch_size,
+                        device=args.device, threads=args.threads)  # fmt: skip
+    command = "kickgen " + shlex.join(sys.argv[1:]) if sys.argv and sys.argv[0] else None
+    results = run_eval(args.checkpoints, args.corpus, args.out, config, command=command)
+    print(f"eval: {results['kicks_generated']} kicks in {results['timings_s']['total']:.0f} s; "
+          f"report {Path(args.out) / REPORT_NAME}")  # fmt: skip
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add ``kickgen eval`` (called by :mod:`kickgen.evaluation.cli`)."""
+    p = subparsers.add_parser("eval", help="measure reconstruction, generation quality and prompt adherence",
+                              description=__doc__.split("\n\n")[0])  # fmt: skip
+    add_eval_arguments(p)
+    p.set_defaults(func=run_eval_command)
+
+
+__all__ = [
+    "ADHERENCE",
+    "EvalConfig",
+    "EvalError",
+    "EvalSplit",
+    "load_eval_split",
+    "register",
+    "run_eval",
+]

@@ -1,0 +1,315 @@
+"""Eval output for people: the markdown report, the PNG figures and WAV examples.
+
+matplotlib (the ``eval`` extra) is imported inside :func:`write_figures`; without it the figures
+are skipped and the report says so.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kickgen.audio import write_wav
+from kickgen.evaluation import metrics
+
+SPECTROGRAMS_PNG = "spectrograms.png"
+RECONSTRUCTION_PNG = "reconstruction.png"
+HISTOGRAMS_PNG = "histograms.png"
+GRID_PROMPTS = ("deep", "short", "long", "distorted", "808", "909")  # rows of the spectrogram grid
+RECON_LABELS = {
+    "recording": "recording",
+    "true_mel/hifigan": "HiFi-GAN (true mel)",
+    "true_mel/griffin_lim": "Griffin-Lim (true mel)",
+    "true_mel/reference_griffin_lim": "reference GL (true mel)",
+    "vae_mel/hifigan": "VAE → HiFi-GAN",
+}
+METHOD_LABELS = {"hifigan": "HiFi-GAN", "griffin_lim": "kickgen Griffin-Lim (NNLS + fast GL, 32 it.)",
+                 "reference_griffin_lim": "reference Griffin-Lim (pinv + 64 it.)"}  # fmt: skip
+
+
+def machine_description() -> str:
+    """One line: CPU model, logical cores, torch threads, torch version, OS."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return (f"{cpu}, {os.cpu_count()} logical cores, torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads), {platform.system()} {platform.release()}")  # fmt: skip
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _mel_image(ax, log_mel: torch.Tensor, title: str) -> None:
+    db = log_mel.double() * metrics.DB_PER_LOG
+    db = (db - db.max()).clamp(min=-metrics.FLOOR_DB).numpy()
+    ax.imshow(db, origin="lower", aspect="auto", cmap="magma", vmin=-metrics.FLOOR_DB, vmax=0.0)
+    ax.set_title(title, fontsize=7)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def write_figures(
+    out: Path, sets, gen: dict, val, recon_examples: dict[str, torch.Tensor], config
+) -> dict:
+    """Write the PNGs and WAV examples; returns ``{name: relative path}`` (empty without matplotlib)."""
+    written: dict[str, str] = {}
+    k = config.examples
+    # WAV examples first: they need no extra
+    ex_dir = out / "examples"
+    ex_dir.mkdir(exist_ok=True)
+    rows: list[tuple[str, torch.Tensor]] = []
+    real = val.waves[gen["_grid_real"][:k]]
+    rows.append(("real (validation)", real))
+    rows.append(("unconditional", sets.get("", 1.0, k)[0]))
+    for prompt in GRID_PROMPTS:
+        if prompt in sets.pipe.vocab:
+            rows.append(
+                (f'"{prompt}" @ {config.cfg_scale:g}', sets.get(prompt, config.cfg_scale, k)[0])
+            )
+    for label, waves in rows:
+        stem = label.split(" @")[0].strip('"').split(" ")[0]
+        for i, w in enumerate(waves):
+            write_wav(ex_dir / f"{stem}_{i:02d}.wav", w)
+    for key, waves in recon_examples.items():
+        stem = key.replace("/", "_")
+        for i, w in enumerate(waves[:2]):
+            write_wav(ex_dir / f"recon_{stem}_{i:02d}.wav", w)
+    written["examples"] = "examples/"
+
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return written
+
+    # 1. spectrogram grid: real vs generated, one row per set
+    fig, axes = plt.subplots(len(rows), k, figsize=(1.6 * k, 1.3 * len(rows)), squeeze=False)
+    for r, (label, waves) in enumerate(rows):
+        mels = metrics.log_mels_of(waves)
+        for c in range(k):
+            ax = axes[r][c]
+            if c < len(mels):
+                _mel_image(ax, mels[c], f"{label} #{c}" if c == 0 else f"#{c}")
+            else:
+                ax.axis("off")
+    fig.suptitle(
+        "log-mel (dB re peak, 80 dB range): real validation kicks vs generated, same seeds per column",
+        fontsize=8,
+    )
+    fig.tight_layout()
+    fig.savefig(out / SPECTROGRAMS_PNG, dpi=110)
+    plt.close(fig)
+    written["spectrograms"] = SPECTROGRAMS_PNG
+
+    # 2. reconstruction grid: recording vs vocoders
+    keys = [key for key in RECON_LABELS if key in recon_examples]
+    n_clips = min(4, len(recon_examples.get("recording", [])))
+    if keys and n_clips:
+        fig, axes = plt.subplots(
+            n_clips, len(keys), figsize=(2.0 * len(keys), 1.5 * n_clips), squeeze=False
+        )
+        for c, key in enumerate(keys):
+            mels = metrics.log_mels_of(recon_examples[key][:n_clips])
+            for r in range(n_clips):
+                _mel_image(axes[r][c], mels[r], RECON_LABELS[key] if r == 0 else "")
+        fig.suptitle(
+            "reconstruction of real validation recordings (log-mel of each output)", fontsize=8
+        )
+        fig.tight_layout()
+        fig.savefig(out / RECONSTRUCTION_PNG, dpi=110)
+        plt.close(fig)
+        written["reconstruction"] = RECONSTRUCTION_PNG
+
+    # 3. descriptor histograms: real validation vs generated vs naive sine
+    named = gen["_sets"]
+    feats = [name for name, _ in metrics.FEATURES]
+    cols = 5
+    fig, axes = plt.subplots(
+        (len(feats) + cols - 1) // cols, cols, figsize=(3.0 * cols, 2.2 * 2), squeeze=False
+    )
+    for i, name in enumerate(feats):
+        ax = axes[i // cols][i % cols]
+        data = {label: metrics.feature_matrix(d)[:, i] for label, d in named.items()}
+        lo = min(np.percentile(v, 1) for v in data.values())
+        hi = max(np.percentile(v, 99) for v in data.values())
+        bins = np.linspace(lo, hi if hi > lo else lo + 1.0, 30)
+        for label, v in data.items():
+            ax.hist(
+                np.clip(v, bins[0], bins[-1]), bins=bins, density=True, histtype="step", label=label
+            )
+        scale = dict(metrics.FEATURES)[name]
+        ax.set_title(f"log {name}" if scale == "log" else name, fontsize=8)
+        ax.tick_params(labelsize=6)
+    axes[0][0].legend(fontsize=6)
+    for j in range(len(feats), axes.size):
+        axes[j // cols][j % cols].axis("off")
+    fig.tight_layout()
+    fig.savefig(out / HISTOGRAMS_PNG, dpi=110)
+    plt.close(fig)
+    written["histograms"] = HISTOGRAMS_PNG
+    return written
+
+
+# --------------------------------------------------------------------------- markdown
+
+
+def _f(x, digits: int = 2) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def _pct(x) -> str:
+    return "–" if x is None else f"{100.0 * x:.1f} %"
+
+
+def markdown(results: dict) -> str:
+    """The eval report as markdown (tables of every figure in ``results``)."""
+    cfg = results["config"]
+    lines = ["# kickgen eval report", ""]
+    if results.get("command"):
+        lines += ["Command:", "", "```", results["command"], "```", ""]
+    lines += [
+        f"Checkpoints `{results['checkpoints']}`, corpus `{results['corpus']}`, vocoder {results['vocoder']}; "
+        f"{cfg['sampler']} {cfg['steps']} steps, guidance {cfg['cfg_scale']:g}, seeds from {cfg['seed']}.",
+        f"Machine: {results['machine']}. Wall time {results['timings_s']['total']:.0f} s "
+        f"({results['kicks_generated']} kicks generated in {results['seconds_generating']:.0f} s).",
+        "",
+        "## Reconstruction of validation recordings",
+        "",
+    ]
+    rec = results["reconstruction"]
+    kinds = sorted(set(rec["kinds"]))
+    lines += [
+        f"{rec['n']} validation clips ({rec['n_real']} real recordings; kinds {', '.join(kinds)}). Distances in dB "
+        "(lower is better): log-mel distance and multi-resolution STFT log-magnitude distance (windows "
+        "256/1024/4096), both floored 80 dB below the recording's peak; mean ± 95 % interval, and the mean "
+        "over the real recordings alone in brackets.",
+        "",
+        f"VAE round trip log-mel error: **{rec['vae_log_mel_db']['mean']:.2f} ± {rec['vae_log_mel_db']['ci95']:.2f} dB** "
+        f"[real {_f(rec['vae_log_mel_db']['real_mean'])}]",
+        "",
+        "| vocoder | log-mel dB (true mel) | MR-STFT dB (true mel) | log-mel dB (VAE → vocoder) | MR-STFT dB (VAE → vocoder) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for m, label in METHOD_LABELS.items():
+        if f"true_mel/{m}" not in rec:
+            continue
+        cells = []
+        for src in ("true_mel", "vae_mel"):
+            for name in ("log_mel_db", "mrstft_db"):
+                s = rec[f"{src}/{m}"][name]
+                cells.append(f"{s['mean']:.2f} ± {s['ci95']:.2f} [{_f(s['real_mean'])}]")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    for src, label in (("true_mel", "true mels"), ("vae_mel", "VAE mels")):
+        ratio = rec.get(f"{src}/hifigan_over_griffin_lim_mrstft")
+        if ratio is not None:
+            lines.append(
+                f"\nHiFi-GAN MR-STFT distance / kickgen Griffin-Lim's on {label}: **{100 * ratio:.0f} %**"
+            )
+    gen = results["generation"]
+    fd = gen["frechet"]
+    lines += [
+        "",
+        "## Generated kicks",
+        "",
+        f"Descriptor Fréchet distance (features {', '.join(fd['features'])}; pitch, decays and centroid on a "
+        "log scale; standardised on the whole validation split) to two references: the real validation "
+        "recordings, and every validation clip (real, synthesized, rendered, augmented). The floor is as many "
+        "training clips of the same kinds against the same reference; the ceiling is naive sine kicks.",
+        "",
+        "| set | vs real validation | vs all validation |",
+        "| --- | --- | --- |",
+        f"| reference size | {fd['real']['n']['reference']} | {fd['all']['n']['reference']} |",
+        f"| floor: training clips ({fd['real']['n']['train']} / {fd['all']['n']['train']}) | "
+        f"{fd['real']['floor_train']:.3f} | {fd['all']['floor_train']:.3f} |",
+        f"| generated, unconditional ({fd['real']['n']['generated']}) | **{fd['real']['unconditional']:.3f}** "
+        f"({fd['real']['unconditional_over_floor']:.2f} × floor) | **{fd['all']['unconditional']:.3f}** "
+        f"({fd['all']['unconditional_over_floor']:.2f} × floor) |",
+        f"| generated, top {cfg['keywords']} keywords × {cfg['n_keyword']} pooled (guidance {cfg['cfg_scale']:g}) | "
+        f"{fd['real']['keywords_pooled']:.3f} | {fd['all']['keywords_pooled']:.3f} |",
+        f"| ceiling: naive sine kicks ({fd['real']['n']['sine']}) | {fd['real']['ceiling_sine']:.3f} | "
+        f"{fd['all']['ceiling_sine']:.3f} |",
+        "",
+    ]
+    div, mem = gen["diversity"], gen["memorization"]
+    lines += [
+        f"Diversity (mean pairwise standardised descriptor distance): generated {div['generated']:.2f}; "
+        f"real validation {div['validation_real']:.2f} (ratio **{div['ratio_real']:.2f}**); all validation "
+        f"{div['validation_all']:.2f} (ratio **{div['ratio_all']:.2f}**); sine {div['sine']:.2f}.",
+        "",
+        f"Memorization (share nearer to one of {mem['train_items']} training clips than the closest "
+        f"{100 * mem['generated']['quantile']:.0f} % of training clips are to each other, on level-free pooled "
+        f"log-mels; fresh draws score about {100 * mem['generated']['quantile']:.0f} %): generated "
+        f"**{_pct(mem['generated']['share'])}**, validation clips {_pct(mem['validation']['share'])}; median "
+        f"nearest-neighbour distance ratio {mem['generated']['nn_ratio']:.2f} (validation "
+        f"{mem['validation']['nn_ratio']:.2f}).",
+        "",
+        "Sanity checks (onset ≤ 30 ms, body pitch 30–160 Hz, RMS 0.9–1.0 s ≥ 18 dB below peak, finite, "
+        "peak ≥ −60 dBFS, not clipped):",
+        "",
+        "| set | pass | finite | not silent | not clipped | onset | body pitch | quiet tail |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, s in gen["sanity"].items():
+        cells = [s["pass"]] + [s[c] for c in metrics.SANITY_CHECKS]
+        lines.append(f"| {name.replace('_', ' ')} | " + " | ".join(_pct(v) for v in cells) + " |")
+    lines += ["", "## Prompt adherence", "",
+              f"Cohen's d of the named descriptor, prompt vs baseline, {cfg['n_prompt']} kicks each with the same "
+              "seeds; signed so that positive is the direction the word names; target ≥ 0.8.", "",
+              "| prompt | baseline | descriptor | expected | " + " | ".join(f"d @ {g:g}" for g in cfg["guidance"]) + " |",
+              "| --- | --- | --- | --- | " + " | ".join("---" for _ in cfg["guidance"]) + " |"]  # fmt: skip
+    by_pair: dict[tuple, dict] = {}
+    for row in results["adherence"]:
+        by_pair.setdefault(
+            (row["prompt"], row["baseline"], row["descriptor"], row["expected"]), {}
+        )[row["guidance"]] = row
+    for (p, b, d, e), per_g in by_pair.items():
+        cells = []
+        for g in cfg["guidance"]:
+            row = per_g.get(float(g), {})
+            if row.get("effect_size") is None:
+                cells.append(row.get("note", "–"))
+            else:
+                cells.append(
+                    f"{'**' if row['passed'] else ''}{row['effect_size']:.2f}{'**' if row['passed'] else ''}"
+                )
+        lines.append(f"| {p} | {b} | {d} | {e} | " + " | ".join(cells) + " |")
+    lines += ["", "## Per keyword (generated median / validation median, all kinds)", "",
+              "| keyword | train clips | val clips | sanity | body pitch Hz | decay −20 dB s | click dB | harmonics dB |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for row in gen["keywords"]:
+
+        def pair(name: str, digits: int = 2, row=row) -> str:
+            return f"{_f(row[f'{name}_generated'], digits)} / {_f(row[f'{name}_val'], digits)}"
+
+        lines.append(f"| {row['keyword']} | {row['train_count']} | {row['val_count']} | {_pct(row['sanity_pass'])} | "
+                     f"{pair('body_pitch', 1)} | {pair('decay_20', 3)} | {pair('click_db', 1)} | {pair('harmonic_db', 1)} |")  # fmt: skip
+    figs = results.get("figures", {})
+    lines += ["", "## Figures", ""]
+    for key, title in (("spectrograms", "Generated vs real"), ("reconstruction", "Reconstruction"),
+                       ("histograms", "Descriptor histograms")):  # fmt: skip
+        if key in figs:
+            lines.append(f"![{title}]({figs[key]})")
+    if "spectrograms" not in figs:
+        lines.append(
+            "(no PNGs: install the eval extra, `pip install kickgen[eval]`, for matplotlib)"
+        )
+    lines.append("\nWAV examples in `examples/`.")
+    t = results["timings_s"]
+    lines += ["", "Timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in t.items()), ""]
+    return "\n".join(lines)

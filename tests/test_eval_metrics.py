@@ -1,0 +1,118 @@
+"""Eval metrics on synthetic signals with known answers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from kickgen.audio import NUM_SAMPLES, SAMPLE_RATE, log_mel
+from kickgen.evaluation import metrics
+
+
+@pytest.fixture(scope="module")
+def kicks() -> torch.Tensor:
+    return torch.from_numpy(metrics.sine_kicks(3, seed=0))  # (3, 88200)
+
+
+def test_identical_audio_has_zero_distances(kicks):
+    assert torch.equal(metrics.wave_log_mel_distance_db(kicks, kicks), torch.zeros(3))
+    assert torch.equal(metrics.mrstft_distance_db(kicks, kicks), torch.zeros(3))
+    mel = log_mel(kicks)
+    assert torch.equal(metrics.log_mel_distance_db(mel, mel), torch.zeros(3))
+
+
+def test_gain_error_reads_in_db(kicks):
+    # a uniform -6.02 dB gain reads about 6 dB; bins pushed under the floor by it read less
+    lm = metrics.wave_log_mel_distance_db(kicks * 0.5, kicks)
+    mr = metrics.mrstft_distance_db(kicks * 0.5, kicks)
+    assert ((lm > 5.0) & (lm <= 6.03)).all(), lm
+    assert ((mr > 5.0) & (mr <= 6.03)).all(), mr
+    # log-mel distance of a log-mel shifted by 1 neper of power (4.34 dB) everywhere above the floor
+    mel = torch.full((1, 128, 173), -2.0)
+    assert metrics.log_mel_distance_db(mel + 1.0, mel).item() == pytest.approx(10 / math.log(10), rel=1e-5)
+
+
+def test_floor_ignores_silence_below_it():
+    target = torch.full((1, 4, 5), 0.0)
+    target[0, 0, 0] = 20.0  # natural-log power: the peak (86.9 dB)
+    pred = target.clone()
+    pred[0, 3, 4] = -5.0  # both far below peak − 80 dB: no difference counts
+    assert metrics.log_mel_distance_db(pred, target, floor_db=80.0).item() == 0.0
+    pred[0, 3, 4] = 5.0  # rises above the floor (21.7 dB vs floor 6.9 dB): it counts
+    assert metrics.log_mel_distance_db(pred, target, floor_db=80.0).item() > 0.0
+
+
+def test_griffin_lim_beats_noise_on_the_multi_resolution_distance(kicks):
+    noise = torch.randn(3, NUM_SAMPLES, generator=torch.Generator().manual_seed(0)) * 0.1
+    assert (metrics.mrstft_distance_db(noise, kicks) > 10.0).all()
+
+
+def test_sine_kick_has_its_pitch_and_decay():
+    wave = metrics.sine_kick(end_hz=55.0, start_hz=55.0, decay_s=0.2)  # no glide
+    d = metrics.describe_safe(wave[None])
+    assert d["body_pitch"][0] == pytest.approx(55.0, abs=1.0)
+    assert d["decay_20"][0] == pytest.approx(0.2 * math.log(10), rel=0.03)  # exp(-t/τ) hits -20 dB at τ·ln 10
+    assert d["onset"][0] < 0.001
+
+
+def test_frechet_distance_known_values():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(200, 4))
+    assert metrics.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-9)
+    shift = np.array([1.0, 2.0, 0.0, -2.0])
+    assert metrics.frechet_distance(a, a + shift) == pytest.approx(9.0, rel=1e-9)  # |shift|²
+    # doubling a set: covariance 4Σ gives Tr(Σ + 4Σ − 2·2Σ) = Tr Σ, plus the mean shift |μ|²
+    expected = np.trace(np.cov(a, rowvar=False)) + (a.mean(axis=0) ** 2).sum()
+    assert metrics.frechet_distance(a, 2.0 * a) == pytest.approx(expected, rel=1e-9)
+    with pytest.raises(ValueError, match="at least 2"):
+        metrics.frechet_distance(a[:1], a)
+
+
+def test_standardizer_and_diversity():
+    feats = np.array([[0.0, 0.0], [3.0, 4.0]])
+    assert metrics.mean_pairwise_distance(feats) == pytest.approx(5.0)
+    std = metrics.Standardizer.fit(np.array([[1.0, 5.0], [3.0, 5.0]]))
+    assert np.allclose(std(np.array([[2.0, 5.0], [3.0, 6.0]])), [[0.0, 0.0], [1.0, 1.0]])  # constant column: std 1
+
+
+def test_cohens_d_known_value():
+    assert metrics.cohens_d(np.array([1.0, 2.0, 3.0]), np.array([3.0, 4.0, 5.0])) == pytest.approx(-2.0)
+    assert metrics.cohens_d(np.ones(3), np.ones(4)) == 0.0
+
+
+def test_memorization_flags_copies_not_fresh_draws(kicks):
+    rng = np.random.default_rng(1)
+    train = rng.normal(size=(300, 8))
+    copies = train[:50] + 1e-6
+    fresh = rng.normal(size=(300, 8))
+    assert metrics.memorization(copies, train)["share"] == 1.0
+    fresh_share = metrics.memorization(fresh, train)["share"]
+    assert 0.0 <= fresh_share <= 0.15  # about the 5 % quantile for draws from the same distribution
+    # the log-mel embedding does not see the level
+    emb = metrics.mel_embedding(log_mel(kicks))
+    assert np.allclose(metrics.mel_embedding(log_mel(kicks * 0.25)), emb, atol=1e-3)
+    assert emb.shape == (3, 32 * 44)
+
+
+def test_sanity_checks_catch_each_fault():
+    good = metrics.sine_kick(55.0, 150.0, 0.03, 0.15)
+    t = np.arange(NUM_SAMPLES) / SAMPLE_RATE
+    late = np.roll(good, int(0.1 * SAMPLE_RATE))  # onset at 100 ms
+    high = (0.95 * np.sin(2 * np.pi * 300.0 * t) * np.exp(-t / 0.1)).astype(np.float32)  # 300 Hz body
+    ringing = metrics.sine_kick(55.0, 150.0, 0.03, 2.0)  # still loud at 1 s
+    clipped = np.clip(good * 4.0, -1.0, 1.0)
+    silent = np.zeros(NUM_SAMPLES, np.float32)
+    broken = good.copy()
+    broken[100] = np.nan
+    waves = np.stack([good, late, high, ringing, clipped, silent, broken])
+    checks = metrics.sanity_checks(waves)
+    assert checks["pass"].tolist() == [True, False, False, False, False, False, False]
+    assert not checks["onset"][1] and checks["body_pitch"][1]
+    assert not checks["body_pitch"][2]
+    assert not checks["quiet_tail"][3] and checks["body_pitch"][3]
+    assert not checks["not_clipped"][4]
+    assert not checks["not_silent"][5]
+    assert not checks["finite"][6]
