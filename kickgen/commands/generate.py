@@ -52,6 +52,9 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sampler", choices=("ddim", "dpm"), default="ddim", help="ddim (the reference's) or dpm (DPM-Solver++ 2M, good at ~20 steps)")
     parser.add_argument("--batch-size", type=int, default=16, help="kicks per batched sampler run (default 16)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    from kickgen.commands.producer import add_generate_producer_arguments  # producer features' hook
+
+    add_generate_producer_arguments(parser)
 
 
 def register(subparsers) -> None:
@@ -161,6 +164,10 @@ def check_generate_args(args: argparse.Namespace) -> None:
 
 def run_generate(args: argparse.Namespace) -> int:
     """Generate ``--num`` kicks and write them; prints each written path on stdout."""
+    from kickgen.commands.producer import producer_requested, run_producer_generate
+
+    if producer_requested(args):  # --init-audio, --best-of, --plot, hygiene flags ...
+        return run_producer_generate(args)
     check_generate_args(args)
     from kickgen.pipeline import (
         SEED_RANGE,
