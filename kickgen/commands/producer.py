@@ -181,7 +181,13 @@ def load_pipeline(args: argparse.Namespace):
 
 
 def bar_callback(bar):
-    return lambda done, total: bar.update(done - bar.count)
+    """A ``callback(done, total)`` that drives a :class:`~kickgen.progress.Progress` bar."""
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.count)
+
+    return update
 
 
 # --------------------------------------------------------------------------- register

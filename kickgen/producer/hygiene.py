@@ -2,11 +2,13 @@
 
 :func:`apply_hygiene` runs, in order, on one raw vocoder output ``(L,)`` at 44.1 kHz:
 
+0. **offset**: subtract the clip's median, a constant DC offset (the kick oscillates around
+   it), so the onset is found on the kick and not on the offset (skipped with ``dc_hz=None``).
 1. **onset**: shift the kick so its onset (first sample within 30 dB of the peak, as
    :func:`kickgen.descriptors.onset_index` measures it) sits ``preroll_ms`` after sample 0; the
    pre-roll fades in (raised cosine) so sample 0 is silent.
 2. **DC**: a 2nd-order Butterworth high-pass at ``dc_hz`` (forward only, so nothing rings before
-   the onset) removes a DC offset and sub-sonic drift.
+   the onset) removes what is left of the DC and sub-sonic drift.
 3. **fade**: ``"decay"`` (default) measures the kick's own decay (the -40 dB point of
    ``decay_40`` in :mod:`kickgen.descriptors`) and fades from there to silence over
    ``decay_fade_ms`` with a cubic; a kick that never decays fades over the last ``decay_fade_ms``.
@@ -253,6 +255,8 @@ def apply_hygiene(wave: np.ndarray | torch.Tensor, cfg: HygieneConfig | None = N
     cfg = cfg or HygieneConfig()
     cfg.check()
     x = _as_np(wave)
+    if cfg.dc_hz is not None:
+        x = x - np.median(x)
     if cfg.align_onset:
         x = align_onset(x, cfg.preroll_ms)
     if cfg.dc_hz is not None:

@@ -133,16 +133,38 @@ def write_kick(
             if recipe is not None:
                 f.comment = json.dumps(recipe, separators=(",", ":"), sort_keys=True)
                 rows = recipe.get("rows") or []
-                index = int(recipe.get("index", 0))
-                f.title = str(rows[index].get("prompt", "")) if rows else ""
+                prompt = str(rows[int(recipe.get("index", 0))].get("prompt", "")) if rows else ""
+                if prompt:  # libsndfile refuses empty strings
+                    f.title = prompt
             f.software = f"kickgen {__version__}"
             f.write(data)
+        _zero_peak_timestamp(tmp)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
     if sidecar and recipe is not None:
         path.with_suffix(".json").write_text(json.dumps(recipe, indent=1, sort_keys=True) + "\n")
     return path
+
+
+def _riff_chunks(data: bytes):
+    """``(chunk id, body start, body size)`` of each top-level chunk of a RIFF/WAVE file."""
+    pos = 12
+    while pos + 8 <= len(data):
+        cid, size = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
+        yield cid, pos + 8, size
+        pos += 8 + size + (size & 1)
+
+
+def _zero_peak_timestamp(path: Path) -> None:
+    """libsndfile stamps float WAVs' PEAK chunk with the time of writing; zero it so the same
+    kick always gives the same bytes."""
+    with open(path, "r+b") as f:
+        data = f.read()
+        for cid, start, size in _riff_chunks(data):
+            if cid == b"PEAK" and size >= 8:
+                f.seek(start + 4)  # version (4 bytes), then the timestamp (4 bytes)
+                f.write(b"\0\0\0\0")
 
 
 def read_info(path: str | Path) -> dict[str, str]:
@@ -155,10 +177,8 @@ def read_info(path: str | Path) -> dict[str, str]:
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         raise ProducerError(f"{path} is not a WAV file: pass a WAV written by kickgen")
     info: dict[str, str] = {}
-    pos = 12
-    while pos + 8 <= len(data):
-        cid, size = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
-        body = data[pos + 8 : pos + 8 + size]
+    for cid, start, size in _riff_chunks(data):
+        body = data[start : start + size]
         if cid == b"LIST" and body[:4] == b"INFO":
             sub = 4
             while sub + 8 <= len(body):
@@ -166,7 +186,6 @@ def read_info(path: str | Path) -> dict[str, str]:
                 text = body[sub + 8 : sub + 8 + ssize].split(b"\0", 1)[0]
                 info[sid.decode("ascii", "replace")] = text.decode("utf-8", "replace")
                 sub += 8 + ssize + (ssize & 1)
-        pos += 8 + size + (size & 1)
     return info
 
 
