@@ -345,6 +345,8 @@ def test_morph_endpoint_kinds():
     assert endpoint_kind("1", "22") == "seed"
     assert endpoint_kind("deep", "punchy 808") == "prompt"
     assert endpoint_kind("a.wav", "b.flac") == "audio"
+    assert endpoint_kind("808", "909") == "seed"
+    assert endpoint_kind("808", "909", kind="prompt") == "prompt"
     with pytest.raises(ProducerError, match="cannot morph a seed"):
         endpoint_kind("3", "deep")
     with pytest.raises(ProducerError, match="at least 2 frames"):

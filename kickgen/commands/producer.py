@@ -199,6 +199,13 @@ def register(subparsers) -> None:
     m.add_argument("a", help="seed, prompt or audio file A")
     m.add_argument("b", help="seed, prompt or audio file B")
     m.add_argument(
+        "--kind",
+        choices=("seed", "prompt", "audio"),
+        default=None,
+        help="how to read A and B (default: two numbers are seeds, two files audio, else prompts; "
+        "--kind prompt for 808 909)",
+    )
+    m.add_argument(
         "--steps",
         dest="frames",
         type=int,
@@ -308,9 +315,8 @@ def run_morph(args: argparse.Namespace) -> int:
         raise CommandError(f"--strength {args.strength}: use 0 to 1")
     hygiene = hygiene_from_args(args)
     try:
-        morph_rows(
-            args.a, args.b, args.frames, args.prompt, args.seed or 0
-        )  # endpoint errors first
+        # endpoint errors (unreadable files, a seed and a prompt) before any model is loaded
+        morph_rows(args.a, args.b, args.frames, args.prompt, args.seed or 0, args.kind)
     except ProducerError as exc:
         raise CommandError(str(exc)) from exc
     from kickgen.commands.generate import prepare_output_dir, remove_dirs
@@ -325,6 +331,7 @@ def run_morph(args: argparse.Namespace) -> int:
                 pipe, args.a, args.b, frames=args.frames, prompt=args.prompt, seed=args.seed,
                 cfg_scale=args.cfg_scale, steps=args.sample_steps, sampler=args.sampler,
                 strength=args.strength, hygiene=hygiene, batch_size=args.batch_size, callback=bar_callback(bar),
+                kind=args.kind,
             )  # fmt: skip
         paths = [args.out / f"{args.name}_{k:0{width}d}.wav" for k in range(len(kicks))]
         write_outputs(paths, kicks, args.format, args.sample_rate, args.sidecar, args.plot)

@@ -29,12 +29,19 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".aif", ".aiff", ".ogg")
 KINDS = ("seed", "prompt", "audio")
 
 
-def endpoint_kind(a: object, b: object) -> str:
+def endpoint_kind(a: object, b: object, kind: str | None = None) -> str:
     """``"seed"``, ``"prompt"`` or ``"audio"`` for two endpoints as given on the command line.
 
     Two whole numbers are seeds, two existing files (or names ending in an audio suffix) are
-    audio, anything else is two prompts; a mix raises :class:`ProducerError`.
+    audio, anything else is two prompts; a mix raises :class:`ProducerError`. ``kind`` forces
+    the reading (``"prompt"`` for prompts such as "808" and "909", which look like seeds).
     """
+    if kind is not None:
+        if kind not in KINDS:
+            raise ProducerError(f"kind={kind!r}: use one of {', '.join(KINDS)}")
+        if kind == "seed" and not all(str(x).strip().isdigit() for x in (a, b)):
+            raise ProducerError(f"seed morph needs two whole numbers, got {a!r} and {b!r}")
+        return kind
 
     def kind(x: object) -> str:
         if isinstance(x, int) and not isinstance(x, bool):
@@ -57,12 +64,12 @@ def endpoint_kind(a: object, b: object) -> str:
 
 
 def morph_rows(
-    a: object, b: object, frames: int, prompt: str = "", seed: int = 0
+    a: object, b: object, frames: int, prompt: str = "", seed: int = 0, kind: str | None = None
 ) -> tuple[str, list[Row]]:
     """The kind of morph and its rows (frame k at t = k / (frames − 1))."""
     if not isinstance(frames, int) or isinstance(frames, bool) or frames < 2:
         raise ProducerError(f"frames={frames!r}: a morph needs at least 2 frames (both endpoints)")
-    kind = endpoint_kind(a, b)
+    kind = endpoint_kind(a, b, kind)
     ts = [k / (frames - 1) for k in range(frames)]
     if kind == "seed":
         sa, sb = int(str(a).strip()), int(str(b).strip())
@@ -91,12 +98,14 @@ def morph(
     hygiene: HygieneConfig | None = None,
     batch_size: int = DEFAULT_BATCH,
     callback: Callable[[int, int], None] | None = None,
+    kind: str | None = None,
 ) -> list[Kick]:
     """``frames`` kicks from A to B (see the module docstring). ``seed`` is the shared seed of
-    prompt and audio morphs (random when None); ``strength`` applies to audio morphs only."""
-    kind = endpoint_kind(a, b)
+    prompt and audio morphs (random when None); ``strength`` applies to audio morphs only;
+    ``kind`` forces how A and B are read (see :func:`endpoint_kind`)."""
+    kind = endpoint_kind(a, b, kind)
     seed = resolve_seed(seed, 1) if kind != "seed" else 0
-    kind, rows = morph_rows(a, b, frames, prompt, seed)
+    kind, rows = morph_rows(a, b, frames, prompt, seed, kind)
     if kind != "audio" and strength not in (0.0, 1.0):
         raise ProducerError(
             f"strength={strength} applies to audio morphs only: morph two audio files"

@@ -146,18 +146,17 @@ def make_pack(
     written: list[Path] = []
     try:
         kicks: list[tuple[int, str, Kick]] = []
-        done_before = 0
+        per_prompt = math.ceil(n * best_of / batch_size) * steps  # sampler steps per prompt
         for p, prompt in enumerate(prompts):
 
-            def cb(done: int, total: int, _base: int = done_before) -> None:
+            def cb(done: int, _total: int, _base: int = p * per_prompt) -> None:
                 if callback is not None:
-                    callback(_base + done, _base + total)
+                    callback(_base + done, len(prompts) * per_prompt)
 
             batch = generate_kicks(
                 pipe, prompt, n=n, seed=seed + p * n * best_of, cfg_scale=cfg_scale, steps=steps,
                 sampler=sampler, hygiene=hygiene, best_of=best_of, batch_size=batch_size, callback=cb,
             )  # fmt: skip
-            done_before += math.ceil(n * best_of / batch_size) * steps
             kicks.extend((p, prompt, k) for k in batch)
         rows = []
         for k, (p, prompt, kick) in enumerate(kicks):
