@@ -39,6 +39,21 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "punch": ("punchy",),
     "subby": ("sub",),
     "acc": ("acoustic",),
+    # names found in the open corpus (Debian packages; see DATASET.md)
+    "acou": ("acoustic",),
+    "haus": ("house",),
+    "hse": ("house",),
+    "hardhse": ("hard", "house"),
+    "tek": ("techno",),
+    "elec": ("electro",),
+    "gabba": ("gabber",),
+    "gabbakick": ("gabber", "kick"),
+    "kickhard": ("kick", "hard"),
+    "kicklong": ("kick", "long"),
+    "jazzkick": ("jazz", "kick"),
+    "pearlkick": ("kick",),
+    "bass": ("kick",),  # "drum_bass_hard", "misc_bass": in a kick corpus bass means bass drum
+    "lite": ("soft",),
 }
 
 # Tokens that say nothing a listener could hear.
@@ -48,6 +63,7 @@ STOPWORDS: frozenset[str] = frozenset(
         "sample", "samples", "one", "shot", "oneshot", "layer", "vel", "velocity",
         "the", "and", "of", "drum", "drums", "kit", "mono", "stereo", "copy", "new",
         "final", "mix", "ver", "version", "take",
+        "misc", "ee", "br", "4mics", "beats",
     }
 )  # fmt: skip
 

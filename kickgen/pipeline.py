@@ -41,6 +41,7 @@ OUTPUT_PEAK = 0.95  # generated kicks are peak-normalised to this amplitude
 FADE_START_S = 1.0  # cubic fade-out from here ...
 FADE_END_S = 1.75  # ... to silence here, silent until 2.0 s
 DEFAULT_BATCH = 16  # kicks per batched sampler run
+VOCODER_CHUNK_CPU = 1  # clips per HiFi-GAN call on the CPU (cache-friendly)
 SEED_RANGE = 2**31 - 1  # seeds drawn when none is given (s + n − 1 must fit the generator)
 
 
@@ -193,7 +194,7 @@ class KickPipeline:
         device: str | torch.device | None = None,
         use_vocoder: bool = True,
     ) -> KickPipeline:
-        """Build from a directory holding the guide's three checkpoint names."""
+        """Build from a directory holding the guide's three checkpoint names (see from_checkpoints)."""
         directory = Path(directory)
         if not directory.is_dir():
             raise PipelineError(f"{directory} is not a directory: pass the folder holding {DIFFUSION_NAME}")
@@ -228,7 +229,7 @@ class KickPipeline:
 
         ``seed`` None draws one; kick i uses seed + i. ``steps`` sampler steps, ``cfg_scale`` ≥ 0
         (1 = no guidance). ``callback(done, total)`` reports sampler steps over all batches.
-        Unknown prompt words raise an :class:`~kickgen.prompts.UnknownKeywordWarning`.
+        Unknown prompt words trigger an :class:`~kickgen.prompts.UnknownKeywordWarning`.
         """
         check_generation_args(n=n, steps=steps, cfg_scale=cfg_scale, seed=seed, batch_size=batch_size)
         info = self.parse_prompt(prompt)
@@ -270,12 +271,16 @@ class KickPipeline:
 
     @torch.inference_mode()
     def vocode(self, log_mel: torch.Tensor) -> torch.Tensor:
-        """Log-mel ``(B, 128, T)`` → post-processed waveforms ``(B, 88200)`` (HiFi-GAN or Griffin-Lim)."""
+        """Log-mel ``(B, 128, T)`` → post-processed waveforms ``(B, 88200)`` (HiFi-GAN or Griffin-Lim).
+
+        On the CPU, HiFi-GAN runs one clip at a time: its full-rate activations for several clips
+        overflow the caches, and per clip a batch of 4 measured slower than single clips.
+        """
         log_mel = log_mel.to(self.device)
-        if self.vocoder is not None:
-            audio = self.vocoder(log_mel).squeeze(1)  # (B, T·512)
-        else:
-            audio = griffin_lim.log_mel_to_audio(log_mel)  # (B, 88200)
+        if self.vocoder is None:
+            return postprocess(griffin_lim.log_mel_to_audio(log_mel))  # (B, 88200)
+        chunk = VOCODER_CHUNK_CPU if self.device.type == "cpu" else log_mel.shape[0]
+        audio = torch.cat([self.vocoder(part).squeeze(1) for part in log_mel.split(chunk)])  # (B, T·512)
         return postprocess(audio)
 
 
@@ -314,10 +319,13 @@ def auto_output_path(info: PromptInfo, key: str, directory: str | Path = "genera
     return Path(directory) / f"kick_{words}_{digest}.wav"
 
 
-def output_key(prompt: str, seed: int, cfg_scale: float, steps: int, sources: dict[str, object]) -> str:
+def output_key(
+    prompt: str, seed: int, cfg_scale: float, steps: int, sources: dict[str, object], sampler: str = "ddim"
+) -> str:
     """The string a generated kick's auto file name hashes: everything that determines the kick."""
     names = ",".join(f"{k}={Path(v).name if v else None}" for k, v in sorted(sources.items()))
-    return f"{prompt}|{seed}|{cfg_scale}|{steps}|{names}"
+    solver = "" if sampler == "ddim" else f"|{sampler}"
+    return f"{prompt}|{seed}|{cfg_scale}|{steps}|{names}{solver}"
 
 
 def _file_key(path: Path | None) -> tuple:

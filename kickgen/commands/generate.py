@@ -204,7 +204,8 @@ def run_generate(args: argparse.Namespace) -> int:
                 warn_unknown=False,
             )
         if paths is None:
-            keys = [output_key(args.prompt, s, args.cfg_scale, args.steps, pipe.sources) for s in out.seeds]
+            keys = [output_key(args.prompt, s, args.cfg_scale, args.steps, pipe.sources, args.sampler)
+                    for s in out.seeds]
             paths = [directory / auto_output_path(info, key).name for key in keys]
         write_all(paths, out.waveforms, FORMATS[args.format])
     except BaseException:

@@ -1,0 +1,289 @@
+"""``kickgen data card``: the dataset card (DATASET.md) and a figure of example spectrograms.
+
+Every figure on the card is computed from the corpus folder (``metadata.csv``, ``vocab.json``,
+``build_report.json``), so the card always describes the corpus it was made from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from kickgen.data.corpus import load_vocab, read_metadata
+from kickgen.descriptors import KEYWORD_RULES
+
+KIND_ORDER = ("real", "augmented", "drumsynth", "kicker", "synth")
+DESCRIPTOR_RANGES = (
+    ("body_pitch", "body pitch (Hz)", "{:.0f}"),
+    ("pitch_glide", "pitch glide (semitones)", "{:.1f}"),
+    ("decay_40", "decay to -40 dB (s)", "{:.2f}"),
+    ("click_db", "click (dB)", "{:.0f}"),
+    ("harmonic_db", "harmonics (dB)", "{:.0f}"),
+    ("sub_ratio", "sub ratio", "{:.2f}"),
+)
+
+
+def _table(header: list[str], rows: list[list[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _kinds(rows: list[dict[str, str]]) -> list[str]:
+    present = {r["kind"] for r in rows}
+    return [k for k in KIND_ORDER if k in present] + sorted(present - set(KIND_ORDER))
+
+
+def write_figure(corpus: Path, rows: list[dict[str, str]], png: Path, n: int = 12) -> Path:
+    """A grid of log-mel spectrograms of example clips (one per keyword where possible)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from kickgen.audio import N_FRAMES, SAMPLE_RATE, load_audio, log_mel
+
+    wanted = ["808", "909", "deep", "punchy", "distorted", "acoustic", "clicky", "long", "short", "trap", "techno", "soft"]  # fmt: skip
+    picks, used = [], set()
+    kinds = _kinds(rows)
+    per_kind = -(-n // max(len(kinds), 1))  # spread the examples over the kinds
+    for kind in kinds:
+        taken = 0
+        for keyword in wanted:
+            for r in rows:
+                if r["kind"] == kind and keyword in r["keywords"].split() and r["id"] not in used:
+                    picks.append((r, keyword))
+                    used.add(r["id"])
+                    taken += 1
+                    break
+            if taken >= per_kind or len(picks) >= n:
+                break
+    for r in rows:  # fill up with whatever is left
+        if len(picks) >= n:
+            break
+        if r["id"] not in used:
+            picks.append((r, r["keywords"].split()[0] if r["keywords"] else r["kind"]))
+            used.add(r["id"])
+    cols = 4
+    fig, axes = plt.subplots(
+        (len(picks) + cols - 1) // cols, cols, figsize=(10, 2.0 * ((len(picks) + cols - 1) // cols))
+    )
+    seconds = N_FRAMES * 512 / SAMPLE_RATE
+    for ax, (row, keyword) in zip(np.ravel(axes), picks, strict=False):
+        mel = log_mel(load_audio(corpus / row["file"])).numpy()
+        ax.imshow(
+            mel, origin="lower", aspect="auto", extent=(0, seconds, 0, mel.shape[0]), cmap="magma"
+        )
+        ax.set_title(
+            f"{row['kind']}: {' '.join(row['keywords'].split()[:3]) or keyword}", fontsize=8
+        )
+        ax.set_xlim(0, 1.0)
+        ax.tick_params(labelsize=6)
+    for ax in np.ravel(axes)[len(picks) :]:
+        ax.axis("off")
+    fig.supxlabel("time (s, first second)", fontsize=8)
+    fig.supylabel("mel band", fontsize=8)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=60)
+    plt.close(fig)
+    return png
+
+
+def render_card(corpus: Path, png_rel: str) -> str:
+    """The card's markdown for the corpus in ``corpus``."""
+    rows = read_metadata(corpus)
+    vocab = load_vocab(corpus)
+    report_path = corpus / "build_report.json"
+    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    kinds = _kinds(rows)
+    by_split = Counter(r["split"] for r in rows)
+    real = [r for r in rows if r["kind"] == "real"]
+    cfg = report.get("config", {})
+    seconds = report.get("seconds", {})
+
+    out = ["# Dataset card: the kickgen kick corpus", ""]
+    out += [
+        "The corpus the shipped kickgen models are trained on: open kick recordings from Debian "
+        "packages (see `../shared/DATA.md`), their augmentations, renders of open DrumSynth and "
+        "LMMS Kicker patches, and kicks from kickgen's own synthesizer. This card is generated "
+        "by `kickgen data card` from the corpus folder; every number below comes from it.",
+        "",
+        "## How it was built",
+        "",
+        "```bash",
+        (report.get("command") or "python -m kickgen data build --open CACHE --out CORPUS")
+        + "   # from nothing: downloads, renders, builds",
+        f"python -m kickgen data card {cfg.get('out', 'CORPUS')} --out DATASET.md --png docs/dataset_examples.png",
+        "```",
+        "",
+    ]
+    if seconds:
+        out.append(
+            f"Wall time of that build: **{seconds.get('total', 0):.0f} s** "
+            f"(finding and rendering sources {seconds.get('sources', 0):.0f} s, clips "
+            f"{seconds.get('clips', 0):.0f} s) with {cfg.get('workers', '?')} worker processes on a "
+            f"machine with {os.cpu_count()} cores shared with other jobs. Settings: "
+            + ", ".join(f"`{k}={cfg[k]}`" for k in ("synth", "augment", "val_fraction", "min_count", "seed") if k in cfg)
+            + "."
+        )  # fmt: skip
+        out.append("")
+    out += [
+        "Each clip is 2 s, 44.1 kHz, mono float32 WAV, onset-aligned (leading silence cut to 1 ms "
+        "before the onset), then the reference preprocessing (-1 dBFS peak, 0.2 s linear fade-out). "
+        "`cache/{train,val}.pt` holds the same clips as float16 waveforms and log-mels "
+        "(128 × 173) for training; read them with `kickgen.data.corpus.load_split`.",
+        "",
+        "## Counts",
+        "",
+    ]
+    count_rows = [[k, sum(1 for r in rows if r["kind"] == k and r["split"] == "train"),
+                   sum(1 for r in rows if r["kind"] == k and r["split"] == "val"),
+                   len({r["group"] for r in rows if r["kind"] == k})] for k in kinds]  # fmt: skip
+    count_rows.append(
+        ["**all**", by_split["train"], by_split["val"], len({r["group"] for r in rows})]
+    )
+    out += [_table(["kind", "train clips", "val clips", "groups"], count_rows), ""]
+    onsets = [float(r["onset"]) * 1000 for r in rows]
+    out += [
+        f"- Distinct real recordings: **{len(real)}** (after removing byte-identical copies), "
+        f"each with {cfg.get('augment', '?')} augmented variants in its group.",
+        f"- Onsets: latest {max(onsets):.2f} ms after the clip start (limit 5 ms); "
+        f"silent clips: {sum(1 for r in rows if float(r['silent']))}; clipped clips: "
+        f"{sum(1 for r in rows if float(r['clipped']))}.",
+        "- Kinds: *real* = a recording as published; *augmented* = a real recording pitch-shifted "
+        "(±3 semitones), driven, tilted, transient-shaped or shortened; *drumsynth* / *kicker* = an "
+        "LMMS patch rendered by kickgen's renderers at 3 tunings × 3 stretches; *synth* = kickgen's "
+        "procedural synthesizer (style families 808, 909, 707, house, techno, trap, hardstyle, "
+        "gabber, dnb, acoustic, lofi, electro).",
+        "- Splits are by group: all velocity layers of one drum, every render of one patch and "
+        f"every augmentation of one recording share a split. Validation takes {cfg.get('val_fraction', '?')} "
+        "of the groups of each kind, chosen by a seeded hash.",
+        "",
+        "## Sources and licences",
+        "",
+    ]  # fmt: skip
+    by_source: dict[tuple[str, str, str], list[dict[str, str]]] = defaultdict(list)
+    for r in rows:
+        by_source[(r["source"], r["package"] or "-", r["licence"])].append(r)
+    src_rows = []
+    for (source, package, licence), members in sorted(by_source.items()):
+        originals = [m for m in members if m["kind"] != "augmented"]
+        src_rows.append([source, package, licence, len(originals), len(members)])
+    out += [
+        _table(["source", "Debian package", "licence", "files / renders", "clips (with augmentations)"], src_rows),
+        "",
+        "Licences come from each package's `usr/share/doc/PKG/copyright` (the DEP-5 paragraph that "
+        "matches the file or its kit) and, for the freepats kick whose notes name one, from its "
+        "`.txt` notes. The synthesized kicks are kickgen's own (MIT).",
+        "",
+    ]  # fmt: skip
+    declipped = [r for r in rows if r["kind"] == "real" and "declipped=" in r["augmentation"]]
+    if declipped:
+        out += [
+            f"**Repaired recordings.** {len(declipped)} recordings are digitally clipped as "
+            "published (runs of samples held at the peak). `build` replaces each flat run by a "
+            "parabola that follows the slopes around it, capped at 25 % above the clipped level, "
+            "so no clip in the corpus holds a flat top; the manifest marks them "
+            "(`augmentation` column, `declipped=N` samples): "
+            + ", ".join(f"`{Path(r['name']).name}`" for r in declipped)
+            + ".",
+            "",
+        ]  # fmt: skip
+    skipped = report.get("skipped", [])
+    if skipped:
+        out += ["## Files left out", "", _table(["file", "reason"], [[f"`{Path(s['file']).name}`", s["reason"].replace("|", "/")] for s in skipped]), ""]  # fmt: skip
+
+    out += ["## Keywords", ""]
+    counts = Counter(k for r in rows for k in r["keywords"].split())
+    groups: dict[str, set[str]] = defaultdict(set)
+    for r in rows:
+        for k in r["keywords"].split():
+            groups[k].add(r["group"])
+    kinds_with = {k: Counter(r["kind"] for r in rows if k in r["keywords"].split()) for k in vocab}
+    out += [
+        f"Vocabulary: {len(vocab)} keywords, each found in at least {json.loads((corpus / 'vocab.json').read_text()).get('min_count', '?')} "
+        "groups (distinct drums, so augmented copies do not count twice). Keywords from names "
+        "pass through `kickgen.keywords` (aliases such as bd → kick, tr808 → 808, dist → distorted, "
+        "tek → techno; curated kit words such as GMRockKit → acoustic); \"kick\" itself is dropped "
+        "because every clip is one.",
+        "",
+        _table(
+            ["keyword", "clips", "groups", "by kind"],
+            [[k, counts[k], len(groups[k]), ", ".join(f"{kind} {n}" for kind, n in kinds_with[k].most_common())] for k in vocab],
+        ),
+        "",
+        "### Measured keywords",
+        "",
+        "These keywords are attached by measurement only (`kickgen.descriptors.KEYWORD_RULES`), "
+        "for every kind of clip, and replace what a name says: a file called \"deep\" is deep "
+        "here only if its body pitch is low. Augmented variants are measured again, so a pitch "
+        "shift up can take \"deep\" away and a shortened decay adds \"short\".",
+        "",
+        _table(["keyword", "rule"], [[rule.keyword, rule.rule] for rule in KEYWORD_RULES]),
+        "",
+        "Descriptors (`kickgen.descriptors`): body pitch = median frequency of the low-passed body "
+        "from 40 ms after the onset; decay_40 = time from the onset until the RMS envelope stays "
+        "40 dB below its maximum; click_db = share of the first 20 ms's energy above 1 kHz; "
+        "punch = energy of the first 50 ms over the first 300 ms; harmonic_db = harmonics 2–8 "
+        "of the body pitch over the fundamental; crest_db = peak over RMS of the active part; "
+        "sub_ratio = share of energy below 60 Hz.",
+        "",
+        "## Descriptor ranges (5th percentile / median / 95th percentile)",
+        "",
+    ]  # fmt: skip
+    range_rows = []
+    for key, label, fmt in DESCRIPTOR_RANGES:
+        cells = [label]
+        for kind in kinds:
+            values = np.array([float(r[key]) for r in rows if r["kind"] == kind])
+            p5, p50, p95 = np.percentile(values, [5, 50, 95])
+            cells.append(" / ".join(fmt.format(v) for v in (p5, p50, p95)))
+        range_rows.append(cells)
+    out += [_table(["descriptor", *kinds], range_rows), ""]
+    out += [
+        "## Examples",
+        "",
+        f"![log-mel spectrograms of example clips]({png_rel})",
+        "",
+        "Log-mel spectrograms (the model's input features, first second) of clips of each kind, "
+        "titled with their first keywords.",
+        "",
+        "## Limits",
+        "",
+        f"- Only {len(real)} distinct real kick recordings are available from the allowed "
+        "packages; many are velocity layers of the same drum. Synthesis and augmentation carry "
+        "most of the corpus, so the model learns kickgen's synthesizer's styles more than any "
+        "commercial library's.",
+        "- Names are the designers' words; measured keywords can disagree with them (a kit's "
+        "\"Kick Hard\" layer may measure as a clean, dull attack).",
+        "- Style keywords of synthesized kicks (808, techno, …) name the family of parameter "
+        "distributions they were drawn from, not a measured property.",
+        "",
+    ]  # fmt: skip
+    return "\n".join(out)
+
+
+def write_card(
+    corpus: str | Path,
+    out: str | Path = "DATASET.md",
+    png: str | Path = "docs/dataset_examples.png",
+) -> tuple[Path, Path]:
+    """Write the card and its figure; returns both paths."""
+    corpus, out, png = Path(corpus), Path(out), Path(png)
+    rows = read_metadata(corpus)
+    write_figure(corpus, rows, png)
+    try:
+        png_rel = os.path.relpath(png, out.parent)
+    except ValueError:
+        png_rel = str(png)
+    text = render_card(corpus, png_rel)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out)
+    return out, png

@@ -1,0 +1,188 @@
+"""``kickgen data collect | fetch-open | synth | build | card``: the corpus commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from kickgen.errors import CommandError
+
+
+def _positive(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a count (0 or more)")
+    return n
+
+
+def _fraction(value: str) -> float:
+    try:
+        f = float(value)
+    except ValueError:
+        f = -1.0
+    if not 0.0 <= f < 1.0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a fraction in [0, 1)")
+    return f
+
+
+def register(subparsers) -> None:
+    data = subparsers.add_parser(
+        "data", help="build the training corpus (collect, fetch-open, synth, build, card)",
+        description="Build a kick corpus from sample libraries, open Debian sources and synthesis.",
+    )  # fmt: skip
+    data.set_defaults(func=lambda args: (data.print_help(), 2)[1])
+    sub = data.add_subparsers(dest="data_command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "collect", help="find the kicks of a sample library (writes a source manifest)"
+    )
+    p.add_argument(
+        "dirs", nargs="+", type=Path, help="sample-library folders, searched recursively"
+    )
+    p.add_argument("--out", type=Path, default=Path("sources.csv"), help="source manifest to write")
+    p.add_argument("--min-bytes", type=_positive, default=5_000, help="skip smaller files")
+    p.add_argument("--max-bytes", type=_positive, default=1_000_000, help="skip larger files")
+    p.set_defaults(func=cmd_collect)
+
+    p = sub.add_parser(
+        "fetch-open", help="download the allowed Debian packages and collect their kicks"
+    )
+    p.add_argument("cache", type=Path, help="cache folder (debs, unpacked files, renders)")
+    p.add_argument("--packages", nargs="+", default=None, help="only these packages")
+    p.set_defaults(func=cmd_fetch_open)
+
+    p = sub.add_parser("synth", help="synthesize N kicks into a folder (WAVs + source manifest)")
+    p.add_argument("n", type=_positive, help="number of kicks")
+    p.add_argument("--out", type=Path, required=True, help="folder for the WAVs and synth.csv")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--family", default=None, help="one style family (default: all, weighted)")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("build", help="build the corpus: clips, metadata.csv, vocab.json, cache/")
+    p.add_argument("--out", type=Path, required=True, help="corpus folder")
+    p.add_argument("--open", dest="open_cache", type=Path, default=None, metavar="CACHE",
+                   help="fetch the open Debian kicks into CACHE and use them")  # fmt: skip
+    p.add_argument("--library", type=Path, action="append", default=[], metavar="DIR",
+                   help="collect this sample-library folder (repeatable)")  # fmt: skip
+    p.add_argument("--sources", type=Path, action="append", default=[], metavar="CSV",
+                   help="use this source manifest (repeatable)")  # fmt: skip
+    p.add_argument("--synth", type=_positive, default=3800, help="procedural kicks (default 3800)")
+    p.add_argument("--augment", type=_positive, default=12, help="variants per real recording")
+    p.add_argument("--val-fraction", type=_fraction, default=0.05, help="groups held out per kind")
+    p.add_argument("--min-count", type=_positive, default=5, help="groups a keyword needs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=_positive, default=2, help="processes (default 2)")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("card", help="write the dataset card (DATASET.md) and its example figure")
+    p.add_argument("corpus", type=Path, help="a built corpus folder")
+    p.add_argument("--out", type=Path, default=Path("DATASET.md"))
+    p.add_argument("--png", type=Path, default=Path("docs/dataset_examples.png"))
+    p.set_defaults(func=cmd_card)
+
+
+def _print_skipped(skipped: list[tuple[str, str]], limit: int = 20) -> None:
+    for path, reason in skipped[:limit]:
+        print(f"  skipped {path}: {reason}")
+    if len(skipped) > limit:
+        print(f"  … and {len(skipped) - limit} more")
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from kickgen.data.collect import collect_library, write_sources
+    from kickgen.progress import Progress
+
+    with Progress(None, "collect") as bar:
+        clips, skipped = collect_library(
+            args.dirs,
+            min_bytes=args.min_bytes,
+            max_bytes=args.max_bytes,
+            on_file=lambda p: bar.update(1),
+        )
+    write_sources(args.out, clips)
+    print(f"collect: {len(clips)} kicks written to {args.out}; {len(skipped)} files skipped")
+    _print_skipped(skipped)
+    return 0
+
+
+def cmd_fetch_open(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from kickgen.data.open_sources import PACKAGES, fetch_open
+    from kickgen.progress import Progress
+
+    packages = tuple(args.packages) if args.packages else PACKAGES
+    with Progress(len(packages), "fetch-open") as bar:
+
+        def step(message: str) -> None:
+            if message.endswith("download and unpack"):
+                bar.update(1, package=message.split(":")[0])
+
+        clips, skipped = fetch_open(args.cache, packages, progress=step)
+    print(f"fetch-open: {len(clips)} kicks in {args.cache / 'open_sources.csv'}")
+    for (source, kind), n in sorted(Counter((c.source, c.kind) for c in clips).items()):
+        print(f"  {source:10s} {kind:10s} {n}")
+    print(f"skipped {len(skipped)} files (unreadable, silent, loops, duplicates):")
+    _print_skipped(skipped)
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from kickgen.audio import write_wav
+    from kickgen.data import synth
+    from kickgen.data.collect import SourceClip, write_sources
+    from kickgen.progress import progress
+
+    if args.family is not None and args.family not in synth.FAMILIES:
+        raise CommandError(
+            f"unknown family {args.family!r}; choose from {', '.join(sorted(synth.FAMILIES))}"
+        )
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    clips = []
+    for i in progress(range(args.n), "synth"):
+        wave, family, params = synth.synth_kick(args.seed * 1_000_003 + i, args.family)
+        path = write_wav(
+            out / f"synth_{family}_{i:05d}.wav", (0.9 * wave / abs(wave).max()).astype("float32")
+        )
+        clips.append(
+            SourceClip(
+                file=str(path.resolve()), source="synth", package="", kit=family,
+                licence="kickgen (MIT)", name=family, keywords=" ".join(synth.FAMILIES[family].keywords),
+                group=f"synth:{path.stem}", kind="synth", params=synth.params_text(params),
+            )
+        )  # fmt: skip
+    manifest = write_sources(out / "synth.csv", clips)
+    families = ", ".join(f"{k} {v}" for k, v in sorted(Counter(c.kit for c in clips).items()))
+    print(f"synth: {len(clips)} kicks in {out} ({families}); manifest {manifest}")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from kickgen.data.build import BuildConfig, build_corpus, summary
+
+    config = BuildConfig(
+        out=args.out, open_cache=args.open_cache, library=tuple(args.library),
+        sources=tuple(args.sources), synth=args.synth, augment=args.augment,
+        val_fraction=args.val_fraction, min_count=args.min_count, seed=args.seed,
+        workers=max(args.workers, 1),
+    )  # fmt: skip
+    import shlex
+
+    report = build_corpus(config, command=shlex.join(["python", "-m", "kickgen", *sys.argv[1:]]))
+    print(summary(report))
+    return 0
+
+
+def cmd_card(args: argparse.Namespace) -> int:
+    from kickgen.data.card import write_card
+
+    md, png = write_card(args.corpus, args.out, args.png)
+    print(f"card: {md} and {png}", file=sys.stdout)
+    return 0

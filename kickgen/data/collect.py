@@ -1,0 +1,232 @@
+"""Collect kicks from a sample library, and the source manifest every collector writes.
+
+A *source manifest* (``sources.csv``) lists audio files that are kicks, one row per file, with
+where it came from (source, package, kit, licence), the keywords its names carry, its group
+(all velocity layers and variants of one drum share a group) and its kind (real, drumsynth,
+kicker, synth). ``kickgen data collect``, ``fetch-open`` and ``synth`` write one; ``build`` reads
+them. Source files are only ever read.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import re
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from kickgen.audio import SAMPLE_RATE, AudioError, read_audio, resample, to_mono
+from kickgen.errors import KickgenError
+from kickgen.keywords import keywords_from_text
+
+AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".aif", ".aiff"})
+MIN_BYTES = 5_000  # the reference's size bounds for library files
+MAX_BYTES = 1_000_000
+SILENT_DBFS = -60.0  # a source whose raw peak is below this is silent
+HIT_FRAME = 0.010  # s, RMS frames used to count hits
+HIT_LOW_DB, HIT_HIGH_DB = -30.0, -12.0  # a new hit: down below -30 dB, then back above -12 dB
+
+_KICK_NAME = re.compile(r"kick|(?<![a-z])bd(?![a-z])|bass[ _-]?drum")
+_OTHER_DRUM = re.compile(r"snare|hat|clap|tom|cymbal|crash|ride|perc|rim|shaker|cowbell|conga")
+_LOOP_NAME = re.compile(r"loop|bpm|(?<![a-z])break(?:beat)?s?(?![a-z])")
+
+
+@dataclass
+class SourceClip:
+    """One kick file and what is known about it (a row of a source manifest)."""
+
+    file: str  # absolute path of the audio file
+    source: str  # user, hydrogen, lmms, sonic-pi, exadrums, freepats, drumsynth, kicker, synth
+    package: str  # Debian package it came from ("" for a user library or kickgen's synth)
+    kit: str  # drum kit, preset folder or library folder
+    licence: str  # licence of the file (from the package's copyright file)
+    name: str  # the text its keywords come from (instrument name, file name, family)
+    keywords: str  # space-separated keywords from the names and curated kit keywords
+    group: str  # recordings and variants of one drum share a group (kept in one split)
+    kind: str  # real | drumsynth | kicker | synth
+    params: str = ""  # synthesis parameters of rendered kinds
+
+
+SOURCE_FIELDS = tuple(f.name for f in fields(SourceClip))
+
+
+class SourceError(KickgenError):
+    """A source manifest is missing or malformed."""
+
+
+def write_sources(path: str | Path, clips: list[SourceClip]) -> Path:
+    """Write a source manifest atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=SOURCE_FIELDS)
+        writer.writeheader()
+        for clip in clips:
+            writer.writerow(asdict(clip))
+    tmp.replace(path)
+    return path
+
+
+def read_sources(path: str | Path) -> list[SourceClip]:
+    """Read a source manifest written by :func:`write_sources`."""
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(
+            f"{path}: source manifest not found; create it with `kickgen data collect`"
+        )
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        missing = [f for f in SOURCE_FIELDS if f != "params" and f not in (reader.fieldnames or [])]
+        if missing:
+            raise SourceError(
+                f"{path}: not a source manifest (missing columns {', '.join(missing)})"
+            )
+        return [SourceClip(**{k: row.get(k) or "" for k in SOURCE_FIELDS}) for row in reader]
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-1 of a file's bytes: identical files in two kits are one recording."""
+    h = hashlib.sha1()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def count_hits(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> int:
+    """Number of separate hits in a mono waveform ``(L,)``: a one-shot has 1, a loop several.
+
+    A hit starts when the 10 ms RMS rises above -12 dB of the loudest frame after having been
+    below -30 dB since the previous hit.
+    """
+    frame = max(int(HIT_FRAME * sample_rate), 1)
+    n = wave.size // frame
+    if n == 0:
+        return 0
+    rms = np.sqrt(np.mean(wave[: n * frame].reshape(n, frame) ** 2, axis=1))
+    db = 20.0 * np.log10(np.maximum(rms / max(rms.max(), 1e-12), 1e-12))
+    hits, armed = 0, True
+    for level in db:
+        if armed and level >= HIT_HIGH_DB:
+            hits += 1
+            armed = False
+        elif level < HIT_LOW_DB:
+            armed = True
+    return hits
+
+
+def load_source(path: str | Path) -> np.ndarray:
+    """Read a source file as a mono 44.1 kHz float32 ``(L,)`` and check it is one usable kick.
+
+    Raises :class:`kickgen.audio.AudioError` with a one-line reason when the file is
+    unreadable, empty, silent or holds several hits (a loop).
+    """
+    data, sr = read_audio(path)
+    mono = resample(to_mono(data), sr, SAMPLE_RATE)
+    peak = float(np.abs(mono).max()) if mono.size else 0.0
+    if peak <= 10.0 ** (SILENT_DBFS / 20.0):
+        raise AudioError(f"{path}: silent (peak below {SILENT_DBFS:g} dBFS)")
+    hits = count_hits(mono)
+    if hits > 1:
+        raise AudioError(f"{path}: {hits} hits, not a one-shot (a loop?)")
+    return mono
+
+
+def is_kick_path(path: Path, root: Path | None = None) -> bool:
+    """The file name, or a folder name below ``root``, says kick, bd or bass drum, and the file
+    name does not name another drum (a snare in a "Kicks" folder is still a snare)."""
+    stem = path.stem.lower()
+    if _KICK_NAME.search(stem):
+        return True
+    if _OTHER_DRUM.search(stem):
+        return False
+    folders = path.parent.relative_to(root).parts if root else path.parent.parts[-2:]
+    return bool(_KICK_NAME.search(" ".join(f.lower() for f in folders)))
+
+
+def is_loop_path(path: Path) -> bool:
+    """Loops and BPM-tagged files: "loop", "bpm" or "break(s)" in the file name."""
+    return bool(_LOOP_NAME.search(path.stem.lower()))
+
+
+_GROUP_STRIP = re.compile(
+    r"(?:[-_ .]*(?:(?<!\d)\d{1,2}|soft(?:est)?|med(?:ium)?|hard(?:est)?|v\d+|vel\d*|layer\d*|rr\d*))+$"
+)
+
+
+def group_key(root: Path, path: Path) -> str:
+    """Velocity layers and round-robins of one drum in a folder share a group: the relative
+    folder plus the file stem without trailing numbers and velocity words."""
+    rel = path.relative_to(root)
+    stem = _GROUP_STRIP.sub("", path.stem.lower()) or path.stem.lower()
+    return "/".join([*rel.parent.parts, stem])
+
+
+def collect_library(
+    dirs: list[str | Path],
+    *,
+    min_bytes: int = MIN_BYTES,
+    max_bytes: int = MAX_BYTES,
+    check_audio: bool = True,
+    on_file=None,
+) -> tuple[list[SourceClip], list[tuple[str, str]]]:
+    """Walk sample-library folders for kicks like the reference (see the module docstring).
+
+    Returns the kicks found and ``(file, reason)`` for every candidate skipped. Nothing is
+    written and no source file is modified. ``on_file`` is called once per candidate (progress).
+    """
+    clips: list[SourceClip] = []
+    skipped: list[tuple[str, str]] = []
+    seen: dict[str, str] = {}
+    for d in dirs:
+        root = Path(d).expanduser().resolve()
+        if not root.is_dir():
+            raise SourceError(f"{d}: not a folder; pass the folders of your sample library")
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for fname in sorted(filenames):
+                path = Path(dirpath) / fname
+                if path.suffix.lower() not in AUDIO_EXTENSIONS or not is_kick_path(path, root):
+                    continue
+                if on_file:
+                    on_file(path)
+                if is_loop_path(path):
+                    skipped.append((str(path), "loop or BPM-tagged name"))
+                    continue
+                size = path.stat().st_size
+                if not min_bytes <= size <= max_bytes:
+                    skipped.append(
+                        (str(path), f"size {size} bytes outside {min_bytes}-{max_bytes}")
+                    )
+                    continue
+                if check_audio:
+                    try:
+                        load_source(path)
+                    except AudioError as exc:
+                        skipped.append((str(path), str(exc).removeprefix(f"{path}: ")))
+                        continue
+                digest = file_digest(path)
+                if digest in seen:
+                    skipped.append((str(path), f"duplicate of {seen[digest]}"))
+                    continue
+                seen[digest] = str(path)
+                rel = path.relative_to(root).with_suffix("")
+                name = " ".join(rel.parts)
+                clips.append(
+                    SourceClip(
+                        file=str(path),
+                        source="user",
+                        package="",
+                        kit=root.name,
+                        licence="user library",
+                        name=name,
+                        keywords=" ".join(keywords_from_text(name)),
+                        group=f"user:{root.name}/{group_key(root, path)}",
+                        kind="real",
+                    )
+                )
+    return clips, skipped

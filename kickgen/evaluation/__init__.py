@@ -1,0 +1,1 @@
+"""Measuring kickgen: ``kickgen bench`` (speed, :mod:`kickgen.evaluation.bench`)."""

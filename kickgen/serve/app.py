@@ -1,0 +1,398 @@
+"""The HTTP API and the page of ``kickgen serve``, built around an injected pipeline.
+
+``create_app(pipe)`` takes anything with the :class:`~kickgen.pipeline.KickPipeline` interface
+(``vocab``, ``parse_prompt(prompt)``, ``pipe(prompt, n=, seed=, cfg_scale=, steps=)``), so the
+pipeline is loaded once, by the caller, before the server starts.
+
+Generation runs on a small thread pool (``ServeConfig.concurrency`` workers) behind a bounded
+queue: when ``concurrency + queue_size`` requests are already in flight, a new one is answered
+``503`` with a ``Retry-After`` estimated from recent generation times, and the event loop stays
+free to serve the page, the WAVs and ``/healthz`` meanwhile.
+
+Routes::
+
+    GET  /                      the page (static/index.html)
+    GET  /api/vocab             {"vocab": [...]}
+    GET  /api/limits            the validated ranges and the defaults
+    GET  /api/parse?prompt=...  which words of a prompt the model knows
+    POST /api/generate          JSON -> ids, seeds, URLs of the WAVs, matched/ignored keywords
+    POST /api/generate.wav      JSON -> one kick as audio/wav (the reference system's contract)
+    GET  /api/kicks/{id}.wav    a generated kick (kept in a bounded store, oldest evicted)
+    GET  /healthz               liveness and queue state
+    GET  /docs, /openapi.json   the OpenAPI schema
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import secrets
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.trustedhost import TrustedHostMiddleware
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field
+
+from kickgen import __version__
+from kickgen.audio import NUM_SAMPLES
+from kickgen.errors import KickgenError
+from kickgen.serve.store import KickStore, encode_wav, kick_filename
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+# Validated ranges of a request (the page reads them from /api/limits).
+MAX_PROMPT_CHARS = 200
+MAX_N = 8  # kicks per request
+MIN_STEPS, MAX_STEPS = 1, 200  # sampler steps
+MIN_CFG, MAX_CFG = 0.0, 20.0  # classifier-free guidance scale (1 = no guidance)
+MAX_SEED = 2**31 - 1 - MAX_N  # kick i uses seed + i; keeps every seed a positive int32
+DEFAULT_N, DEFAULT_STEPS, DEFAULT_CFG = 4, 50, 3.0
+RANDOM_SEEDS = 1_000_000  # a random seed is drawn below this: short enough to note down
+
+T = TypeVar("T")
+
+
+class Pipeline(Protocol):
+    """The part of ``KickPipeline`` the server uses."""
+
+    vocab: list[str]
+
+    def parse_prompt(self, prompt: str) -> Any: ...
+
+    def __call__(self, prompt: str, *, n: int, seed: int, cfg_scale: float, steps: int) -> Any: ...
+
+
+@dataclass
+class ServeConfig:
+    """Capacity of the server; the defaults suit one CPU machine and one producer."""
+
+    concurrency: int = 1  # worker threads (KickPipeline runs one generation at a time anyway)
+    queue_size: int = 8  # requests waiting behind them before new ones get 503
+    store_items: int = 512  # generated kicks kept for /api/kicks/{id}.wav ...
+    store_bytes: int = 64 * 2**20  # ... and their total size (a 2 s float32 WAV is 352,880 bytes)
+    # Host headers accepted (None: any). `kickgen serve` on a loopback address accepts only
+    # loopback names, so a web page cannot reach the server through DNS rebinding.
+    allowed_hosts: tuple[str, ...] | None = None
+
+
+class QueueFull(Exception):
+    """Every worker is busy and the queue is full; ``retry_after`` is in seconds."""
+
+    def __init__(self, in_flight: int, retry_after: int):
+        super().__init__(f"{in_flight} requests in flight")
+        self.in_flight = in_flight
+        self.retry_after = retry_after
+
+
+class GenerationQueue:
+    """Runs blocking jobs on ``concurrency`` threads, admitting at most ``queue_size`` waiting."""
+
+    def __init__(self, concurrency: int, queue_size: int):
+        if concurrency < 1 or queue_size < 0:
+            raise ValueError(
+                f"need concurrency >= 1 and queue_size >= 0, got {concurrency}, {queue_size}"
+            )
+        self.concurrency = concurrency
+        self.capacity = concurrency + queue_size
+        self.executor = ThreadPoolExecutor(
+            max_workers=concurrency, thread_name_prefix="kickgen-gen"
+        )
+        self._lock = threading.Lock()
+        self._in_flight = 0  # admitted jobs not finished (running or waiting)
+        self._running = 0
+        self._pending_work = 0.0  # sum of the admitted jobs' work units (kicks x steps)
+        self._seconds_per_unit: float | None = None  # moving average over finished jobs
+
+    def state(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "running": self._running,
+                "queued": self._in_flight - self._running,
+                "capacity": self.capacity,
+            }
+
+    def _retry_after(self) -> int:
+        """Seconds until the admitted work is likely done (so retries find room), at least 1 s."""
+        if self._seconds_per_unit is None:
+            return 5
+        wait = self._seconds_per_unit * self._pending_work / self.concurrency
+        return int(min(max(math.ceil(wait), 1), 3600))
+
+    async def run(self, job: Callable[[], T], work: float = 1.0) -> T:
+        """Run ``job()`` on a worker thread; raise :class:`QueueFull` when no slot is left.
+
+        A request abandoned while waiting is dropped from the queue; one abandoned while running
+        finishes (torch cannot be interrupted) and frees its slot when done.
+        """
+        with self._lock:
+            if self._in_flight >= self.capacity:
+                raise QueueFull(self._in_flight, self._retry_after())
+            self._in_flight += 1
+            self._pending_work += work
+
+        def timed() -> T:
+            with self._lock:
+                self._running += 1
+            start = time.perf_counter()
+            try:
+                return job()
+            finally:
+                per_unit = (time.perf_counter() - start) / max(work, 1e-9)
+                with self._lock:
+                    self._running -= 1
+                    prev = self._seconds_per_unit
+                    self._seconds_per_unit = (
+                        per_unit if prev is None else 0.7 * prev + 0.3 * per_unit
+                    )
+
+        def release(_future: object) -> None:
+            with self._lock:
+                self._in_flight -= 1
+                self._pending_work -= work
+
+        future = self.executor.submit(timed)
+        future.add_done_callback(release)
+        return await asyncio.wrap_future(future)
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+class KickRequest(BaseModel):
+    """One kick: the reference's ``generate_kick(prompt, cfg_scale, steps)`` plus a seed."""
+
+    model_config = ConfigDict(extra="forbid")
+    prompt: str = Field("", max_length=MAX_PROMPT_CHARS, description="keywords, e.g. 'punchy 808'")
+    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="null picks a random seed")
+    cfg_scale: float = Field(DEFAULT_CFG, ge=MIN_CFG, le=MAX_CFG, allow_inf_nan=False)
+    steps: int = Field(DEFAULT_STEPS, ge=MIN_STEPS, le=MAX_STEPS)
+
+
+class GenerateRequest(KickRequest):
+    """``n`` kicks; kick i uses ``seed + i``."""
+
+    n: int = Field(DEFAULT_N, ge=1, le=MAX_N, description="how many kicks")
+
+
+class Kick(BaseModel):
+    id: str
+    seed: int
+    url: str
+
+
+class GenerateResponse(BaseModel):
+    ids: list[str]
+    seeds: list[int]
+    urls: list[str]
+    kicks: list[Kick]
+    prompt: str
+    matched: list[str] = Field(description="prompt keywords the model knows")
+    ignored: list[str] = Field(description="prompt words it does not know (no effect)")
+    suggestions: dict[str, list[str]]
+    cfg_scale: float
+    steps: int
+    seconds: float = Field(description="wall time of the generation")
+
+
+class ParseResponse(BaseModel):
+    matched: list[str]
+    ignored: list[str]
+    suggestions: dict[str, list[str]]
+
+
+def _to_list(value: Any) -> list[str]:
+    return [str(v) for v in (value or [])]
+
+
+def _suggestions(info: Any) -> dict[str, list[str]]:
+    """``parse_prompt(...).suggestions`` as {unknown word: [close vocabulary entries]}."""
+    raw = getattr(info, "suggestions", None) or {}
+    if isinstance(raw, dict):
+        return {str(k): _to_list(v) for k, v in raw.items()}
+    return {}
+
+
+def create_app(pipe: Pipeline, config: ServeConfig | None = None) -> FastAPI:
+    """Build the FastAPI app serving ``pipe`` (loaded once by the caller)."""
+    config = config or ServeConfig()
+    queue = GenerationQueue(config.concurrency, config.queue_size)
+    store = KickStore(config.store_items, config.store_bytes)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        queue.shutdown()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="kickgen",
+        version=__version__,
+        description="Kick-drum one-shots (2 s, 44.1 kHz mono WAV) from keywords.",
+    )
+    if config.allowed_hosts is not None:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(config.allowed_hosts))
+    app.state.pipe = pipe
+    app.state.queue = queue
+    app.state.store = store
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # One readable line ("n: Input should be less than or equal to 8") plus the details,
+        # without echoing the input back (it may be large, or NaN, which JSON cannot carry).
+        errors = []
+        for err in exc.errors():
+            loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+            field, message = ".".join(loc) or "body", str(err.get("msg", "invalid"))
+            if err.get("type") == "json_invalid":  # loc is ("body", character position)
+                reason = (err.get("ctx") or {}).get("error", "")
+                field, message = (
+                    "body",
+                    f"invalid JSON at character {loc[-1] if loc else 0}: {reason}",
+                )
+            elif field == "body" and "json" not in request.headers.get("content-type", ""):
+                message = "send a JSON object with Content-Type: application/json"
+            errors.append({"field": field, "message": message})
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        return JSONResponse(status_code=422, content={"detail": detail, "errors": errors})
+
+    def parse(prompt: str) -> ParseResponse:
+        info = pipe.parse_prompt(prompt)
+        return ParseResponse(
+            matched=_to_list(info.matched),
+            ignored=_to_list(info.unknown),
+            suggestions=_suggestions(info),
+        )
+
+    async def generate(req: KickRequest, n: int) -> tuple[list[bytes], list[int], float]:
+        """Run the pipeline off the event loop: (n WAV files, their seeds, seconds)."""
+        seed = req.seed if req.seed is not None else secrets.randbelow(RANDOM_SEEDS)
+
+        def job() -> tuple[list[bytes], list[int], float]:
+            start = time.perf_counter()
+            out = pipe(req.prompt, n=n, seed=seed, cfg_scale=req.cfg_scale, steps=req.steps)
+            waves = out.waveforms.detach().cpu().float().numpy()  # (n, 88200)
+            if waves.shape != (n, NUM_SAMPLES) or not np.isfinite(waves).all():
+                raise RuntimeError(
+                    f"pipeline returned waveforms of shape {waves.shape}, expected ({n}, {NUM_SAMPLES})"
+                )
+            wavs = [encode_wav(wave) for wave in waves]
+            return wavs, [int(s) for s in out.seeds], time.perf_counter() - start
+
+        try:
+            return await queue.run(job, work=n * req.steps)
+        except QueueFull as full:
+            raise HTTPException(
+                status_code=503,
+                detail=f"server busy: {full.in_flight} requests in flight fill the queue; retry in {full.retry_after} s",
+                headers={"Retry-After": str(full.retry_after)},
+            ) from None
+        except KickgenError as exc:  # a request the pipeline rejects (e.g. its own step limit)
+            raise HTTPException(status_code=422, detail=str(exc)) from None
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "version": __version__,
+            **queue.state(),
+            "stored_kicks": len(store),
+            "stored_bytes": store.nbytes,
+            "vocab_size": len(pipe.vocab),
+        }
+
+    @app.get("/api/vocab")
+    def vocab() -> dict[str, list[str]]:
+        return {"vocab": list(pipe.vocab)}
+
+    @app.get("/api/limits")
+    def limits() -> dict[str, Any]:
+        return {
+            "max_prompt_chars": MAX_PROMPT_CHARS,
+            "n": {"min": 1, "max": MAX_N, "default": DEFAULT_N},
+            "steps": {"min": MIN_STEPS, "max": MAX_STEPS, "default": DEFAULT_STEPS},
+            "cfg_scale": {"min": MIN_CFG, "max": MAX_CFG, "default": DEFAULT_CFG},
+            "seed": {"min": 0, "max": MAX_SEED},
+            "server": {k: v for k, v in asdict(config).items() if k != "allowed_hosts"},
+        }
+
+    @app.get("/api/parse", response_model=ParseResponse)
+    def parse_route(prompt: str = Query("", max_length=MAX_PROMPT_CHARS)) -> ParseResponse:
+        return parse(prompt)
+
+    @app.post("/api/generate", response_model=GenerateResponse)
+    async def generate_route(req: GenerateRequest) -> GenerateResponse:
+        words = parse(req.prompt)
+        wavs, seeds, seconds = await generate(req, req.n)
+        kicks = []
+        for wav, seed in zip(wavs, seeds, strict=True):
+            stored = store.add(wav, seed, tuple(words.matched))
+            kicks.append(Kick(id=stored.id, seed=seed, url=f"/api/kicks/{stored.id}.wav"))
+        return GenerateResponse(
+            ids=[k.id for k in kicks],
+            seeds=seeds,
+            urls=[k.url for k in kicks],
+            kicks=kicks,
+            prompt=req.prompt,
+            matched=words.matched,
+            ignored=words.ignored,
+            suggestions=words.suggestions,
+            cfg_scale=req.cfg_scale,
+            steps=req.steps,
+            seconds=round(seconds, 3),
+        )
+
+    wav_response = {
+        200: {"content": {"audio/wav": {}}, "description": "a 2 s, 44.1 kHz, mono float32 WAV"}
+    }
+
+    @app.post("/api/generate.wav", response_class=Response, responses=wav_response)
+    async def generate_wav_route(req: KickRequest) -> Response:
+        words = parse(req.prompt)
+        wavs, seeds, _ = await generate(req, 1)
+        return Response(
+            wavs[0],
+            media_type="audio/wav",
+            headers={
+                "Content-Disposition": f'attachment; filename="{kick_filename(words.matched, seeds[0])}"',
+                "X-Kickgen-Seed": str(seeds[0]),
+                "X-Kickgen-Matched": " ".join(words.matched),
+            },
+        )
+
+    @app.get("/api/kicks/{kick_id}.wav", response_class=Response, responses=wav_response)
+    def kick_wav(kick_id: str = PathParam(pattern=r"^[0-9a-f]{16}$")) -> Response:
+        kick = store.get(kick_id)
+        if kick is None:
+            raise HTTPException(
+                status_code=404,
+                detail=f"kick {kick_id} not found: the server keeps only its newest kicks; generate it again",
+            )
+        return Response(
+            kick.wav,
+            media_type="audio/wav",
+            headers={
+                "Content-Disposition": f'inline; filename="{kick.filename}"',
+                "Cache-Control": "private, max-age=86400, immutable",
+                "X-Kickgen-Seed": str(kick.seed),
+            },
+        )
+
+    return app

@@ -1,0 +1,106 @@
+"""``kickgen serve``: the HTTP API and the audition page on http://127.0.0.1:8000."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import socket
+import sys
+import warnings
+from pathlib import Path
+
+from kickgen.errors import CommandError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="serve the API and the audition page (serve extra)",
+        description="Load the pipeline once and serve the HTTP API and the audition page.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: localhost only)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
+    p.add_argument(
+        "--checkpoints",
+        type=Path,
+        default=Path("checkpoints"),
+        metavar="DIR",
+        help="folder with vae_epoch_100.pt, diffusion_step_100000.pt, vocoder_epoch_50.pt",
+    )
+    p.add_argument(
+        "--device",
+        default=None,
+        help="torch device: auto (CUDA > MPS > CPU, the default), cpu, cuda, mps",
+    )
+    p.add_argument("--queue-size", type=int, default=8, help="requests waiting before 503")
+    p.add_argument("--store-mb", type=int, default=64, help="memory kept for generated WAVs (MiB)")
+    p.set_defaults(func=serve)
+
+
+# Host headers a loopback-bound server answers (with any port).
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]", "::1")
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Load the pipeline, then run uvicorn until Ctrl-C."""
+    if not 0 < args.port < 65536:
+        raise CommandError(f"--port {args.port} is not a TCP port: pick one in 1-65535")
+    if args.queue_size < 0 or args.store_mb < 1:
+        raise CommandError(
+            f"--queue-size {args.queue_size} / --store-mb {args.store_mb}: use a queue of 0 or more and at least 1 MiB"
+        )
+    try:
+        import uvicorn
+
+        from kickgen.serve.app import ServeConfig, create_app
+    except ModuleNotFoundError as exc:
+        raise CommandError(
+            f"kickgen serve needs {exc.name}: install the serve extra with pip install 'kickgen[serve]'"
+        ) from None
+    from kickgen.pipeline import KickPipeline
+    from kickgen.prompts import UnknownKeywordWarning
+
+    if not args.checkpoints.is_dir():
+        raise CommandError(
+            f"checkpoint folder {args.checkpoints} not found: pass --checkpoints DIR (see README)"
+        )
+    try:  # bind first: a busy port fails in one line, before the checkpoints load
+        family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+        sock = socket.create_server((args.host, args.port), family=family)
+    except OSError as exc:
+        raise CommandError(
+            f"cannot listen on {args.host}:{args.port} ({os.strerror(exc.errno) if exc.errno else exc}): "
+            "pick another --port or --host"
+        ) from None
+    with sock:
+        print(f"loading checkpoints from {args.checkpoints} ...", file=sys.stderr)
+        kwargs = {} if args.device is None else {"device": args.device}
+        pipe = KickPipeline.from_pretrained(args.checkpoints, **kwargs)
+        config = ServeConfig(
+            queue_size=args.queue_size,
+            store_bytes=args.store_mb * 2**20,
+            allowed_hosts=LOOPBACK_NAMES if is_loopback(args.host) else None,
+        )
+        app = create_app(pipe, config)
+        # Each answer lists the prompt words the model ignored; the server log need not warn too.
+        warnings.filterwarnings("ignore", category=UnknownKeywordWarning)
+        if not is_loopback(args.host):
+            print(
+                f"warning: serving on {args.host}: anyone who can reach this machine can generate",
+                file=sys.stderr,
+            )
+        shown = f"[{args.host}]" if ":" in args.host else args.host
+        print(f"kickgen serving on http://{shown}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
+        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+    return 0

@@ -1,0 +1,96 @@
+"""A bounded in-memory store of generated WAVs: the oldest kicks are evicted first.
+
+The server keeps every kick it generated for a while so the page (and ``curl``) can fetch it by
+id. Keeping them in memory under a byte budget means a long session can neither fill the disk nor
+grow without bound: a 2 s float32 WAV is 352,880 bytes, so the default 64 MiB holds 190 kicks.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile as sf
+
+from kickgen.audio import SAMPLE_RATE
+
+
+def encode_wav(wave: np.ndarray) -> bytes:
+    """One mono clip ``(num_samples,)`` float32 in [-1, 1] -> WAV bytes (44.1 kHz, float32)."""
+    buf = io.BytesIO()
+    sf.write(
+        buf,
+        np.asarray(wave, dtype=np.float32).reshape(-1),
+        SAMPLE_RATE,
+        format="WAV",
+        subtype="FLOAT",
+    )
+    return buf.getvalue()
+
+
+def kick_filename(keywords: Iterable[str], seed: int) -> str:
+    """``kick_<keywords>_s<seed>.wav``: letters, digits and ``_`` only, safe in any header."""
+    words = [re.sub(r"[^a-z0-9]+", "", kw.lower()) for kw in keywords]
+    stem = "_".join(w for w in words if w)[:80] or "uncond"
+    return f"kick_{stem}_s{seed}.wav"
+
+
+@dataclass(frozen=True)
+class StoredKick:
+    """One generated kick: its WAV bytes and what made it."""
+
+    id: str  # 16 hex characters, unguessable
+    wav: bytes  # a complete WAV file
+    seed: int
+    keywords: tuple[str, ...]  # matched keywords of the prompt, for the download's file name
+
+    @property
+    def filename(self) -> str:
+        return kick_filename(self.keywords, self.seed)
+
+
+class KickStore:
+    """Thread-safe, insertion-ordered store bounded by item count and total bytes."""
+
+    def __init__(self, max_items: int = 512, max_bytes: int = 64 * 2**20):
+        if max_items < 1 or max_bytes < 1:
+            raise ValueError(
+                f"store limits must be positive, got max_items={max_items}, max_bytes={max_bytes}"
+            )
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[str, StoredKick] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def add(self, wav: bytes, seed: int, keywords: tuple[str, ...] = ()) -> StoredKick:
+        """Store one WAV under a new id, evicting the oldest kicks until both limits hold."""
+        if len(wav) > self.max_bytes:
+            raise ValueError(f"a {len(wav)}-byte WAV does not fit a {self.max_bytes}-byte store")
+        kick = StoredKick(id=secrets.token_hex(8), wav=wav, seed=seed, keywords=tuple(keywords))
+        with self._lock:
+            self._items[kick.id] = kick
+            self._bytes += len(wav)
+            while len(self._items) > self.max_items or self._bytes > self.max_bytes:
+                _, old = self._items.popitem(last=False)
+                self._bytes -= len(old.wav)
+        return kick
+
+    def get(self, kick_id: str) -> StoredKick | None:
+        with self._lock:
+            return self._items.get(kick_id)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    @property
+    def nbytes(self) -> int:
+        with self._lock:
+            return self._bytes

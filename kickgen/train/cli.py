@@ -1,0 +1,86 @@
+"""``kickgen train vae | diffusion | vocoder``.
+
+Every field of a model's config and training config is a flag; ``--config FILE.toml`` sets any of
+them (flags win). ``--resume`` continues the run in ``--run-dir`` from its saved state with its saved
+config (flags and the TOML file may still change it, e.g. a larger ``--max-steps``).
+Runs under ``torchrun --nproc_per_node N -m kickgen train ...`` with DistributedDataParallel.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _recipes() -> dict[str, tuple[type, type, str]]:
+    from kickgen.models.autoencoder import VAEConfig
+    from kickgen.models.diffusion import DiffusionConfig
+    from kickgen.models.vocoder import VocoderConfig
+    from kickgen.train.diffusion import DiffusionTrainConfig
+    from kickgen.train.vae import VAETrainConfig
+    from kickgen.train.vocoder import VocoderTrainConfig
+
+    return {
+        "vae": (VAETrainConfig, VAEConfig, "the KickVAE (log-mel <-> latent)"),
+        "diffusion": (
+            DiffusionTrainConfig,
+            DiffusionConfig,
+            "the latent U-Net and keyword encoder (needs --vae)",
+        ),
+        "vocoder": (
+            VocoderTrainConfig,
+            VocoderConfig,
+            "the HiFi-GAN vocoder (--vae adds the fine-tune phase)",
+        ),
+    }
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from kickgen.train.config import add_config_arguments
+
+    train = subparsers.add_parser("train", help="train the VAE, the diffusion model or the vocoder")
+    models = train.add_subparsers(dest="model", metavar="MODEL")
+    for name, (train_cls, model_cls, what) in _recipes().items():
+        p = models.add_parser(name, help=f"train {what}", description=f"Train {what}.")
+        p.add_argument(
+            "--config", metavar="FILE.toml", help="TOML file with config values (flags win)"
+        )
+        p.add_argument(
+            "--resume", action="store_true", help="continue the run in --run-dir from its state"
+        )
+        p.add_argument(
+            "--stop-at",
+            type=int,
+            default=0,
+            metavar="STEP",
+            help="stop at STEP with state saved (schedules still run to --max-steps); resume later",
+        )
+        add_config_arguments(p, train_cls, model_cls)
+        p.set_defaults(func=run, recipe=name)
+    train.set_defaults(func=lambda args: (train.print_help(), 2)[1])
+
+
+def run(args: argparse.Namespace) -> int:
+    from kickgen.train.config import build_configs
+    from kickgen.train.runtime import load_state, setup_runtime, shutdown_runtime
+
+    train_cls, model_cls, _ = _recipes()[args.recipe]
+    base = None
+    if args.resume:
+        run_dir = Path(args.run_dir or train_cls.run_dir)
+        base = load_state(run_dir, args.recipe)["config"]
+    train_cfg, model_cfg = build_configs((train_cls, model_cls), args.config, args, base)
+    rt = setup_runtime(train_cfg.device, train_cfg.threads)
+    try:
+        if args.recipe == "vae":
+            from kickgen.train.vae import train
+        elif args.recipe == "diffusion":
+            from kickgen.train.diffusion import train
+        else:
+            from kickgen.train.vocoder import train
+        step = train(train_cfg, model_cfg, rt, resume=args.resume, stop_at=args.stop_at)
+    finally:
+        shutdown_runtime(rt)
+    if rt.is_main:
+        print(f"kickgen: {args.recipe} run at step {step}; state and export in {train_cfg.run_dir}")
+    return 0

@@ -1,0 +1,339 @@
+"""``kickgen train diffusion``: the latent U-Net and keyword encoder on a trained VAE's latents.
+
+Each step: a posterior sample of each clip's latent (scaled by the VAE's stored shift/scale), a
+uniform timestep, and the clip's keywords with classifier-free dropout (the whole prompt with
+``prompt_dropout``, each single keyword with ``keyword_dropout``, so partial prompts are in the
+training distribution). Target: velocity ("v") or noise ("epsilon"), loss weighted by min-SNR-γ.
+EMA weights of U-Net and text encoder are what ships.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from kickgen.checkpoints import DIFFUSION_FILENAME, build_unet, load_vae, save_diffusion
+from kickgen.models.autoencoder import KickVAE
+from kickgen.models.diffusion import DiffusionConfig, LatentUNet, NoiseScheduler
+from kickgen.models.text_encoder import KeywordEncoder
+from kickgen.progress import Progress
+from kickgen.train.config import config_dict
+from kickgen.train.data import SplitData, load_split_data, load_vocab_list
+from kickgen.train.runtime import (
+    EMA,
+    Logger,
+    Runtime,
+    StopFlag,
+    TrainingError,
+    all_reduce_mean,
+    batch_indices,
+    load_state,
+    lr_lambda,
+    replicas_identical,
+    save_state,
+    step_seed,
+    wrap_ddp,
+)
+
+
+@dataclass
+class DiffusionTrainConfig:
+    vae: str = (
+        "runs/vae/export/vae_epoch_100.pt"  # trained VAE checkpoint (its encoder makes the latents)
+    )
+    corpus: str = "corpus"  # corpus directory (kickgen data build)
+    run_dir: str = "runs/diffusion"  # training state, logs, exported checkpoint
+    max_steps: int = 20000  # optimiser steps (global batches)
+    batch_size: int = 64  # global batch, split across torchrun processes
+    lr: float = 4e-4  # AdamW peak learning rate
+    warmup_steps: int = 200  # linear LR warm-up
+    final_lr_fraction: float = 0.1  # cosine decay ends at this fraction of lr
+    weight_decay: float = 0.0  # AdamW weight decay
+    grad_clip: float = 1.0  # max gradient norm
+    val_every: int = 1000  # steps between validations, previews and exports
+    preview_prompts: str = ",808,deep,short"  # comma-separated prompts previewed at validation
+    save_every_s: float = 180.0  # seconds between training-state saves
+    log_every: int = 50  # steps between logged scalars
+    seed: int = 0  # data order, noise, dropout
+    threads: int = 0  # torch CPU threads (0 = torch's default)
+    device: str = "auto"  # auto (CUDA if present), cpu, cuda
+
+
+class Denoiser(nn.Module):
+    """U-Net and keyword encoder as one module (one DDP wrapper, one EMA)."""
+
+    def __init__(self, unet: LatentUNet, text_enc: KeywordEncoder):
+        super().__init__()
+        self.unet = unet
+        self.text_enc = text_enc
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, token_ids: list[list[int]]) -> torch.Tensor:
+        return self.unet(x, t, self.text_enc(token_ids, x.device))
+
+
+@dataclass
+class LatentSet:
+    """Unscaled posterior means/stds (N, C, 8, 11) and keyword ids of a split."""
+
+    mu: torch.Tensor
+    std: torch.Tensor
+    token_ids: list[list[int]]
+
+
+@torch.no_grad()
+def encode_split(
+    vae: KickVAE, data: SplitData, vocab: list[str], device: torch.device
+) -> LatentSet:
+    index = {w: i for i, w in enumerate(vocab)}
+    mus, stds = [], []
+    for i in range(0, len(data), 64):
+        x = data.log_mels[i : i + 64].float().unsqueeze(1).to(device)
+        mu, logvar = vae.encode_dist(x)
+        mus.append(mu.cpu())
+        stds.append(torch.exp(0.5 * logvar).cpu())
+    ids = [[index[w] for w in kws if w in index] for kws in data.keywords]
+    return LatentSet(torch.cat(mus), torch.cat(stds), ids)
+
+
+def drop_keywords(
+    token_ids: list[list[int]], cfg: DiffusionConfig, gen: torch.Generator
+) -> list[list[int]]:
+    """Classifier-free dropout: whole prompts with prompt_dropout, single keywords with keyword_dropout."""
+    out = []
+    for ids in token_ids:
+        if torch.rand((), generator=gen) < cfg.prompt_dropout:
+            out.append([])
+        else:
+            out.append([i for i in ids if torch.rand((), generator=gen) >= cfg.keyword_dropout])
+    return out
+
+
+def diffusion_loss(
+    model: nn.Module,
+    sched: NoiseScheduler,
+    z0: torch.Tensor,
+    token_ids: list[list[int]],
+    cfg: DiffusionConfig,
+    gen: torch.Generator,
+) -> torch.Tensor:
+    """z0 (B, C, 8, 11) scaled latents → min-SNR-weighted MSE of the prediction target."""
+    b = z0.shape[0]
+    t = torch.randint(0, sched.timesteps, (b,), generator=gen).to(z0.device)
+    noise = torch.randn(z0.shape, generator=gen).to(z0.device)
+    xt = sched.add_noise(z0, noise, t)
+    pred = model(xt, t, token_ids)
+    target = sched.velocity(z0, noise, t) if cfg.prediction_type == "v" else noise
+    per_sample = (pred - target).square().mean(dim=(1, 2, 3))  # (B,)
+    if cfg.min_snr_gamma > 0:
+        snr = sched.snr(t)
+        clipped = snr.clamp(max=cfg.min_snr_gamma)
+        weight = clipped / (snr + 1) if cfg.prediction_type == "v" else clipped / snr
+        per_sample = per_sample * weight
+    return per_sample.mean()
+
+
+def scaled_latents(
+    vae: KickVAE, latents: LatentSet, idx: torch.Tensor, gen: torch.Generator | None
+) -> torch.Tensor:
+    """Posterior samples (or means when gen is None) of clips ``idx``, in the VAE's scaled space."""
+    mu, std = latents.mu[idx], latents.std[idx]
+    z = mu if gen is None else mu + std * torch.randn(mu.shape, generator=gen)
+    return (z - vae.latent_shift.cpu()) / vae.latent_scale.cpu()
+
+
+@torch.no_grad()
+def validate(
+    ema_model: Denoiser,
+    sched: NoiseScheduler,
+    vae: KickVAE,
+    val: LatentSet,
+    cfg: DiffusionConfig,
+    device,
+) -> dict[str, float]:
+    """EMA loss on validation latents at fixed timesteps and fixed noise (comparable across steps)."""
+    gen = torch.Generator().manual_seed(1234)
+    n = min(256, val.mu.shape[0])
+    z0 = scaled_latents(vae, val, torch.arange(n), None).to(device)
+    total = 0.0
+    ts = torch.linspace(0, sched.timesteps - 1, 8).long()
+    for t_val in ts:
+        t = torch.full((n,), int(t_val), device=device)
+        noise = torch.randn(z0.shape, generator=gen).to(device)
+        xt = sched.add_noise(z0, noise, t)
+        pred = ema_model(xt, t, val.token_ids[:n])
+        target = sched.velocity(z0, noise, t) if cfg.prediction_type == "v" else noise
+        total += (pred - target).square().mean().item()
+    return {"val/loss": total / len(ts)}
+
+
+@torch.no_grad()
+def ddim_preview(
+    model: Denoiser,
+    sched: NoiseScheduler,
+    token_ids: list[list[int]],
+    shape: tuple[int, ...],
+    steps: int = 50,
+    cfg_scale: float = 3.0,
+    seed: int = 0,
+) -> torch.Tensor:
+    """Deterministic DDIM (eta 0) with batched classifier-free guidance, for training previews only
+    (the shipped sampler is kickgen's pipeline). Returns scaled latents (B, C, 8, 11)."""
+    device = sched.alpha_bars.device
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(device)
+    b = shape[0]
+    cond_ids = list(token_ids) + [[] for _ in range(b)]
+    ts = torch.linspace(sched.timesteps - 1, 0, steps).round().long().tolist()
+    for i, t_now in enumerate(ts):
+        t = torch.full((2 * b,), t_now, device=device)
+        out = model(torch.cat([x, x]), t, cond_ids)
+        cond, uncond = out.chunk(2)
+        guided = uncond + cfg_scale * (cond - uncond)
+        x0, eps = sched.split_prediction(guided, x, t[:b], model.unet.prediction_type)
+        ab_prev = (
+            sched.alpha_bars[ts[i + 1]] if i + 1 < len(ts) else torch.tensor(1.0, device=device)
+        )
+        x = ab_prev.sqrt() * x0 + (1 - ab_prev).sqrt() * eps
+    return x
+
+
+def train(
+    cfg: DiffusionTrainConfig,
+    model_cfg: DiffusionConfig,
+    rt: Runtime,
+    resume: bool,
+    stop_at: int = 0,
+) -> int:
+    """Train (or resume) a diffusion run; returns the step reached.
+
+    ``stop_at`` > 0 stops there (state saved) while the schedules still run to ``max_steps``.
+    """
+    run_dir = Path(cfg.run_dir)
+    vae = load_vae(cfg.vae, rt.device)
+    if vae.latent_dim != model_cfg.latent_dim:
+        raise TrainingError(
+            f"{cfg.vae}: VAE latent_dim {vae.latent_dim} differs from --latent-dim {model_cfg.latent_dim}"
+        )
+    vocab = load_vocab_list(cfg.corpus)
+    train_lat = encode_split(vae, load_split_data(cfg.corpus, "train"), vocab, rt.device)
+    val_lat = encode_split(vae, load_split_data(cfg.corpus, "val"), vocab, rt.device)
+    state = load_state(run_dir, "diffusion") if resume else None
+    if state is not None and list(state["vocab"]) != vocab:
+        raise TrainingError(
+            f"{cfg.corpus}: vocabulary differs from the resumed run's; resume with its corpus"
+        )
+    torch.manual_seed(cfg.seed)
+    core = Denoiser(
+        build_unet(model_cfg),
+        KeywordEncoder(len(vocab), model_cfg.text_embed_dim, model_cfg.cond_dim),
+    )
+    core.to(rt.device)
+    ema = EMA(core, model_cfg.ema_decay)
+    model = wrap_ddp(core, rt)
+    sched = NoiseScheduler(model_cfg.timesteps, model_cfg.beta_start, model_cfg.beta_end).to(
+        rt.device
+    )
+    opt = torch.optim.AdamW(core.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    lr_sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lr_lambda(cfg.warmup_steps, cfg.max_steps, cfg.final_lr_fraction)
+    )
+    step = 0
+    if state is not None:
+        core.load_state_dict(state["model"])
+        ema.model.load_state_dict(state["ema"])
+        opt.load_state_dict(state["opt"])
+        lr_sched.load_state_dict(state["sched"])
+        step = int(state["step"])
+
+    def snapshot() -> dict:
+        return {
+            "model_type": "diffusion",
+            "step": step,
+            "model": core.state_dict(),
+            "ema": ema.model.state_dict(),
+            "opt": opt.state_dict(),
+            "sched": lr_sched.state_dict(),
+            "vocab": vocab,
+            "config": {
+                "DiffusionTrainConfig": config_dict(cfg),
+                "DiffusionConfig": config_dict(model_cfg),
+            },
+        }
+
+    index = {w: i for i, w in enumerate(vocab)}
+    previews = [[index[w] for w in p.split() if w in index] for p in cfg.preview_prompts.split(",")]
+    logger = Logger(run_dir, enabled=rt.is_main)
+    last_save = time.monotonic()
+    n = train_lat.mu.shape[0]
+    with (
+        StopFlag() as stop,
+        Progress(cfg.max_steps, "train diffusion", disable=not rt.is_main) as bar,
+    ):
+        bar.count = step
+        while step < cfg.max_steps:
+            gen = torch.Generator().manual_seed(step_seed(cfg.seed, step, rt.rank))
+            torch.manual_seed(step_seed(cfg.seed, step, rt.rank))  # dropout layers
+            idx = batch_indices(n, cfg.batch_size, step, cfg.seed, rt)
+            z0 = scaled_latents(vae, train_lat, idx, gen).to(rt.device)
+            ids = drop_keywords([train_lat.token_ids[i] for i in idx.tolist()], model_cfg, gen)
+            model.train()
+            loss = diffusion_loss(model, sched, z0, ids, model_cfg, gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(core.parameters(), cfg.grad_clip))
+            opt.step()
+            lr_sched.step()
+            ema.update(core, step)
+            step += 1
+            bar.update(1, loss=loss.item())
+            if step % cfg.log_every == 0:
+                mean_loss = all_reduce_mean(loss.detach().cpu(), rt).item()
+                logger.scalars(
+                    step,
+                    {
+                        "train/loss": mean_loss,
+                        "train/grad_norm": grad_norm,
+                        "train/lr": lr_sched.get_last_lr()[0],
+                    },
+                )
+            if rt.is_main and (step % cfg.val_every == 0 or step == cfg.max_steps):
+                metrics = validate(ema.model, sched, vae, val_lat, model_cfg, rt.device)
+                logger.scalars(step, metrics)
+                lat = ddim_preview(
+                    ema.model, sched, previews, (len(previews), model_cfg.latent_dim, 8, 11)
+                )
+                logger.spectrograms(
+                    step,
+                    "preview/" + "|".join(cfg.preview_prompts.split(",")),
+                    vae.decode(lat)[:, 0],
+                )
+                save_diffusion(
+                    run_dir / "export" / DIFFUSION_FILENAME,
+                    ema.model.unet,
+                    ema.model.text_enc,
+                    vocab,
+                    model_cfg,
+                    step=step,
+                    train_config=config_dict(cfg),
+                    metrics=metrics,
+                )
+            stopping = stop.should_stop(rt) or 0 < stop_at <= step
+            if stopping or time.monotonic() - last_save > cfg.save_every_s or step == cfg.max_steps:
+                save_state(run_dir, snapshot(), rt)
+                last_save = time.monotonic()
+            if stopping:
+                if rt.is_main:
+                    print(
+                        f"kickgen: stopped at step {step}; state saved in {run_dir}; continue with --resume",
+                        flush=True,
+                    )
+                break
+    if rt.distributed:
+        same = replicas_identical(model, rt)
+        if rt.is_main:
+            logger.scalars(step, {"replicas_identical": float(same)})
+    logger.close()
+    return step

@@ -1,0 +1,306 @@
+"""What every training run shares: device and torchrun/DDP setup, deterministic batches,
+resumable state saved atomically (periodically and on SIGTERM/SIGINT), EMA, LR schedule, logging.
+
+Determinism: the examples of step ``s`` and every random draw inside it come from generators
+seeded by (seed, step, rank), so a run resumed from its state repeats exactly the steps an
+uninterrupted run would have taken.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+from kickgen.checkpoints import atomic_save
+from kickgen.errors import KickgenError
+
+STATE_FILENAME = "train_state.pt"
+
+
+class TrainingError(KickgenError):
+    """A training run cannot start or continue (bad corpus, missing state, wrong run directory)."""
+
+
+# --------------------------------------------------------------------------- device / distributed
+
+
+@dataclass
+class Runtime:
+    """Where this process runs: device, and its place among torchrun's processes."""
+
+    device: torch.device
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def setup_runtime(device: str | None = None, threads: int = 0) -> Runtime:
+    """Pick the device (CUDA when present, else CPU; ``device`` overrides) and join torchrun's group.
+
+    Under ``torchrun --nproc_per_node N`` (env WORLD_SIZE > 1) this initialises the process group:
+    nccl on CUDA, gloo on CPU. ``threads`` > 0 caps torch's intra-op threads (shared CPUs).
+    """
+    if threads > 0:
+        torch.set_num_threads(threads)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device in (None, "", "auto"):
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise TrainingError("--device cuda: no CUDA device is available; use --device cpu")
+        dev = torch.device("cuda", local_rank)
+        torch.cuda.set_device(dev)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+    return Runtime(dev, rank, world, local_rank)
+
+
+def shutdown_runtime(rt: Runtime) -> None:
+    if rt.distributed and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def wrap_ddp(model: nn.Module, rt: Runtime) -> nn.Module:
+    """DistributedDataParallel under torchrun, the model itself otherwise."""
+    if not rt.distributed:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [rt.device.index] if rt.device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+def all_reduce_mean(value: torch.Tensor, rt: Runtime) -> torch.Tensor:
+    if rt.distributed:
+        value = value.clone()
+        dist.all_reduce(value)
+        value /= rt.world_size
+    return value
+
+
+def replicas_identical(model: nn.Module, rt: Runtime) -> bool:
+    """True when every process holds bit-identical parameters (always true for one process)."""
+    flat = torch.cat(
+        [p.detach().reshape(-1).double().cpu() for p in unwrap(model).state_dict().values()]
+    )
+    if not rt.distributed:
+        return True
+    gathered = [torch.zeros_like(flat) for _ in range(rt.world_size)]
+    dist.all_gather(gathered, flat)
+    return all(torch.equal(gathered[0], g) for g in gathered[1:])
+
+
+# --------------------------------------------------------------------------- determinism
+
+
+def step_seed(seed: int, step: int, rank: int = 0) -> int:
+    """A seed unique to (seed, step, rank), stable across runs and resumes."""
+    return (seed * 1_000_003 + step * 7_919 + rank * 104_729) % (2**63 - 1)
+
+
+def batch_indices(n: int, batch_size: int, step: int, seed: int, rt: Runtime) -> torch.Tensor:
+    """Indices of this process's share of the global batch of ``step``.
+
+    Epoch e visits a permutation seeded by (seed, e) in order; the global batch of ``step`` is the
+    slice [step·B, (step+1)·B) of the concatenated epochs, and rank r takes every world_size-th item.
+    """
+    start = step * batch_size
+    out = []
+    while len(out) < batch_size:
+        epoch, offset = divmod(start + len(out), n)
+        perm = torch.randperm(
+            n, generator=torch.Generator().manual_seed(step_seed(seed, epoch, 97))
+        )
+        take = min(batch_size - len(out), n - offset)
+        out.extend(perm[offset : offset + take].tolist())
+    return torch.tensor(out[rt.rank :: rt.world_size], dtype=torch.long)
+
+
+def lr_lambda(warmup_steps: int, max_steps: int, final_fraction: float):
+    """Linear warm-up, then cosine decay to ``final_fraction`` of the peak at ``max_steps``."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, max_steps - warmup_steps))
+        return final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+# --------------------------------------------------------------------------- EMA
+
+
+class EMA:
+    """Exponential moving average of a module's parameters and buffers (warm-up: (1+s)/(10+s))."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        self.model = copy.deepcopy(unwrap(model)).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        d = min(self.decay, (1 + step) / (10 + step))
+        src = unwrap(model).state_dict()
+        for k, v in self.model.state_dict().items():
+            if v.dtype.is_floating_point:
+                v.mul_(d).add_(src[k].detach(), alpha=1 - d)
+            else:
+                v.copy_(src[k])
+
+
+# --------------------------------------------------------------------------- stop signals
+
+
+class StopFlag:
+    """Turns SIGTERM/SIGINT into a flag the loop checks after each step (state is then saved)."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopFlag:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (e.g. inside a test runner thread)
+                pass
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signal = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def should_stop(self, rt: Runtime) -> bool:
+        """Any process signalled → all stop at the same step."""
+        flag = torch.tensor([1.0 if self.signal is not None else 0.0])
+        if rt.distributed:
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item() > 0)
+
+
+# --------------------------------------------------------------------------- training state
+
+
+def save_state(run_dir: Path, state: dict[str, Any], rt: Runtime) -> Path | None:
+    """Write ``run_dir/train_state.pt`` atomically (main process only)."""
+    if not rt.is_main:
+        return None
+    return atomic_save(
+        {"kind": "train_state", "saved_at": time.time(), **state}, run_dir / STATE_FILENAME
+    )
+
+
+def load_state(run_dir: Path, model_type: str) -> dict[str, Any]:
+    """Read a run's training state (``weights_only=True``) and check it belongs to ``model_type``."""
+    path = run_dir / STATE_FILENAME
+    if not path.exists():
+        raise TrainingError(f"{path}: no training state to resume; start without --resume")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise TrainingError(
+            f"{path}: training state is unreadable ({type(exc).__name__}); start a new run"
+        ) from exc
+    if state.get("kind") != "train_state" or state.get("model_type") != model_type:
+        raise TrainingError(
+            f"{path}: holds a {state.get('model_type')} run, not {model_type}; pick another --run-dir"
+        )
+    return state
+
+
+# --------------------------------------------------------------------------- logging
+
+
+@dataclass
+class Logger:
+    """Scalars to ``run_dir/log.jsonl`` always, and to TensorBoard when it is installed."""
+
+    run_dir: Path
+    enabled: bool = True
+    _tb: Any = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.enabled:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(self.run_dir / "tb"))
+        except ImportError:  # the train extra is not installed: jsonl only
+            self._tb = None
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        with open(self.run_dir / "log.jsonl", "a") as fh:
+            fh.write(json.dumps({"step": step, "time": round(time.time(), 1), **values}) + "\n")
+        if self._tb is not None:
+            for k, v in values.items():
+                self._tb.add_scalar(k, v, step)
+
+    def spectrograms(self, step: int, tag: str, log_mels: torch.Tensor) -> None:
+        """(N, 128, T) log-mels as one image: TensorBoard and ``run_dir/{tag}_{step}.png`` (matplotlib)."""
+        if not self.enabled:
+            return
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            return
+        n = log_mels.shape[0]
+        fig, axes = plt.subplots(1, n, figsize=(2.2 * n, 2.4), squeeze=False)
+        for ax, mel in zip(axes[0], log_mels.detach().cpu().float(), strict=True):
+            ax.imshow(mel.numpy(), origin="lower", aspect="auto", vmin=-11.5, vmax=10)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        fig.tight_layout()
+        if self._tb is not None:
+            self._tb.add_figure(tag, fig, step, close=False)
+        fig.savefig(self.run_dir / f"{tag.replace('/', '_')}_{step:07d}.png", dpi=60)
+        plt.close(fig)
+
+    def audio(self, step: int, tag: str, waves: torch.Tensor, sample_rate: int) -> None:
+        """(N, L) waveforms to TensorBoard (when installed)."""
+        if self.enabled and self._tb is not None:
+            for i, w in enumerate(waves.detach().cpu().float()):
+                self._tb.add_audio(f"{tag}/{i}", w.clamp(-1, 1), step, sample_rate=sample_rate)
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()

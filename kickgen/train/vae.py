@@ -1,0 +1,234 @@
+"""``kickgen train vae``: the KickVAE on corpus log-mels.
+
+Loss: L1 + MSE on log-mels (log units) + a KL term whose weight ramps from ``kl_weight_start`` to
+``kl_weight`` over ``kl_anneal_steps``. After training (and at every export) the latent shift and
+scale are computed from the training set's means and stored in the VAE, so ``encode`` hands
+diffusion unit-variance latents.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from kickgen.checkpoints import VAE_FILENAME, build_vae, save_vae
+from kickgen.models.autoencoder import KickVAE, VAEConfig
+from kickgen.progress import Progress
+from kickgen.train.config import config_dict
+from kickgen.train.data import SplitData, load_split_data
+from kickgen.train.runtime import (
+    Logger,
+    Runtime,
+    StopFlag,
+    all_reduce_mean,
+    batch_indices,
+    load_state,
+    lr_lambda,
+    replicas_identical,
+    save_state,
+    step_seed,
+    wrap_ddp,
+)
+
+
+@dataclass
+class VAETrainConfig:
+    corpus: str = "corpus"  # corpus directory (kickgen data build)
+    run_dir: str = "runs/vae"  # training state, logs, exported checkpoint
+    max_steps: int = 3000  # optimiser steps (global batches)
+    batch_size: int = 32  # global batch, split across torchrun processes
+    lr: float = 1e-3  # AdamW peak learning rate
+    warmup_steps: int = 100  # linear LR warm-up
+    final_lr_fraction: float = 0.05  # cosine decay ends at this fraction of lr
+    weight_decay: float = 0.01  # AdamW weight decay
+    grad_clip: float = 1.0  # max gradient norm
+    mse_weight: float = 0.5  # MSE beside L1 (log-mel units)
+    kl_weight: float = 1e-4  # final KL weight (mean KL per latent element)
+    kl_weight_start: float = 1e-6  # KL weight at step 0 (annealed geometrically)
+    kl_anneal_steps: int = 1000  # steps to reach kl_weight
+    val_every: int = 250  # steps between validations (and exports)
+    val_clips: int = 256  # validation clips evaluated (first N of the val split)
+    save_every_s: float = 180.0  # seconds between training-state saves
+    log_every: int = 25  # steps between logged scalars
+    seed: int = 0  # data order, sampling noise
+    threads: int = 0  # torch CPU threads (0 = torch's default)
+    device: str = "auto"  # auto (CUDA if present), cpu, cuda
+
+
+def kl_weight_at(cfg: VAETrainConfig, step: int) -> float:
+    frac = min(1.0, step / max(1, cfg.kl_anneal_steps))
+    return cfg.kl_weight_start * (cfg.kl_weight / cfg.kl_weight_start) ** frac
+
+
+def vae_loss(
+    model: torch.nn.Module, x: torch.Tensor, cfg: VAETrainConfig, step: int
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """x (B, 1, 128, 173) log-mel → total loss and its parts."""
+    recon, mu, logvar = model(x)
+    l1 = F.l1_loss(recon, x)
+    mse = F.mse_loss(recon, x)
+    kl = 0.5 * torch.mean(mu.square() + logvar.exp() - 1.0 - logvar)
+    loss = l1 + cfg.mse_weight * mse + kl_weight_at(cfg, step) * kl
+    return loss, {"loss": loss.item(), "l1": l1.item(), "mse": mse.item(), "kl": kl.item()}
+
+
+def train_step(
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    x: torch.Tensor,
+    cfg: VAETrainConfig,
+    step: int,
+) -> dict[str, float]:
+    model.train()
+    loss, parts = vae_loss(model, x, cfg, step)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    parts["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
+    opt.step()
+    sched.step()
+    return parts
+
+
+@torch.no_grad()
+def validate(
+    vae: KickVAE, val: SplitData, cfg: VAETrainConfig, device: torch.device
+) -> dict[str, float]:
+    """Reconstruction through the means (as inference decodes): L1 and MSE in log-mel units."""
+    vae.eval()
+    n = min(cfg.val_clips, len(val))
+    l1 = mse = 0.0
+    for i in range(0, n, 32):
+        x = val.log_mels[i : min(n, i + 32)].float().unsqueeze(1).to(device)
+        mu, _ = vae.encode_dist(x)
+        recon = vae.decode_raw(mu).clamp(min=x.min())
+        l1 += F.l1_loss(recon, x, reduction="sum").item()
+        mse += F.mse_loss(recon, x, reduction="sum").item()
+    count = n * x[0].numel()
+    return {"val/l1": l1 / count, "val/mse": mse / count}
+
+
+@torch.no_grad()
+def fit_latent_scale(
+    vae: KickVAE, train: SplitData, device: torch.device, max_clips: int = 4096
+) -> None:
+    """Set the VAE's latent shift/scale from the means of (up to ``max_clips``) training clips."""
+    vae.eval()
+    mus = []
+    for i in range(0, min(len(train), max_clips), 64):
+        x = train.log_mels[i : i + 64].float().unsqueeze(1).to(device)
+        mus.append(vae.encode_dist(x)[0])
+    vae.set_latent_stats(torch.cat(mus))
+
+
+def export(
+    vae: KickVAE, train: SplitData, cfg: VAETrainConfig, step: int, metrics: dict, device
+) -> Path:
+    """Fit the latent scale on a copy and write ``run_dir/export/vae_epoch_100.pt``."""
+    import copy
+
+    out = copy.deepcopy(vae).to(device)
+    fit_latent_scale(out, train, device)
+    return save_vae(
+        Path(cfg.run_dir) / "export" / VAE_FILENAME,
+        out.cpu(),
+        step=step,
+        train_config=config_dict(cfg),
+        metrics=metrics,
+    )
+
+
+def train(
+    cfg: VAETrainConfig, model_cfg: VAEConfig, rt: Runtime, resume: bool, stop_at: int = 0
+) -> int:
+    """Train (or resume) a VAE run; returns the step reached.
+
+    ``stop_at`` > 0 stops there (state saved) while the schedules still run to ``max_steps``.
+    """
+    run_dir = Path(cfg.run_dir)
+    train_data = load_split_data(cfg.corpus, "train")
+    val_data = load_split_data(cfg.corpus, "val")
+    state = load_state(run_dir, "vae") if resume else None
+    torch.manual_seed(cfg.seed)
+    vae = build_vae(model_cfg).to(rt.device)
+    model = wrap_ddp(vae, rt)
+    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lr_lambda(cfg.warmup_steps, cfg.max_steps, cfg.final_lr_fraction)
+    )
+    step = 0
+    if state is not None:
+        vae.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        step = int(state["step"])
+
+    def snapshot() -> dict:
+        return {
+            "model_type": "vae",
+            "step": step,
+            "model": vae.state_dict(),
+            "opt": opt.state_dict(),
+            "sched": sched.state_dict(),
+            "config": {"VAETrainConfig": config_dict(cfg), "VAEConfig": config_dict(model_cfg)},
+        }
+
+    logger = Logger(run_dir, enabled=rt.is_main)
+    last_save = time.monotonic()
+    metrics: dict[str, float] = {}
+    with StopFlag() as stop, Progress(cfg.max_steps, "train vae", disable=not rt.is_main) as bar:
+        bar.count = step
+        while step < cfg.max_steps:
+            idx = batch_indices(len(train_data), cfg.batch_size, step, cfg.seed, rt)
+            x = train_data.log_mels[idx].float().unsqueeze(1).to(rt.device)  # (B, 1, 128, 173)
+            torch.manual_seed(step_seed(cfg.seed, step, rt.rank))
+            parts = train_step(model, opt, sched, x, cfg, step)
+            step += 1
+            bar.update(1, loss=parts["loss"])
+            if step % cfg.log_every == 0:
+                loss = all_reduce_mean(torch.tensor(parts["loss"]), rt).item()
+                logger.scalars(
+                    step,
+                    {
+                        "train/loss": loss,
+                        "train/l1": parts["l1"],
+                        "train/kl": parts["kl"],
+                        "train/lr": sched.get_last_lr()[0],
+                    },
+                )
+            if step % cfg.val_every == 0 or step == cfg.max_steps:
+                if rt.is_main:
+                    metrics = validate(vae, val_data, cfg, rt.device)
+                    logger.scalars(step, metrics)
+                    with torch.no_grad():
+                        x_val = val_data.log_mels[:4].float().unsqueeze(1).to(rt.device)
+                        recon = vae.decode_raw(vae.encode_dist(x_val)[0])
+                        logger.spectrograms(step, "val/recon", torch.cat([x_val, recon])[:, 0])
+                    export(vae, train_data, cfg, step, metrics, rt.device)
+            stopping = stop.should_stop(rt) or 0 < stop_at <= step
+            if stopping or time.monotonic() - last_save > cfg.save_every_s or step == cfg.max_steps:
+                save_state(run_dir, snapshot(), rt)
+                last_save = time.monotonic()
+            if stopping:
+                if rt.is_main:
+                    print(
+                        f"kickgen: stopped at step {step}; state saved in {run_dir}; continue with --resume",
+                        flush=True,
+                    )
+                break
+    if rt.distributed:
+        same = replicas_identical(model, rt)
+        if rt.is_main:
+            logger.scalars(step, {"replicas_identical": float(same)})
+    logger.close()
+    return step
+
+
+def describe_model(cfg: VAEConfig) -> str:
+    n = sum(p.numel() for p in KickVAE(**dataclasses.asdict(cfg)).parameters())
+    return f"KickVAE {n / 1e6:.2f} M parameters, latent ({cfg.latent_dim}, 8, 11)"

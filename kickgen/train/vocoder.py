@@ -1,0 +1,323 @@
+"""``kickgen train vocoder``: HiFi-GAN generator with MPD + MSD discriminators.
+
+Phases, by step:
+1. ``step < adv_start_step``: reconstruction only (L1 log-mel + multi-resolution STFT), fast on CPU.
+2. adversarial: least-squares GAN + feature matching on top, weights named in VocoderConfig.
+3. the last ``finetune_steps`` (when ``--vae`` is given): inputs are the VAE's reconstructions of
+   the mels (decode(encode(mel))), targets the real waveforms, so the chain VAE → vocoder sounds right.
+Training examples are 8,192-sample crops (16 frames) of real and synthesised corpus kicks, biased
+towards the attack where kicks hold their energy.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from kickgen.audio import HOP_LENGTH, NUM_SAMPLES, SAMPLE_RATE, log_mel
+from kickgen.checkpoints import VOCODER_FILENAME, build_vocoder, load_vae, save_vocoder
+from kickgen.models.discriminators import (
+    DiscriminatorConfig,
+    MultiDiscriminator,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adv_loss,
+)
+from kickgen.models.vocoder import HiFiGANGenerator, VocoderConfig
+from kickgen.progress import Progress
+from kickgen.train.config import config_dict
+from kickgen.train.data import SplitData, load_split_data
+from kickgen.train.runtime import (
+    Logger,
+    Runtime,
+    StopFlag,
+    all_reduce_mean,
+    batch_indices,
+    load_state,
+    replicas_identical,
+    save_state,
+    step_seed,
+    unwrap,
+    wrap_ddp,
+)
+
+STFT_RESOLUTIONS = ((256, 64), (512, 128), (1024, 256), (2048, 512))  # (n_fft, hop) pairs
+
+
+@dataclass
+class VocoderTrainConfig:
+    corpus: str = "corpus"  # corpus directory (kickgen data build)
+    run_dir: str = "runs/vocoder"  # training state, logs, exported checkpoint
+    vae: str = ""  # trained VAE checkpoint; enables the fine-tune phase on VAE-decoded mels
+    max_steps: int = 6000  # optimiser steps of the generator, all phases
+    adv_start_step: int = 1500  # reconstruction-only warm-up before the discriminators join
+    finetune_steps: int = 1000  # last steps on VAE-decoded mels (needs --vae)
+    batch_size: int = 16  # global batch of crops, split across torchrun processes
+    lr: float = 2e-4  # AdamW learning rate of generator and discriminators
+    lr_decay: float = 0.99995  # per-step exponential LR decay
+    adam_beta1: float = 0.8  # HiFi-GAN's AdamW betas
+    adam_beta2: float = 0.99
+    disc_width: int = 16  # discriminator first-layer channels (see DiscriminatorConfig)
+    stft_loss_weight: float = (
+        15.0  # multi-resolution STFT loss (spectral convergence + log magnitude)
+    )
+    attack_crop_prob: float = 0.5  # share of crops that start within the first 24 frames (0.28 s)
+    val_every: int = 500  # steps between validations and exports
+    val_clips: int = 32  # validation clips vocoded in full
+    save_every_s: float = 180.0  # seconds between training-state saves
+    log_every: int = 25  # steps between logged scalars
+    seed: int = 0  # data order and crops
+    threads: int = 0  # torch CPU threads (0 = torch's default)
+    device: str = "auto"  # auto (CUDA if present), cpu, cuda
+
+
+def stft_magnitude(wave: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
+    """(B, L) → |STFT| (B, n_fft/2+1, frames), Hann window, centre padding."""
+    window = torch.hann_window(n_fft, device=wave.device)
+    spec = torch.stft(wave, n_fft, hop, n_fft, window, center=True, return_complex=True)
+    return spec.abs()
+
+
+def multi_resolution_stft_loss(
+    fake: torch.Tensor, real: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, L) waveforms → (spectral convergence, L1 log-magnitude), each averaged over resolutions.
+
+    Spectral convergence is taken over the whole batch (silent crops cannot blow it up); log
+    magnitudes are floored at 1e-5.
+    """
+    sc = lm = 0.0
+    for n_fft, hop in STFT_RESOLUTIONS:
+        f, r = stft_magnitude(fake, n_fft, hop), stft_magnitude(real, n_fft, hop)
+        sc = sc + torch.linalg.norm(r - f) / torch.linalg.norm(r).clamp(min=1e-3)
+        lm = lm + F.l1_loss(f.clamp(min=1e-5).log(), r.clamp(min=1e-5).log())
+    k = len(STFT_RESOLUTIONS)
+    return sc / k, lm / k
+
+
+@torch.no_grad()
+def log_stft_distance(fake: torch.Tensor, real: torch.Tensor) -> float:
+    """Multi-resolution STFT log-magnitude distance (mean |log|X̂| - log|X||), floors at 1e-5."""
+    d = 0.0
+    for n_fft, hop in STFT_RESOLUTIONS:
+        f = stft_magnitude(fake, n_fft, hop).clamp(min=1e-5).log()
+        r = stft_magnitude(real, n_fft, hop).clamp(min=1e-5).log()
+        d += (f - r).abs().mean().item()
+    return d / len(STFT_RESOLUTIONS)
+
+
+def sample_crops(
+    waves: torch.Tensor,
+    mels: torch.Tensor,
+    idx: torch.Tensor,
+    frames: int,
+    cfg: VocoderTrainConfig,
+    gen: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Crops of clips ``idx``: mels (B, 128, frames) and aligned waves (B, frames·512)."""
+    max_start = mels.shape[-1] - frames
+    seg = frames * HOP_LENGTH
+    mel_out, wave_out = [], []
+    for i in idx.tolist():
+        if torch.rand((), generator=gen) < cfg.attack_crop_prob:
+            start = int(torch.randint(0, min(24, max_start + 1), (), generator=gen))
+        else:
+            start = int(torch.randint(0, max_start + 1, (), generator=gen))
+        mel_out.append(mels[i, :, start : start + frames].float())
+        w = waves[i, start * HOP_LENGTH : start * HOP_LENGTH + seg].float()
+        wave_out.append(F.pad(w, (0, seg - w.shape[-1])))
+    return torch.stack(mel_out), torch.stack(wave_out)
+
+
+def generator_losses(
+    fake: torch.Tensor, real: torch.Tensor, model_cfg: VocoderConfig, cfg: VocoderTrainConfig
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Reconstruction losses of (B, L) generated vs real waveforms."""
+    mel_l1 = F.l1_loss(log_mel(fake), log_mel(real))
+    sc, lm = multi_resolution_stft_loss(fake, real)
+    loss = model_cfg.mel_loss_weight * mel_l1 + cfg.stft_loss_weight * (sc + lm)
+    return loss, {"mel_l1": mel_l1.item(), "stft_sc": sc.item(), "stft_logmag": lm.item()}
+
+
+@torch.no_grad()
+def vocode(gen: HiFiGANGenerator, mels: torch.Tensor, batch: int = 8) -> torch.Tensor:
+    """Full clips: (N, 128, 173) → (N, 88200)."""
+    out = [gen(mels[i : i + batch])[:, 0, :NUM_SAMPLES] for i in range(0, mels.shape[0], batch)]
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def validate(
+    gen: HiFiGANGenerator, val: SplitData, cfg: VocoderTrainConfig, device
+) -> tuple[dict, torch.Tensor]:
+    gen.eval()
+    n = min(cfg.val_clips, len(val))
+    real = val.waves[:n].float().to(device)
+    fake = vocode(gen, val.log_mels[:n].float().to(device))
+    gen.train()
+    metrics = {
+        "val/log_stft_distance": log_stft_distance(fake, real),
+        "val/mel_l1": F.l1_loss(log_mel(fake), val.log_mels[:n].float().to(device)).item(),
+    }
+    return metrics, fake
+
+
+@torch.no_grad()
+def vae_reconstructions(vae_path: str, data: SplitData, device) -> torch.Tensor:
+    """decode(encode(mel)) of every clip: (N, 128, 173) float16."""
+    vae = load_vae(vae_path, device)
+    out = []
+    for i in range(0, len(data), 32):
+        x = data.log_mels[i : i + 32].float().unsqueeze(1).to(device)
+        out.append(vae.decode(vae.encode(x))[:, 0].half().cpu())
+    return torch.cat(out)
+
+
+def train(
+    cfg: VocoderTrainConfig, model_cfg: VocoderConfig, rt: Runtime, resume: bool, stop_at: int = 0
+) -> int:
+    """Train (or resume) a vocoder run; returns the step reached.
+
+    ``stop_at`` > 0 stops there (state saved) while the schedules still run to ``max_steps``.
+    """
+    run_dir = Path(cfg.run_dir)
+    train_data = load_split_data(cfg.corpus, "train")
+    val_data = load_split_data(cfg.corpus, "val")
+    waves = F.pad(train_data.waves, (0, HOP_LENGTH * train_data.log_mels.shape[-1] - NUM_SAMPLES))
+    state = load_state(run_dir, "vocoder") if resume else None
+    torch.manual_seed(cfg.seed)
+    gen_core = build_vocoder(model_cfg).to(rt.device)
+    disc_core = MultiDiscriminator(DiscriminatorConfig(width=cfg.disc_width)).to(rt.device)
+    gen_model, disc_model = wrap_ddp(gen_core, rt), wrap_ddp(disc_core, rt)
+    betas = (cfg.adam_beta1, cfg.adam_beta2)
+    opt_g = torch.optim.AdamW(gen_core.parameters(), lr=cfg.lr, betas=betas)
+    opt_d = torch.optim.AdamW(disc_core.parameters(), lr=cfg.lr, betas=betas)
+    sched_g = torch.optim.lr_scheduler.ExponentialLR(opt_g, cfg.lr_decay)
+    sched_d = torch.optim.lr_scheduler.ExponentialLR(opt_d, cfg.lr_decay)
+    step = 0
+    if state is not None:
+        gen_core.load_state_dict(state["generator"])
+        disc_core.load_state_dict(state["discriminator"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        sched_g.load_state_dict(state["sched_g"])
+        sched_d.load_state_dict(state["sched_d"])
+        step = int(state["step"])
+
+    def snapshot() -> dict:
+        return {
+            "model_type": "vocoder",
+            "step": step,
+            "generator": gen_core.state_dict(),
+            "discriminator": disc_core.state_dict(),
+            "opt_g": opt_g.state_dict(),
+            "opt_d": opt_d.state_dict(),
+            "sched_g": sched_g.state_dict(),
+            "sched_d": sched_d.state_dict(),
+            "config": {
+                "VocoderTrainConfig": config_dict(cfg),
+                "VocoderConfig": config_dict(model_cfg),
+            },
+        }
+
+    finetune_from = cfg.max_steps - cfg.finetune_steps if cfg.vae else cfg.max_steps
+    vae_mels: torch.Tensor | None = None
+    frames = model_cfg.segment_samples // HOP_LENGTH
+    logger = Logger(run_dir, enabled=rt.is_main)
+    last_save = time.monotonic()
+    with (
+        StopFlag() as stop,
+        Progress(cfg.max_steps, "train vocoder", disable=not rt.is_main) as bar,
+    ):
+        bar.count = step
+        while step < cfg.max_steps:
+            if step >= finetune_from and vae_mels is None:
+                vae_mels = vae_reconstructions(cfg.vae, train_data, rt.device)
+            mels = (
+                vae_mels if vae_mels is not None and step >= finetune_from else train_data.log_mels
+            )
+            g = torch.Generator().manual_seed(step_seed(cfg.seed, step, rt.rank))
+            idx = batch_indices(len(train_data), cfg.batch_size, step, cfg.seed, rt)
+            mel, real = sample_crops(waves, mels, idx, frames, cfg, g)
+            mel, real = mel.to(rt.device), real.to(rt.device)
+            adversarial = step >= cfg.adv_start_step
+            fake = gen_model(mel)[:, 0]  # (B, L)
+            parts: dict[str, float] = {}
+            if adversarial:  # discriminator step on detached fakes
+                logits, _ = disc_model(torch.cat([real, fake.detach()]).unsqueeze(1))
+                real_logits = [lg[: real.shape[0]] for lg in logits]
+                fake_logits = [lg[real.shape[0] :] for lg in logits]
+                loss_d = discriminator_loss(real_logits, fake_logits)
+                opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                opt_d.step()
+                sched_d.step()
+                parts["disc"] = loss_d.item()
+            loss_g, rec = generator_losses(fake, real, model_cfg, cfg)
+            parts.update(rec)
+            if adversarial:
+                logits, feats = disc_model(torch.cat([real, fake]).unsqueeze(1))
+                b = real.shape[0]
+                real_feats = [[f[:b] for f in fs] for fs in feats]
+                fake_feats = [[f[b:] for f in fs] for fs in feats]
+                adv = generator_adv_loss([lg[b:] for lg in logits])
+                fm = feature_matching_loss(real_feats, fake_feats)
+                loss_g = (
+                    loss_g + model_cfg.adv_loss_weight * adv + model_cfg.feature_loss_weight * fm
+                )
+                parts.update(adv=adv.item(), fm=fm.item())
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+            sched_g.step()
+            step += 1
+            parts["gen"] = loss_g.item()
+            bar.update(1, loss=parts["gen"], mel=parts["mel_l1"])
+            if step % cfg.log_every == 0:
+                mean_g = all_reduce_mean(torch.tensor(parts["gen"]), rt).item()
+                logger.scalars(
+                    step,
+                    {
+                        "train/gen": mean_g,
+                        **{f"train/{k}": v for k, v in parts.items() if k != "gen"},
+                        "train/lr": sched_g.get_last_lr()[0],
+                    },
+                )
+            if rt.is_main and (step % cfg.val_every == 0 or step == cfg.max_steps):
+                metrics, fake_val = validate(gen_core, val_data, cfg, rt.device)
+                logger.scalars(step, metrics)
+                logger.spectrograms(
+                    step,
+                    "val/real_vs_vocoded",
+                    torch.cat([val_data.log_mels[:3].float(), log_mel(fake_val[:3].cpu())]),
+                )
+                logger.audio(step, "val/vocoded", fake_val[:3], SAMPLE_RATE)
+                save_vocoder(
+                    run_dir / "export" / VOCODER_FILENAME,
+                    unwrap(gen_model),
+                    model_cfg,
+                    step=step,
+                    train_config=config_dict(cfg),
+                    metrics=metrics,
+                )
+            stopping = stop.should_stop(rt) or 0 < stop_at <= step
+            if stopping or time.monotonic() - last_save > cfg.save_every_s or step == cfg.max_steps:
+                save_state(run_dir, snapshot(), rt)
+                last_save = time.monotonic()
+            if stopping:
+                if rt.is_main:
+                    print(
+                        f"kickgen: stopped at step {step}; state saved in {run_dir}; continue with --resume",
+                        flush=True,
+                    )
+                break
+    if rt.distributed:
+        same = replicas_identical(gen_model, rt) and replicas_identical(disc_model, rt)
+        if rt.is_main:
+            logger.scalars(step, {"replicas_identical": float(same)})
+    logger.close()
+    return step

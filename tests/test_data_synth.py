@@ -1,0 +1,101 @@
+"""The kick synthesizer, measured keywords and augmentations: checked by measurement."""
+
+import numpy as np
+import pytest
+
+from kickgen.data import augment, synth
+from kickgen.data.build import declip, finish_clip
+from kickgen.descriptors import describe, measured_keywords
+
+
+def test_synth_is_deterministic_and_every_family_makes_a_clean_kick():
+    a, fam_a, params_a = synth.synth_kick(7)
+    b, fam_b, params_b = synth.synth_kick(7)
+    assert fam_a == fam_b and params_a == params_b and np.array_equal(a, b)
+    assert not np.array_equal(a, synth.synth_kick(8)[0])
+    for family in synth.FAMILIES:
+        wave, fam, _ = synth.synth_kick(3, family)
+        clip, d = finish_clip(wave)  # raises if silent, clipped or late
+        assert fam == family and clip.shape == (88200,)
+        assert d["onset"] <= 0.005 and 30.0 < d["body_pitch"] < 130.0, family
+
+
+def test_params_shape_the_sound_as_named():
+    base = synth.KickParams(f_start=150, f_end=50, decay=0.3, click_level=0.0)
+    low = describe(synth.render(base))
+    high = describe(
+        synth.render(synth.KickParams(**{**base.__dict__, "f_end": 90, "f_start": 200}))
+    )
+    assert low["body_pitch"] == pytest.approx(50, rel=0.05)
+    assert high["body_pitch"] == pytest.approx(90, rel=0.05)
+    long = describe(synth.render(synth.KickParams(**{**base.__dict__, "decay": 0.9})))
+    assert long["decay_40"] == pytest.approx(0.9, rel=0.15)  # decay is the -40 dB time
+    assert low["decay_40"] == pytest.approx(0.3, rel=0.15)
+    clicky = describe(synth.render(synth.KickParams(**{**base.__dict__, "click_level": 0.8})))
+    assert clicky["click_db"] > low["click_db"] + 10
+    driven = synth.render(synth.KickParams(**{**base.__dict__, "drive_db": 24}))
+    assert describe(0.9 * driven / np.abs(driven).max())["harmonic_db"] > low["harmonic_db"] + 20
+
+
+def test_saturate_is_strictly_increasing():
+    x = np.linspace(-3, 3, 10001)
+    y = synth.saturate(x, 30.0, bias=0.3)
+    assert np.all(np.diff(y) > 0)
+    assert synth.saturate(np.zeros(3), 20.0, bias=0.4) == pytest.approx(np.zeros(3))
+
+
+def test_measured_keywords_agree_with_measurements():
+    """Over a batch of synthesized kicks, keywords sort the kicks the way their names say."""
+    rows = []
+    for seed in range(60):
+        _, d = finish_clip(synth.synth_kick(seed)[0])
+        rows.append((d, set(measured_keywords(d))))
+
+    def values(keyword, key, has=True):
+        return [d[key] for d, kws in rows if (keyword in kws) == has]
+
+    assert max(values("deep", "body_pitch")) < min(values("high", "body_pitch"))
+    assert max(values("short", "decay_40")) < min(values("long", "decay_40"))
+    assert min(values("distorted", "harmonic_db")) > np.median(
+        values("distorted", "harmonic_db", False)
+    )
+    assert min(values("clicky", "click_db")) > max(values("soft", "click_db"))
+    for keyword in ("deep", "high", "short", "long", "distorted", "clicky", "punchy", "sub"):
+        assert values(keyword, "body_pitch"), f"no synthesized kick is {keyword}"
+    for _, kws in rows:
+        assert not {"deep", "high"} <= kws and not {"short", "long"} <= kws
+        assert not {"soft", "clicky"} <= kws and not {"distorted", "clean"} <= kws
+
+
+def test_augmentations_change_what_they_say():
+    wave, _ = finish_clip(
+        synth.render(synth.KickParams(f_start=120, f_end=50, decay=0.6, click_level=0.3))
+    )
+    base = describe(wave)
+    up = describe(augment.pitch_shift(wave, 12.0))
+    assert up["body_pitch"] == pytest.approx(2 * base["body_pitch"], rel=0.05)
+    assert augment.pitch_shift(wave, 12.0).size == pytest.approx(wave.size / 2, abs=2)
+    short = describe(augment.shorten_decay(wave, 0.15, onset=44))
+    assert short["decay_40"] < 0.2 < base["decay_40"]
+    assert "short" in measured_keywords(short) and "short" not in measured_keywords(base)
+    bright = describe(augment.eq_tilt(wave, 3.0))
+    assert bright["centroid"] > base["centroid"]
+    punch = augment.transient(wave, 2.0, onset=44)
+    assert np.abs(punch[:441]).max() == pytest.approx(2 * np.abs(wave[:441]).max(), rel=1e-6)
+    v1, text1 = augment.random_augment(wave, np.random.default_rng(5))
+    v2, text2 = augment.random_augment(wave, np.random.default_rng(5))
+    assert text1 == text2 and np.array_equal(v1, v2) and len(text1.split()) in (2, 3)
+
+
+def test_declip_removes_flat_tops_and_keeps_the_rest():
+    t = np.arange(22050) / 44100
+    clean = np.sin(2 * np.pi * 60 * t) * np.exp(-t / 0.2)
+    clipped = np.clip(1.8 * clean, -1.0, 1.0)
+    assert describe(clipped)["clipped"] == 1.0
+    repaired, n = declip(clipped)
+    assert n > 100
+    d = describe(0.9 * repaired / np.abs(repaired).max())
+    assert d["clipped"] == 0.0
+    untouched = np.abs(clipped) < 0.99
+    np.testing.assert_array_equal(repaired[untouched], clipped[untouched])
+    assert np.abs(repaired).max() <= 1.25 + 1e-9

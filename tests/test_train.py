@@ -1,0 +1,236 @@
+"""Training: one step of each model on a tiny corpus, exact resume, configs, signals, CLI errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from kickgen.checkpoints import load_diffusion, load_vae, load_vocoder
+from kickgen.errors import CommandError
+from kickgen.models import DiffusionConfig, VAEConfig, VocoderConfig
+from kickgen.train import diffusion as train_diffusion
+from kickgen.train import vae as train_vae
+from kickgen.train import vocoder as train_vocoder
+from kickgen.train.config import build_configs, read_toml
+from kickgen.train.data import write_synth_corpus
+from kickgen.train.runtime import STATE_FILENAME, Runtime, StopFlag, batch_indices
+
+ROOT = Path(__file__).resolve().parents[1]
+CPU = Runtime(torch.device("cpu"))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    return write_synth_corpus(tmp_path_factory.mktemp("corpus"), n_train=6, n_val=3)
+
+
+@pytest.fixture(scope="module")
+def vae_ckpt(corpus, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("vae_run")
+    cfg = train_vae.VAETrainConfig(
+        corpus=str(corpus), run_dir=str(run), max_steps=1, batch_size=4, val_clips=3
+    )
+    assert train_vae.train(cfg, VAEConfig(channels=(8, 8, 16, 16)), CPU, resume=False) == 1
+    return run / "export" / "vae_epoch_100.pt"
+
+
+def test_vae_one_step_exports_scaled_vae(vae_ckpt, corpus):
+    vae = load_vae(vae_ckpt)
+    data = torch.load(corpus / "cache" / "train.pt", weights_only=True)
+    with torch.no_grad():
+        z = vae.encode(data["log_mels"].float().unsqueeze(1))
+    assert z.shape == (6, 8, 8, 11)
+    # the exported latent scale makes the training latents unit-variance, zero-mean per channel
+    assert abs(float(z.std()) - 1.0) < 1e-3
+    assert float(z.mean(dim=(0, 2, 3)).abs().max()) < 1e-4
+    ckpt = torch.load(vae_ckpt, weights_only=True)
+    assert ckpt["step"] == 1 and set(ckpt["metrics"]) == {"val/l1", "val/mse"}
+    log = [
+        json.loads(line) for line in (vae_ckpt.parents[1] / "log.jsonl").read_text().splitlines()
+    ]
+    assert any("val/l1" in row for row in log)
+
+
+@pytest.mark.slow
+def test_diffusion_one_step(vae_ckpt, corpus, tmp_path):
+    cfg = train_diffusion.DiffusionTrainConfig(
+        vae=str(vae_ckpt), corpus=str(corpus), run_dir=str(tmp_path), max_steps=1, batch_size=4
+    )
+    assert train_diffusion.train(cfg, DiffusionConfig(base_channels=16), CPU, resume=False) == 1
+    model, text_enc, sched, vocab, mcfg = load_diffusion(
+        tmp_path / "export" / "diffusion_step_100000.pt"
+    )
+    assert vocab == json.loads((corpus / "vocab.json").read_text())["vocab"] and "synth" in vocab
+    assert mcfg.base_channels == 16 and model.prediction_type == "v"
+    assert list(tmp_path.glob("preview_*.png"))
+
+
+def test_keyword_dropout_drops_single_words_and_whole_prompts():
+    cfg = DiffusionConfig(prompt_dropout=0.3, keyword_dropout=0.3)
+    gen = torch.Generator().manual_seed(0)
+    out = train_diffusion.drop_keywords([[1, 2, 3]] * 1000, cfg, gen)
+    lengths = torch.tensor([len(o) for o in out]).float()
+    assert 0.27 < float((lengths == 0).float().mean()) < 0.37  # expected 0.3 + 0.7·0.3³ ≈ 0.319
+    assert float((lengths == 2).float().mean()) > 0.2  # partial prompts occur
+    assert all(set(o) <= {1, 2, 3} for o in out)
+
+
+@pytest.mark.slow
+def test_vocoder_one_step_each_phase(vae_ckpt, corpus, tmp_path):
+    cfg = train_vocoder.VocoderTrainConfig(
+        corpus=str(corpus),
+        run_dir=str(tmp_path),
+        vae=str(vae_ckpt),
+        max_steps=3,
+        adv_start_step=1,
+        finetune_steps=1,
+        batch_size=2,
+        val_every=3,
+        val_clips=2,
+        log_every=1,
+    )
+    small = VocoderConfig(
+        upsample_initial_channel=32, resblock_kernel_sizes=(3,), resblock_dilations=((1, 3),)
+    )
+    assert train_vocoder.train(cfg, small, CPU, resume=False) == 3
+    gen = load_vocoder(
+        tmp_path / "export" / "vocoder_epoch_50.pt"
+    )  # rebuilt from the stored config
+    assert gen(torch.zeros(1, 128, 4) - 11.5).shape == (1, 1, 2048)
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert "train/disc" not in log[0] and "train/disc" in log[1]  # warm-up, then adversarial
+    assert "val/log_stft_distance" in log[-1]
+    state = torch.load(tmp_path / STATE_FILENAME, weights_only=True)
+    assert state["step"] == 3 and "discriminator" in state and "opt_d" in state
+
+
+@pytest.mark.slow
+def test_resume_continues_exactly(corpus, tmp_path):
+    def cfg(run: str) -> train_vae.VAETrainConfig:
+        return train_vae.VAETrainConfig(
+            corpus=str(corpus),
+            run_dir=str(tmp_path / run),
+            max_steps=4,
+            batch_size=4,
+            val_every=100,
+        )
+
+    small = VAEConfig(channels=(8, 8, 16, 16))
+    assert train_vae.train(cfg("straight"), small, CPU, resume=False) == 4
+    assert train_vae.train(cfg("split"), small, CPU, resume=False, stop_at=2) == 2
+    assert torch.load(tmp_path / "split" / STATE_FILENAME, weights_only=True)["step"] == 2
+    assert train_vae.train(cfg("split"), small, CPU, resume=True) == 4
+    a = torch.load(tmp_path / "straight" / STATE_FILENAME, weights_only=True)
+    b = torch.load(tmp_path / "split" / STATE_FILENAME, weights_only=True)
+    for k, v in a["model"].items():
+        assert torch.equal(v, b["model"][k]), k
+    assert a["sched"]["last_epoch"] == b["sched"]["last_epoch"] == 4
+
+
+def test_batches_are_deterministic_and_shard_across_ranks():
+    one = batch_indices(10, 6, step=3, seed=1, rt=CPU)
+    r0 = batch_indices(10, 6, step=3, seed=1, rt=Runtime(torch.device("cpu"), 0, 2))
+    r1 = batch_indices(10, 6, step=3, seed=1, rt=Runtime(torch.device("cpu"), 1, 2))
+    assert torch.equal(one[0::2], r0) and torch.equal(one[1::2], r1)
+    # consecutive steps of one epoch visit distinct clips
+    epoch = torch.cat([batch_indices(12, 4, s, 1, CPU) for s in range(3)])
+    assert sorted(epoch.tolist()) == list(range(12))
+
+
+def test_stop_flag_catches_sigterm():
+    with StopFlag() as stop:
+        assert not stop.should_stop(CPU)
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.should_stop(CPU)
+    assert signal.getsignal(signal.SIGTERM) is not stop._handle
+
+
+def test_config_precedence_toml_then_flags(tmp_path):
+    toml = tmp_path / "recipe.toml"
+    toml.write_text("[train]\nbatch_size = 8\nlr = 1\n[model]\nchannels = [8, 8, 16, 16]\n")
+    assert read_toml(toml)["channels"] == [8, 8, 16, 16]
+
+    class Args:
+        batch_size = 2
+        lr = None
+        channels = None
+
+    t, m = build_configs((train_vae.VAETrainConfig, VAEConfig), toml, Args())
+    assert t.batch_size == 2 and t.lr == 1.0 and m.channels == (8, 8, 16, 16)
+    toml.write_text("batch_sise = 3\n")
+    with pytest.raises(CommandError, match="unknown config keys batch_sise"):
+        build_configs((train_vae.VAETrainConfig, VAEConfig), toml, None)
+
+
+def test_cli_resume_without_state_is_one_line_error(corpus, tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kickgen",
+            "train",
+            "vae",
+            "--corpus",
+            str(corpus),
+            "--run-dir",
+            str(tmp_path),
+            "--resume",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"kickgen: error: {tmp_path / STATE_FILENAME}: no training state to resume; start without --resume"
+    ]
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes_keep_replicas_identical(corpus, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29517",
+            "-m",
+            "kickgen",
+            "train",
+            "vae",
+            "--corpus",
+            str(corpus),
+            "--run-dir",
+            str(tmp_path),
+            "--max-steps",
+            "3",
+            "--batch-size",
+            "4",
+            "--channels",
+            "8,8,16,16",
+            "--val-every",
+            "100",
+            "--device",
+            "cpu",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["replicas_identical"] == 1.0 and log[-1]["step"] == 3
