@@ -167,12 +167,19 @@ def load_init_audio(path: str | Path) -> torch.Tensor:
 
 @torch.inference_mode()
 def vocode_raw(pipe, mels: torch.Tensor) -> torch.Tensor:
-    """Log-mels ``(B, 128, 173)`` → vocoder output trimmed to ``(B, 88200)``, not normalised or faded."""
+    """Log-mels ``(B, 128, 173)`` → vocoder output trimmed to ``(B, 88200)``, not normalised or faded.
+
+    Runs the vocoder exactly as :meth:`KickPipeline.vocode` does (one clip per call on the CPU),
+    so a plain row's kick has the same bits as the pipeline's; tests compare them.
+    """
+    from kickgen.pipeline import VOCODER_CHUNK_CPU
+
     mels = mels.to(pipe.device)
-    if pipe.vocoder is not None:
-        audio = pipe.vocoder(mels).squeeze(1)  # (B, T·512)
-    else:
+    if pipe.vocoder is None:
         audio = griffin_lim.log_mel_to_audio(mels)  # (B, 88200)
+    else:
+        chunk = VOCODER_CHUNK_CPU if pipe.device.type == "cpu" else mels.shape[0]
+        audio = torch.cat([pipe.vocoder(part).squeeze(1) for part in mels.split(chunk)])  # (B, T·512)
     audio = audio.float().cpu()
     if audio.shape[-1] >= NUM_SAMPLES:
         return audio[:, :NUM_SAMPLES]
