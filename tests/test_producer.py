@@ -42,6 +42,7 @@ from kickgen.producer import (
     slerp,
     true_peak,
     vary,
+    vary_audio_bytes,
     vary_waveform,
     write_kick,
 )
@@ -278,6 +279,14 @@ def test_vary_waveform_for_the_server(ppipe, tmp_path):
     assert Path(init).parent == tmp_path.resolve() and Path(init).is_file()
     with pytest.raises(ProducerError, match="NaN"):
         vary_waveform(ppipe, np.full(100, np.nan), 44_100)
+    payload = (
+        (tmp_path / "up.wav").read_bytes() if write_wav(tmp_path / "up.wav", synth_kick()) else b""
+    )
+    again = vary_audio_bytes(ppipe, payload, prompt="deep", strength=0.0, seed=2, steps=STEPS)
+    direct = vary(ppipe, tmp_path / "up.wav", "deep", strength=0.0, seed=2, steps=STEPS)
+    assert np.array_equal(again[0].wave, direct[0].wave)
+    with pytest.raises(ProducerError, match="not readable audio"):
+        vary_audio_bytes(ppipe, b"RIFF nonsense")
 
 
 @pytest.mark.parametrize(

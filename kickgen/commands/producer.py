@@ -69,7 +69,9 @@ def add_hygiene_arguments(parser: argparse.ArgumentParser, default_on: bool = Fa
         "--trim", action="store_true", help="cut the silent tail (files shorter than 2 s)"
     )
     g.add_argument("--no-align", action="store_true", help="leave the onset where the model put it")
-    g.add_argument("--no-dc", action="store_true", help="skip the 10 Hz DC high-pass")
+    g.add_argument(
+        "--no-dc", action="store_true", help="skip DC removal (median offset and 10 Hz high-pass)"
+    )
 
 
 def hygiene_from_args(args: argparse.Namespace, default_on: bool = False):
@@ -91,9 +93,16 @@ def hygiene_from_args(args: argparse.Namespace, default_on: bool = False):
     level = args.normalize or ("lufs" if args.lufs is not None else "peak")
     if args.lufs is not None and level != "lufs":
         raise CommandError(f"--lufs {args.lufs} needs --normalize lufs (or no --normalize)")
-    kwargs = {"level": level, "fade": args.fade or "decay", "trim": args.trim,
-              "align_onset": not args.no_align, "dc_hz": None if args.no_dc else 10.0,
-              "true_peak": args.true_peak, "lufs": args.lufs if args.lufs is not None else -16.0}  # fmt: skip
+    kwargs = {
+        "level": level,
+        "fade": args.fade or "decay",
+        "trim": args.trim,
+        "align_onset": not args.no_align,
+        "dc_hz": None if args.no_dc else 10.0,
+        "true_peak": args.true_peak,
+    }
+    if args.lufs is not None:
+        kwargs["lufs"] = args.lufs
     if args.peak is not None:
         kwargs["peak"] = args.peak
     if args.ceiling is not None:

@@ -28,7 +28,7 @@ from kickgen.producer.kicks import Kick, generate_kicks, render_kicks
 from kickgen.producer.morph import morph
 from kickgen.producer.pack import make_pack
 from kickgen.producer.recall import read_recipe, regenerate, write_kick
-from kickgen.producer.variations import vary, vary_waveform
+from kickgen.producer.variations import vary, vary_audio_bytes, vary_waveform
 
 __all__ = [
     "HygieneConfig",
@@ -50,6 +50,7 @@ __all__ = [
     "slerp",
     "true_peak",
     "vary",
+    "vary_audio_bytes",
     "vary_waveform",
     "write_kick",
 ]

@@ -179,7 +179,9 @@ def vocode_raw(pipe, mels: torch.Tensor) -> torch.Tensor:
         audio = griffin_lim.log_mel_to_audio(mels)  # (B, 88200)
     else:
         chunk = VOCODER_CHUNK_CPU if pipe.device.type == "cpu" else mels.shape[0]
-        audio = torch.cat([pipe.vocoder(part).squeeze(1) for part in mels.split(chunk)])  # (B, T·512)
+        audio = torch.cat(
+            [pipe.vocoder(part).squeeze(1) for part in mels.split(chunk)]
+        )  # (B, T·512)
     audio = audio.float().cpu()
     if audio.shape[-1] >= NUM_SAMPLES:
         return audio[:, :NUM_SAMPLES]

@@ -73,7 +73,7 @@ class HygieneConfig:
     level: str = "peak"  # peak | lufs | none
     peak: float = 0.95  # linear peak target of level="peak"
     true_peak: bool = False  # level="peak": normalise the 4× oversampled peak instead
-    lufs: float = -12.0  # integrated loudness target of level="lufs"
+    lufs: float = -16.0  # integrated loudness target of level="lufs"
     ceiling_dbtp: float = -1.0  # level="lufs": the true peak stays at or under this
     trim: bool = False  # cut the silent tail
     trim_db: float = -60.0  # "silent": below this re the peak

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from kickgen.pipeline import SEED_RANGE
-from kickgen.producer.engine import ProducerError, Row, Settings, render_rows
+from kickgen.producer.engine import ProducerError, Row, Settings, render_rows, start_index
 from kickgen.producer.hygiene import HygieneConfig, sanity_checks
 from kickgen.producer.recall import finish, make_recipe
 from kickgen.prompts import UnknownKeywordWarning
@@ -98,8 +98,7 @@ def render_kicks(
 
 
 def _first(settings: Settings, rows: Sequence[Row]) -> int:
-    from kickgen.producer.engine import start_index
-
+    """Index of the first sampler step the rows run (variations start part-way down)."""
     return start_index(settings.steps, settings.strength) if rows and rows[0].init else 0
 
 

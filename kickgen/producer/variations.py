@@ -25,13 +25,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import torch
 
-from kickgen.audio import preprocess
 from kickgen.producer.engine import ProducerError
 from kickgen.producer.hygiene import HygieneConfig
 from kickgen.producer.kicks import DEFAULT_BATCH, Kick, generate_kicks
-from kickgen.producer.recall import write_kick
 
 
 def vary(
@@ -79,8 +78,8 @@ def vary_waveform(
 ) -> list[Kick]:
     """Variations of a kick given as samples ``(L,)`` or ``(L, channels)`` at ``sample_rate`` Hz.
 
-    Meant for the server: the samples are preprocessed and written as a float WAV named by their
-    SHA-256 into ``keep_dir`` (a temporary directory, removed afterwards, when None), then varied
+    Meant for the server: the samples are written as a float WAV named by their SHA-256 into
+    ``keep_dir`` (a temporary directory, removed afterwards, when None), then varied
     like a file. Pass a lasting ``keep_dir`` if the recipes should stay regenerable. Returns the
     kicks; their ``.wave`` is float32 ``(L,)`` at 44.1 kHz, peak 0.95 unless ``hygiene`` says otherwise.
     """
@@ -98,10 +97,36 @@ def vary_waveform(
         raise ProducerError(
             f"sample_rate={sample_rate!r}: pass the audio's rate in Hz (8000 to 192000)"
         )
-    clip = preprocess(x, sample_rate)  # (88200,) at 44.1 kHz
-    digest = hashlib.sha256(clip.tobytes()).hexdigest()[:16]
+    digest = hashlib.sha256(x.tobytes() + str(sample_rate).encode()).hexdigest()[:16]
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(keep_dir) if keep_dir is not None else Path(tmp)
         directory.mkdir(parents=True, exist_ok=True)
-        path = write_kick(directory / f"init_{digest}.wav", clip, None)
+        path = directory / f"init_{digest}.wav"
+        sf.write(
+            str(path), x, sample_rate, subtype="FLOAT", format="WAV"
+        )  # read back like any file
         return vary(pipe, path, prompt, strength, n, seed, cfg_scale, steps, sampler, hygiene)
+
+
+def vary_audio_bytes(pipe, payload: bytes, **kwargs) -> list[Kick]:
+    """Variations of a kick uploaded as the bytes of an audio file (WAV, FLAC, AIFF, OGG).
+
+    For a server's upload endpoint: decodes ``payload`` with soundfile and calls
+    :func:`vary_waveform` with ``kwargs`` (``prompt``, ``strength``, ``n``, ``seed``, ...).
+    Raises :class:`ProducerError` with one line when the bytes are not readable audio.
+    """
+    import io
+
+    import soundfile as sf
+
+    if not payload:
+        raise ProducerError("the uploaded file is empty: send a WAV, FLAC, AIFF or OGG kick")
+    try:
+        data, sample_rate = sf.read(io.BytesIO(payload), dtype="float32", always_2d=True)
+    except Exception as exc:  # libsndfile raises several types for malformed data
+        raise ProducerError(
+            f"the uploaded file is not readable audio ({exc}): send a WAV, FLAC, AIFF or OGG kick"
+        ) from exc
+    if data.size == 0:
+        raise ProducerError("the uploaded file holds no samples: send a kick")
+    return vary_waveform(pipe, data, int(sample_rate), **kwargs)
