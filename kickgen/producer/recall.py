@@ -91,6 +91,26 @@ def make_recipe(
     }
 
 
+def plain_recipes(
+    pipe,
+    prompt: str,
+    seeds: list[int],
+    cfg_scale: float,
+    steps: int,
+    sampler: str,
+    batch_size: int,
+    fmt: str = "float32",
+) -> list[dict[str, object]]:
+    """Recipes of kicks made by a plain ``pipe(prompt, n, seed, ..., batch_size=...)`` call: the
+    pipeline batches ``seeds`` in runs of ``batch_size``, and so do these recipes."""
+    settings = Settings(float(cfg_scale), steps, sampler, 1.0)
+    recipes = []
+    for b in range(0, len(seeds), batch_size):
+        rows = [Row(seed=s, prompt=prompt) for s in seeds[b : b + batch_size]]
+        recipes += [make_recipe(pipe, rows, i, settings, None, fmt) for i in range(len(rows))]
+    return recipes
+
+
 def finish(raw: torch.Tensor, hygiene: HygieneConfig | None) -> np.ndarray:
     """Raw vocoder output ``(88200,)`` → the kick as written at 44.1 kHz, float32 ``(L,)``.
 
