@@ -57,7 +57,7 @@ def add_hygiene_arguments(parser: argparse.ArgumentParser, default_on: bool = Fa
         "--lufs",
         type=float,
         default=None,
-        help="integrated loudness target in LUFS (BS.1770); implies --normalize lufs (default -16)",
+        help="integrated loudness target in LUFS (BS.1770); implies --normalize lufs (default -22)",
     )
     g.add_argument(
         "--ceiling",

@@ -2,13 +2,13 @@
 
 :func:`apply_hygiene` runs, in order, on one raw vocoder output ``(L,)`` at 44.1 kHz:
 
-0. **offset**: subtract the clip's median, a constant DC offset (the kick oscillates around
-   it), so the onset is found on the kick and not on the offset (skipped with ``dc_hz=None``).
-1. **onset**: shift the kick so its onset (first sample within 30 dB of the peak, as
+1. **DC**: subtract the clip's median, a constant offset (the kick oscillates around it), then
+   a 2nd-order Butterworth high-pass at ``dc_hz`` (forward only, so nothing rings before the
+   onset) removes what is left of the DC and sub-sonic drift.
+2. **onset**: shift the kick so its onset (first sample within 30 dB of the peak, as
    :func:`kickgen.descriptors.onset_index` measures it) sits ``preroll_ms`` after sample 0; the
-   pre-roll fades in (raised cosine) so sample 0 is silent.
-2. **DC**: a 2nd-order Butterworth high-pass at ``dc_hz`` (forward only, so nothing rings before
-   the onset) removes what is left of the DC and sub-sonic drift.
+   pre-roll fades in (raised cosine) so sample 0 is silent. It runs after the DC step, whose
+   phase shift would otherwise move the onset again.
 3. **fade**: ``"decay"`` (default) measures the kick's own decay (the -40 dB point of
    ``decay_40`` in :mod:`kickgen.descriptors`) and fades from there to silence over
    ``decay_fade_ms`` with a cubic; a kick that never decays fades over the last ``decay_fade_ms``.
@@ -73,7 +73,9 @@ class HygieneConfig:
     level: str = "peak"  # peak | lufs | none
     peak: float = 0.95  # linear peak target of level="peak"
     true_peak: bool = False  # level="peak": normalise the 4× oversampled peak instead
-    lufs: float = -16.0  # integrated loudness target of level="lufs"
+    lufs: float = (
+        -22.0
+    )  # level="lufs" target: 3 in 4 real kicks reach it under -1 dBTP (calibrate.py)
     ceiling_dbtp: float = -1.0  # level="lufs": the true peak stays at or under this
     trim: bool = False  # cut the silent tail
     trim_db: float = -60.0  # "silent": below this re the peak
@@ -256,11 +258,9 @@ def apply_hygiene(wave: np.ndarray | torch.Tensor, cfg: HygieneConfig | None = N
     cfg.check()
     x = _as_np(wave)
     if cfg.dc_hz is not None:
-        x = x - np.median(x)
+        x = remove_dc(x - np.median(x), cfg.dc_hz)
     if cfg.align_onset:
         x = align_onset(x, cfg.preroll_ms)
-    if cfg.dc_hz is not None:
-        x = remove_dc(x, cfg.dc_hz)
     if cfg.fade == "decay":
         x = decay_fade(x, cfg.decay_fade_ms)
     elif cfg.fade == "reference":
