@@ -89,7 +89,7 @@ class HygieneConfig:
             raise HygieneError(f"peak={self.peak!r}: use a linear peak in (0, 1], e.g. 0.95")
         if not -70.0 < self.lufs < 0.0:
             raise HygieneError(
-                f"lufs={self.lufs!r}: use a loudness target between -70 and 0 LUFS, e.g. -12"
+                f"lufs={self.lufs!r}: use a loudness target between -70 and 0 LUFS, e.g. -22"
             )
         if not self.ceiling_dbtp <= 0.0:
             raise HygieneError(f"ceiling_dbtp={self.ceiling_dbtp!r}: use 0 dBTP or less, e.g. -1")
