@@ -67,23 +67,15 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise PipelineError(
-            f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps"
-        ) from exc
+        raise PipelineError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise PipelineError(
-            f"device {device!r} asked for, but CUDA is not available: use --device cpu"
-        )
+        raise PipelineError(f"device {device!r} asked for, but CUDA is not available: use --device cpu")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         raise PipelineError(
             f"device {device!r} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s)"
         )
-    if dev.type == "mps" and not (
-        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
-    ):
-        raise PipelineError(
-            f"device {device!r} asked for, but MPS is not available: use --device cpu"
-        )
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise PipelineError(f"device {device!r} asked for, but MPS is not available: use --device cpu")
     return dev
 
 
@@ -176,9 +168,7 @@ class KickPipeline:
         vocoder = resolve_vocoder_path(vocoder) if vocoder is not None else None
         unet, text_encoder, scheduler, vocab, config = checkpoints.load_diffusion(diffusion)
         vae_model = checkpoints.load_vae(vae)
-        voc_model = (
-            checkpoints.load_vocoder(vocoder) if vocoder is not None else None
-        )  # weight norm removed
+        voc_model = checkpoints.load_vocoder(vocoder) if vocoder is not None else None  # weight norm removed
         latent_dim = int(config.latent_dim)
         if int(vae_model.latent_dim) != latent_dim:
             raise PipelineError(
@@ -207,13 +197,9 @@ class KickPipeline:
         """Build from a directory holding the guide's three checkpoint names (see from_checkpoints)."""
         directory = Path(directory)
         if not directory.is_dir():
-            raise PipelineError(
-                f"{directory} is not a directory: pass the folder holding {DIFFUSION_NAME}"
-            )
+            raise PipelineError(f"{directory} is not a directory: pass the folder holding {DIFFUSION_NAME}")
         vocoder = directory / VOCODER_NAME if use_vocoder else None
-        return cls.from_checkpoints(
-            directory / DIFFUSION_NAME, directory / VAE_NAME, vocoder, device
-        )
+        return cls.from_checkpoints(directory / DIFFUSION_NAME, directory / VAE_NAME, vocoder, device)
 
     # ------------------------------------------------------------------ prompts
     def parse_prompt(self, prompt: str) -> PromptInfo:
@@ -245,9 +231,7 @@ class KickPipeline:
         (1 = no guidance). ``callback(done, total)`` reports sampler steps over all batches.
         Unknown prompt words trigger an :class:`~kickgen.prompts.UnknownKeywordWarning`.
         """
-        check_generation_args(
-            n=n, steps=steps, cfg_scale=cfg_scale, seed=seed, batch_size=batch_size
-        )
+        check_generation_args(n=n, steps=steps, cfg_scale=cfg_scale, seed=seed, batch_size=batch_size)
         info = self.parse_prompt(prompt)
         if warn_unknown and info.unknown:
             warnings.warn(info.warning_text(), UnknownKeywordWarning, stacklevel=2)
@@ -296,18 +280,12 @@ class KickPipeline:
         if self.vocoder is None:
             return postprocess(griffin_lim.log_mel_to_audio(log_mel))  # (B, 88200)
         chunk = VOCODER_CHUNK_CPU if self.device.type == "cpu" else log_mel.shape[0]
-        audio = torch.cat(
-            [self.vocoder(part).squeeze(1) for part in log_mel.split(chunk)]
-        )  # (B, T·512)
+        audio = torch.cat([self.vocoder(part).squeeze(1) for part in log_mel.split(chunk)])  # (B, T·512)
         return postprocess(audio)
 
 
 def check_generation_args(
-    n: int = 1,
-    steps: int = 50,
-    cfg_scale: float = 3.0,
-    seed: int | None = None,
-    batch_size: int = 1,
+    n: int = 1, steps: int = 50, cfg_scale: float = 3.0, seed: int | None = None, batch_size: int = 1
 ) -> None:
     """Raise :class:`PipelineError` for values generation cannot use, naming the value."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
@@ -315,12 +293,8 @@ def check_generation_args(
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
         raise PipelineError(f"steps={steps!r}: use at least 1 sampler step (50 is the default)")
     if not isinstance(cfg_scale, (int, float)) or cfg_scale != cfg_scale or cfg_scale < 0:
-        raise PipelineError(
-            f"cfg_scale={cfg_scale!r}: use a guidance scale of 0 or more (3.0 is the default)"
-        )
-    if seed is not None and (
-        not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= SEED_RANGE - n
-    ):
+        raise PipelineError(f"cfg_scale={cfg_scale!r}: use a guidance scale of 0 or more (3.0 is the default)")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= SEED_RANGE - n):
         raise PipelineError(f"seed={seed!r}: use a whole number from 0 to {SEED_RANGE - n}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise PipelineError(f"batch_size={batch_size!r}: use at least 1")
@@ -346,12 +320,7 @@ def auto_output_path(info: PromptInfo, key: str, directory: str | Path = "genera
 
 
 def output_key(
-    prompt: str,
-    seed: int,
-    cfg_scale: float,
-    steps: int,
-    sources: dict[str, object],
-    sampler: str = "ddim",
+    prompt: str, seed: int, cfg_scale: float, steps: int, sources: dict[str, object], sampler: str = "ddim"
 ) -> str:
     """The string a generated kick's auto file name hashes: everything that determines the kick."""
     names = ",".join(f"{k}={Path(v).name if v else None}" for k, v in sorted(sources.items()))
@@ -425,17 +394,13 @@ def generate(
         warnings.warn(info.warning_text(), UnknownKeywordWarning, stacklevel=2)
     out = pipe(prompt, n=1, seed=seed, cfg_scale=cfg_scale, steps=ddim_steps, warn_unknown=False)
     if output_path is None:
-        output_path = auto_output_path(
-            info, output_key(prompt, seed, cfg_scale, ddim_steps, pipe.sources)
-        )
+        output_path = auto_output_path(info, output_key(prompt, seed, cfg_scale, ddim_steps, pipe.sources))
     output_path = Path(output_path)
     try:
         output_path.parent.mkdir(parents=True, exist_ok=True)
         write_wav(output_path, out.waveforms[0])
     except OSError as exc:
-        raise PipelineError(
-            f"cannot write {output_path}: {exc.strerror or exc}; choose a writable path"
-        ) from exc
+        raise PipelineError(f"cannot write {output_path}: {exc.strerror or exc}; choose a writable path") from exc
     return output_path
 
 

@@ -27,73 +27,30 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     """The guide's generation flags and kickgen's additions, shared by both entry points."""
     from kickgen.pipeline import DIFFUSION_NAME, VAE_NAME, VOCODER_NAME
 
-    parser.add_argument(
-        "--prompt",
-        default="",
-        help='text prompt keywords, e.g. "punchy 808" (default: unconditional)',
-    )
-    parser.add_argument(
-        "--cfg-scale",
-        type=float,
-        default=3.0,
-        help="guidance scale, 0 or more; 1 = no guidance (default 3.0)",
-    )
-    parser.add_argument(
-        "--steps", type=int, default=50, help="sampler steps, at least 1 (default 50)"
-    )
-    parser.add_argument(
-        "--seed", type=int, default=None, help="random seed; kick i uses seed + i (default: random)"
-    )
+    parser.add_argument("--prompt", default="", help='text prompt keywords, e.g. "punchy 808" (default: unconditional)')
+    parser.add_argument("--cfg-scale", type=float, default=3.0, help="guidance scale, 0 or more; 1 = no guidance (default 3.0)")
+    parser.add_argument("--steps", type=int, default=50, help="sampler steps, at least 1 (default 50)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed; kick i uses seed + i (default: random)")
     parser.add_argument(
         "--output",
         type=Path,
         default=None,
         help="a .wav file, or a directory for auto-named files (default: generations/kick_<keywords>_<hash>.wav)",
     )
-    parser.add_argument(
-        "--diffusion-ckpt",
-        type=Path,
-        default=DEFAULT_DIR / DIFFUSION_NAME,
-        help="diffusion checkpoint (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--vae-ckpt",
-        type=Path,
-        default=DEFAULT_DIR / VAE_NAME,
-        help="VAE checkpoint (default: %(default)s)",
-    )
+    parser.add_argument("--diffusion-ckpt", type=Path, default=DEFAULT_DIR / DIFFUSION_NAME, help="diffusion checkpoint (default: %(default)s)")
+    parser.add_argument("--vae-ckpt", type=Path, default=DEFAULT_DIR / VAE_NAME, help="VAE checkpoint (default: %(default)s)")
     parser.add_argument(
         "--vocoder-ckpt",
         type=Path,
         default=DEFAULT_DIR / VOCODER_NAME,
         help="HiFi-GAN checkpoint (default: %(default)s; the guide's checkpoints/vocoder.pt is accepted as its alias)",
     )
-    parser.add_argument(
-        "--no-vocoder",
-        action="store_true",
-        help="use Griffin-Lim instead of HiFi-GAN (lower quality)",
-    )
+    parser.add_argument("--no-vocoder", action="store_true", help="use Griffin-Lim instead of HiFi-GAN (lower quality)")
     parser.add_argument("-n", "--num", type=int, default=1, help="number of kicks (default 1)")
-    parser.add_argument(
-        "--format",
-        choices=sorted(FORMATS),
-        default="float32",
-        help="WAV sample format (default float32)",
-    )
-    parser.add_argument(
-        "--device",
-        default="auto",
-        help="auto (CUDA > MPS > CPU), cpu, cuda, cuda:N or mps (default auto)",
-    )
-    parser.add_argument(
-        "--sampler",
-        choices=("ddim", "dpm"),
-        default="ddim",
-        help="ddim (the reference's) or dpm (DPM-Solver++ 2M, good at ~20 steps)",
-    )
-    parser.add_argument(
-        "--batch-size", type=int, default=16, help="kicks per batched sampler run (default 16)"
-    )
+    parser.add_argument("--format", choices=sorted(FORMATS), default="float32", help="WAV sample format (default float32)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA > MPS > CPU), cpu, cuda, cuda:N or mps (default auto)")
+    parser.add_argument("--sampler", choices=("ddim", "dpm"), default="ddim", help="ddim (the reference's) or dpm (DPM-Solver++ 2M, good at ~20 steps)")
+    parser.add_argument("--batch-size", type=int, default=16, help="kicks per batched sampler run (default 16)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     from kickgen.commands.producer import add_generate_producer_arguments  # producer features' hook
 
@@ -101,19 +58,12 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "generate", help="generate kicks from the checkpoints", description=__doc__.split("\n\n")[0]
-    )
+    p = subparsers.add_parser("generate", help="generate kicks from the checkpoints", description=__doc__.split("\n\n")[0])
     add_generate_arguments(p)
     p.set_defaults(func=run_generate)
 
     v = subparsers.add_parser("vocab", help="list the keywords a diffusion checkpoint understands")
-    v.add_argument(
-        "--diffusion-ckpt",
-        type=Path,
-        default=None,
-        help=f"diffusion checkpoint (default: {DEFAULT_DIR}/diffusion_step_100000.pt)",
-    )
+    v.add_argument("--diffusion-ckpt", type=Path, default=None, help=f"diffusion checkpoint (default: {DEFAULT_DIR}/diffusion_step_100000.pt)")
     v.set_defaults(func=run_vocab)
 
 
@@ -124,9 +74,7 @@ def _check_readable(path: Path, what: str) -> None:
     if not path.exists():
         raise CommandError(f"{what} checkpoint {path} not found: pass its path with --{what}-ckpt")
     if not path.is_file():
-        raise CommandError(
-            f"{what} checkpoint {path} is not a file: pass the .pt file with --{what}-ckpt"
-        )
+        raise CommandError(f"{what} checkpoint {path} is not a file: pass the .pt file with --{what}-ckpt")
     if not os.access(path, os.R_OK):
         raise CommandError(f"cannot read {what} checkpoint {path}: check its permissions")
 
@@ -143,9 +91,7 @@ def prepare_output_dir(directory: Path) -> list[Path]:
         missing.append(probe)
         probe = probe.parent
     if not probe.is_dir():
-        raise CommandError(
-            f"cannot write into {directory}: {probe} is not a directory; choose another --output"
-        )
+        raise CommandError(f"cannot write into {directory}: {probe} is not a directory; choose another --output")
     created: list[Path] = []
     try:
         for d in reversed(missing):
@@ -155,9 +101,7 @@ def prepare_output_dir(directory: Path) -> list[Path]:
             pass
     except OSError as exc:
         remove_dirs(created)
-        raise CommandError(
-            f"cannot write into {directory}: {exc.strerror or exc}; choose another --output"
-        ) from exc
+        raise CommandError(f"cannot write into {directory}: {exc.strerror or exc}; choose another --output") from exc
     return created
 
 
@@ -182,9 +126,7 @@ def plan_outputs(output: Path | None, n: int) -> tuple[Path, list[Path] | None]:
     if n == 1:
         return output.parent, [output]
     width = len(str(n - 1))
-    return output.parent, [
-        output.with_name(f"{output.stem}_{i:0{width}d}{output.suffix}") for i in range(n)
-    ]
+    return output.parent, [output.with_name(f"{output.stem}_{i:0{width}d}{output.suffix}") for i in range(n)]
 
 
 def check_generate_args(args: argparse.Namespace) -> None:
@@ -194,17 +136,13 @@ def check_generate_args(args: argparse.Namespace) -> None:
     if args.steps < 1:
         raise CommandError(f"--steps {args.steps}: use at least 1 (50 is the default)")
     if not args.cfg_scale >= 0:  # also rejects NaN
-        raise CommandError(
-            f"--cfg-scale {args.cfg_scale}: use 0 or more (3.0 is the default; 1 = no guidance)"
-        )
+        raise CommandError(f"--cfg-scale {args.cfg_scale}: use 0 or more (3.0 is the default; 1 = no guidance)")
     if args.batch_size < 1:
         raise CommandError(f"--batch-size {args.batch_size}: use at least 1")
     from kickgen.pipeline import SEED_RANGE
 
     if args.seed is not None and not 0 <= args.seed <= SEED_RANGE - args.num:
-        raise CommandError(
-            f"--seed {args.seed}: use a whole number from 0 to {SEED_RANGE - args.num}"
-        )
+        raise CommandError(f"--seed {args.seed}: use a whole number from 0 to {SEED_RANGE - args.num}")
     _check_readable(args.diffusion_ckpt, "diffusion")
     _check_readable(args.vae_ckpt, "vae")
     if not args.no_vocoder:
@@ -253,9 +191,7 @@ def run_generate(args: argparse.Namespace) -> int:
     created = prepare_output_dir(directory)
     try:
         batches = -(-args.num // args.batch_size)
-        with Progress(
-            batches * args.steps, f"generating {args.num} kick(s)", disable=args.quiet
-        ) as bar:
+        with Progress(batches * args.steps, f"generating {args.num} kick(s)", disable=args.quiet) as bar:
             out = pipe(
                 args.prompt,
                 n=args.num,
@@ -268,10 +204,8 @@ def run_generate(args: argparse.Namespace) -> int:
                 warn_unknown=False,
             )
         if paths is None:
-            keys = [
-                output_key(args.prompt, s, args.cfg_scale, args.steps, pipe.sources, args.sampler)
-                for s in out.seeds
-            ]
+            keys = [output_key(args.prompt, s, args.cfg_scale, args.steps, pipe.sources, args.sampler)
+                    for s in out.seeds]
             paths = [directory / auto_output_path(info, key).name for key in keys]
         write_all(paths, out.waveforms, FORMATS[args.format])
     except BaseException:
@@ -296,9 +230,7 @@ def write_all(paths: list[Path], waveforms, subtype: str) -> None:
     except OSError as exc:
         for path in written:
             path.unlink(missing_ok=True)
-        raise CommandError(
-            f"cannot write {path}: {exc.strerror or exc}; choose a writable --output"
-        ) from exc
+        raise CommandError(f"cannot write {path}: {exc.strerror or exc}; choose a writable --output") from exc
 
 
 def run_vocab(args: argparse.Namespace) -> int:

@@ -74,16 +74,12 @@ class SequentialGuidance(torch.nn.Module):
         return torch.cat([self.unet(x[:n], t[:n], cond[:n]), self.unet(x[n:], t[n:], cond[n:])])
 
 
-def reference_kick(
-    paths: dict[str, Path], prompt: str, steps: int, cfg_scale: float, seed: int
-) -> torch.Tensor:
+def reference_kick(paths: dict[str, Path], prompt: str, steps: int, cfg_scale: float, seed: int) -> torch.Tensor:
     """One kick the reference's way: reload everything, batch 1, sequential guidance. ``(88200,)``."""
     from kickgen.pipeline import KickPipeline
     from kickgen.sampling import DDIMSampler
 
-    pipe = KickPipeline.from_checkpoints(
-        paths["diffusion"], paths["vae"], paths["vocoder"], device="cpu"
-    )
+    pipe = KickPipeline.from_checkpoints(paths["diffusion"], paths["vae"], paths["vocoder"], device="cpu")
     info = pipe.parse_prompt(prompt)
     cond, uncond = pipe.encode_prompt(info.token_ids)
     sampler = DDIMSampler(pipe.scheduler, steps)
@@ -101,9 +97,7 @@ def synthetic_kick() -> torch.Tensor:
     t = torch.arange(NUM_SAMPLES, dtype=torch.float64) / SAMPLE_RATE
     freq = 45 + 120 * torch.exp(-t / 0.03)
     phase = 2 * math.pi * torch.cumsum(freq, 0) / SAMPLE_RATE
-    noise = torch.randn(
-        NUM_SAMPLES, generator=torch.Generator().manual_seed(0), dtype=torch.float64
-    )
+    noise = torch.randn(NUM_SAMPLES, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     kick = torch.sin(phase) * torch.exp(-t / 0.35) + 0.3 * noise * torch.exp(-t / 0.004)
     return (0.95 * kick / kick.abs().max()).float()
 
@@ -189,13 +183,7 @@ def _run_bench(config: BenchConfig, workdir: Path | None) -> BenchResult:
         with Progress(total, "bench (kicks)") as bar:
             for r in range(config.rounds):
                 start = time.perf_counter()
-                pipe(
-                    config.prompt,
-                    n=config.batch,
-                    seed=r,
-                    steps=config.steps,
-                    cfg_scale=config.cfg_scale,
-                )
+                pipe(config.prompt, n=config.batch, seed=r, steps=config.steps, cfg_scale=config.cfg_scale)
                 modes["kickgen batch"].append((time.perf_counter() - start) / config.batch)
                 bar.update(config.batch)
                 start = time.perf_counter()
@@ -204,9 +192,7 @@ def _run_bench(config: BenchConfig, workdir: Path | None) -> BenchResult:
                 bar.update(1)
                 start = time.perf_counter()
                 for k in range(config.reference_kicks):
-                    reference_kick(
-                        paths, config.prompt, config.steps, config.cfg_scale, r * 100 + k
-                    )
+                    reference_kick(paths, config.prompt, config.steps, config.cfg_scale, r * 100 + k)
                 modes["reference"].append((time.perf_counter() - start) / config.reference_kicks)
                 bar.update(config.reference_kicks)
         result.seconds_per_kick = modes
@@ -220,9 +206,7 @@ def _run_bench(config: BenchConfig, workdir: Path | None) -> BenchResult:
 def render_markdown(result: BenchResult, command: str) -> str:
     """BENCHMARKS.md: the machine, the command, the figures."""
     c = result.config
-    batch, single, ref = (
-        result.median(m) for m in ("kickgen batch", "kickgen single", "reference")
-    )
+    batch, single, ref = (result.median(m) for m in ("kickgen batch", "kickgen single", "reference"))
     lines = [
         "# kickgen benchmarks",
         "",
@@ -245,9 +229,7 @@ def render_markdown(result: BenchResult, command: str) -> str:
         "## Generation speed (random weights of the shipped sizes)",
         "",
         f"{c.steps} DDIM steps, guidance {c.cfg_scale}, prompt {c.prompt!r}, HiFi-GAN vocoder, {c.rounds} rounds.",
-        "Parameters (millions): "
-        + ", ".join(f"{k} {v:.2f}" for k, v in result.params.items())
-        + ".",
+        "Parameters (millions): " + ", ".join(f"{k} {v:.2f}" for k, v in result.params.items()) + ".",
         "",
         "| mode | seconds per kick (median) | per round | speed-up vs reference mode | vs the reference's published 1.0 s |",
         "| --- | --- | --- | --- | --- |",
@@ -255,11 +237,7 @@ def render_markdown(result: BenchResult, command: str) -> str:
     rows = (
         (f"kickgen, batch {c.batch}, warm", batch, "kickgen batch"),
         ("kickgen, one kick per call, warm", single, "kickgen single"),
-        (
-            "reference mode: reload 3 checkpoints, batch 1, 2 sequential guidance passes",
-            ref,
-            "reference",
-        ),
+        ("reference mode: reload 3 checkpoints, batch 1, 2 sequential guidance passes", ref, "reference"),
     )
     for label, value, key in rows:
         rounds = ", ".join(f"{x:.3f}" for x in result.seconds_per_kick[key])

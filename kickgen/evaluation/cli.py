@@ -15,32 +15,13 @@ def register(subparsers) -> None:
         help="measure generation speed (random weights of the shipped sizes) and write BENCHMARKS.md",
         description=__doc__,
     )
-    p.add_argument(
-        "--batch", type=int, default=16, help="kicks per call in batched mode (default 16)"
-    )
+    p.add_argument("--batch", type=int, default=16, help="kicks per call in batched mode (default 16)")
     p.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
-    p.add_argument(
-        "--rounds", type=int, default=3, help="interleaved measurement rounds (default 3)"
-    )
-    p.add_argument(
-        "--reference-kicks",
-        type=int,
-        default=2,
-        help="kicks per round in reference mode (default 2)",
-    )
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch threads (default 1: fastest on a shared, loaded machine)",
-    )
+    p.add_argument("--rounds", type=int, default=3, help="interleaved measurement rounds (default 3)")
+    p.add_argument("--reference-kicks", type=int, default=2, help="kicks per round in reference mode (default 2)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: fastest on a shared, loaded machine)")
     p.add_argument("--no-griffin-lim", action="store_true", help="skip the Griffin-Lim comparison")
-    p.add_argument(
-        "--output",
-        type=Path,
-        default=Path("BENCHMARKS.md"),
-        help="report file (default BENCHMARKS.md); '-' prints it",
-    )
+    p.add_argument("--output", type=Path, default=Path("BENCHMARKS.md"), help="report file (default BENCHMARKS.md); '-' prints it")
     p.set_defaults(func=run)
 
 
