@@ -46,6 +46,6 @@ def run(args: argparse.Namespace) -> int:
         tmp.write_text(report)
         tmp.replace(args.output)
         print(args.output)
-    for mode in ("kickgen batch", "kickgen single", "reference"):
+    for mode in result.seconds_per_kick:
         print(f"{mode}: {result.median(mode):.3f} s per kick", file=sys.stderr)
     return 0
