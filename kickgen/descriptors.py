@@ -235,9 +235,10 @@ def describe_batch(
 
         # click: the share of the first 20 ms's energy that lies above CLICK_HZ
         margin = n_click  # filter a little around the window, not the whole clip
-        a, b = max(o - margin, 0), min(o + n_click + margin, n)
-        high = sosfiltfilt(click_sos, x[i, a:b]) if b - a > 27 else x[i, a:b] * 0.0
-        hi_energy = float((high[o - a : o - a + n_click] ** 2).sum())
+        lo, hi = max(o - margin, 0), min(o + n_click + margin, n)
+        padded = hi - lo > 3 * (2 * len(click_sos) + 1)  # what sosfiltfilt needs
+        high = sosfiltfilt(click_sos, x[i, lo:hi]) if padded else x[i, lo:hi] * 0.0
+        hi_energy = float((high[o - lo : o - lo + n_click] ** 2).sum())
         attack_energy = float((x[i, o : o + n_click] ** 2).sum())
         out["click_db"][i] = float(_db(hi_energy / max(attack_energy, _EPS)))
 

@@ -278,3 +278,19 @@ def test_group_key(tmp_path):
     assert group_key(root, root / "Kits" / "Kick-Softest.wav") == "Kits/kick"
     assert group_key(root, root / "Kits" / "Kick_hard_03.wav") == "Kits/kick"
     assert group_key(root, root / "bd_808.flac") == "bd_808"
+
+
+def test_collect_command_writes_a_manifest(tmp_path, capsys):
+    from kickgen.cli import main
+    from kickgen.data.collect import read_sources
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    sf.write(lib / "kick_a.wav", kick_wave(50.0), SR)
+    (lib / "kick_bad.wav").write_bytes(b"not audio" * 1000)
+    assert main(["data", "collect", str(lib), "--out", str(tmp_path / "s.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "collect: 1 kicks" in out and "kick_bad.wav" in out
+    assert [c.name for c in read_sources(tmp_path / "s.csv")] == ["kick_a"]
+    assert main(["data", "collect", str(tmp_path / "missing"), "--out", str(tmp_path / "t.csv")]) == 2
+    assert "not a folder" in capsys.readouterr().err and not (tmp_path / "t.csv").exists()

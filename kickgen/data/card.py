@@ -38,7 +38,7 @@ def _kinds(rows: list[dict[str, str]]) -> list[str]:
     return [k for k in KIND_ORDER if k in present] + sorted(present - set(KIND_ORDER))
 
 
-def write_figure(corpus: Path, rows: list[dict[str, str]], png: Path, n: int = 12) -> Path:
+def write_figure(corpus: Path, rows: list[dict[str, str]], png: Path, n: int = 16) -> Path:
     """A grid of log-mel spectrograms of example clips (one per keyword where possible)."""
     import matplotlib
 
@@ -50,7 +50,7 @@ def write_figure(corpus: Path, rows: list[dict[str, str]], png: Path, n: int = 1
     wanted = ["808", "909", "deep", "punchy", "distorted", "acoustic", "clicky", "long", "short", "trap", "techno", "soft"]  # fmt: skip
     picks, used = [], set()
     kinds = _kinds(rows)
-    per_kind = -(-n // max(len(kinds), 1))  # spread the examples over the kinds
+    per_kind = max(n // max(len(kinds), 1), 1)  # spread the examples over the kinds
     for kind in kinds:
         taken = 0
         for keyword in wanted:
@@ -62,7 +62,7 @@ def write_figure(corpus: Path, rows: list[dict[str, str]], png: Path, n: int = 1
                     break
             if taken >= per_kind or len(picks) >= n:
                 break
-    for r in rows:  # fill up with whatever is left
+    for r in reversed(rows):  # fill up from the end (synthesized kicks come last)
         if len(picks) >= n:
             break
         if r["id"] not in used:
@@ -118,10 +118,12 @@ def render_card(corpus: Path, png_rel: str) -> str:
         "```bash",
         (report.get("command") or "python -m kickgen data build --open CACHE --out CORPUS")
         + "   # from nothing: downloads, renders, builds",
-        f"python -m kickgen data card {cfg.get('out', 'CORPUS')} --out DATASET.md --png docs/dataset_examples.png",
+        f"python -m kickgen data card {corpus} --out DATASET.md --png docs/dataset_examples.png",
         "```",
         "",
     ]
+    if cfg.get("out") and Path(cfg["out"]).resolve() != corpus.resolve():
+        out += [f"The build wrote `{cfg['out']}`; the folder was then moved to `{corpus}`.", ""]
     if seconds:
         out.append(
             f"Wall time of that build: **{seconds.get('total', 0):.0f} s** "
@@ -195,8 +197,13 @@ def render_card(corpus: Path, png_rel: str) -> str:
             "",
         ]  # fmt: skip
     skipped = report.get("skipped", [])
+    cache = cfg.get("open_cache") or ""
+
+    def short(text: str) -> str:  # paths inside the download cache, relative to it
+        return text.replace(f"{cache}/", "CACHE/") if cache else text
+
     if skipped:
-        out += ["## Files left out", "", _table(["file", "reason"], [[f"`{Path(s['file']).name}`", s["reason"].replace("|", "/")] for s in skipped]), ""]  # fmt: skip
+        out += ["## Files left out", "", _table(["file", "reason"], [[f"`{short(s['file'])}`", short(s["reason"]).replace("|", "/")] for s in skipped]), ""]  # fmt: skip
 
     out += ["## Keywords", ""]
     counts = Counter(k for r in rows for k in r["keywords"].split())

@@ -62,7 +62,13 @@ def register(subparsers) -> None:
     p.add_argument("--family", default=None, help="one style family (default: all, weighted)")
     p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser("build", help="build the corpus: clips, metadata.csv, vocab.json, cache/")
+    p = sub.add_parser(
+        "build",
+        help="build the corpus: clips, metadata.csv, vocab.json, cache/",
+        description="Build a training corpus. The shipped corpus, from nothing (downloads the "
+        "Debian packages, renders their patches, synthesizes, augments, checks, caches): "
+        "kickgen data build --open CACHE --out CORPUS",
+    )
     p.add_argument("--out", type=Path, required=True, help="corpus folder")
     p.add_argument("--open", dest="open_cache", type=Path, default=None, metavar="CACHE",
                    help="fetch the open Debian kicks into CACHE and use them")  # fmt: skip
@@ -71,9 +77,21 @@ def register(subparsers) -> None:
     p.add_argument("--sources", type=Path, action="append", default=[], metavar="CSV",
                    help="use this source manifest (repeatable)")  # fmt: skip
     p.add_argument("--synth", type=_positive, default=3800, help="procedural kicks (default 3800)")
-    p.add_argument("--augment", type=_positive, default=12, help="variants per real recording")
-    p.add_argument("--val-fraction", type=_fraction, default=0.05, help="groups held out per kind")
-    p.add_argument("--min-count", type=_positive, default=5, help="groups a keyword needs")
+    p.add_argument(
+        "--augment", type=_positive, default=12, help="variants per real recording (default 12)"
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=_fraction,
+        default=0.05,
+        help="share of groups held out, per kind (default 0.05)",
+    )
+    p.add_argument(
+        "--min-count",
+        type=_positive,
+        default=5,
+        help="groups a keyword needs to join the vocabulary (default 5)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=_positive, default=2, help="processes (default 2)")
     p.set_defaults(func=cmd_build)

@@ -84,7 +84,7 @@ SOURCE_KEYWORDS: dict[str, str] = {  # what every kick of a source is
     "freepats": "acoustic",  # General MIDI notes 35/36: (acoustic) bass drum
 }
 
-Progress = Callable[[str], None]
+Log = Callable[[str], None]  # reports a skipped patch or a step
 
 
 class FetchError(KickgenError):
@@ -308,7 +308,7 @@ def collect_hydrogen(root: Path, package: str) -> list[SourceClip]:
 
 
 def collect_lmms(
-    root: Path, package: str, rendered: Path, report: Progress | None = None
+    root: Path, package: str, rendered: Path, report: Log | None = None
 ) -> list[SourceClip]:
     text = _copyright(root, package)
     base = root / "usr/share/lmms"
@@ -364,7 +364,7 @@ def collect_lmms(
 
 def _render_variants(
     patch: Path, kind: str, package: str, kit: str, licence: str, name: str, extra: str,
-    out_dir: Path, render: Callable[[Path, float, float, int], np.ndarray], report: Progress | None,
+    out_dir: Path, render: Callable[[Path, float, float, int], np.ndarray], report: Log | None,
 ) -> list[SourceClip]:  # fmt: skip
     """Render a patch at every RENDER_VARIANTS setting into ``out_dir``; one group per patch."""
     out_dir.mkdir(parents=True, exist_ok=True)
