@@ -109,6 +109,10 @@ def test_vocoder_one_step_each_phase(vae_ckpt, corpus, tmp_path):
     assert "val/log_stft_distance" in log[-1]
     state = torch.load(tmp_path / STATE_FILENAME, weights_only=True)
     assert state["step"] == 3 and "discriminator" in state and "opt_d" in state
+    val = train_vocoder.load_split_data(corpus, "val")
+    report = train_vocoder.compare_with_griffin_lim(gen, val, n_clips=1)
+    assert report["vocoder"] > 0 and report["griffin_lim"] > 0
+    assert report["vocoder_over_griffin_lim"] == pytest.approx(report["vocoder"] / report["griffin_lim"])
 
 
 @pytest.mark.slow
