@@ -316,6 +316,7 @@ def test_silent_init_audio_is_refused(ppipe, tmp_path):
 # --------------------------------------------------------------------------- morphs
 
 
+@pytest.mark.slow
 def test_morph_seed_endpoints_equal_plain_generations(ppipe):
     frames = morph(ppipe, 5, 9, frames=3, prompt="808", steps=STEPS, batch_size=1)
     for seed, frame in ((5, frames[0]), (9, frames[-1])):
@@ -365,6 +366,7 @@ def test_morph_endpoint_kinds():
 # --------------------------------------------------------------------------- best-of, recall
 
 
+@pytest.mark.slow
 def test_best_of_keeps_the_candidate_passing_most_checks(ppipe):
     kicks = generate_kicks(
         ppipe, "808", n=1, seed=20, steps=STEPS, best_of=3, hygiene=HygieneConfig()
