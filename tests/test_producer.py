@@ -268,6 +268,34 @@ def test_strength_one_equals_plain_generation(ppipe, kick_file):
         assert torch.equal(plain.waveforms[i], torch.from_numpy(varied[i].wave))
 
 
+class TimestepRecorder(torch.nn.Module):
+    """Wraps a U-Net and records the timestep of each call."""
+
+    def __init__(self, unet: torch.nn.Module) -> None:
+        super().__init__()
+        self.unet, self.prediction_type, self.timesteps = unet, unet.prediction_type, []
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        self.timesteps.append(int(t[0]))
+        return self.unet(x, t, cond)
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "dpm"])
+def test_variation_runs_the_last_steps_of_the_schedule(ppipe, kick_file, sampler, monkeypatch):
+    from kickgen.pipeline import KickPipeline
+    from kickgen.producer import engine
+    from kickgen.sampling import make_sampler
+
+    unet = TimestepRecorder(ppipe.unet)
+    pipe = KickPipeline(unet, ppipe.text_encoder, ppipe.scheduler, ppipe.vae, ppipe.vocoder, ppipe.vocab,
+                        ppipe.latent_dim, device="cpu")  # fmt: skip
+    monkeypatch.setattr(engine, "vocode_raw", lambda _pipe, mels: torch.zeros(mels.shape[0], 88_200))
+    out = render_rows(pipe, [Row(seed=1, init=str(kick_file))], Settings(steps=STEPS, sampler=sampler, strength=0.5))
+    full = make_sampler(sampler, pipe.scheduler, STEPS).timesteps.tolist()
+    assert unet.timesteps == full[2:]  # round(0.5 · 4) = 2 steps, from the 3rd timestep on (one guided call each)
+    assert not torch.equal(out.latents, encode_audio(pipe, load_init_audio(kick_file)[None]))
+
+
 def test_vary_waveform_for_the_server(ppipe, tmp_path):
     stereo = np.stack([synth_kick(), synth_kick()], axis=1)[::2]  # 22.05 kHz stereo
     kicks = vary_waveform(
