@@ -571,6 +571,22 @@ def test_cli_generate_variation_regenerate_pack_morph(
     assert r.stdout.split() == ["m/morph_00.wav", "m/morph_01.wav", "m/morph_02.wav"]
 
 
+@pytest.mark.slow
+def test_plain_generate_writes_recipes_that_regenerate(producer_ckpts, tmp_path, capsys):
+    ck = ["--diffusion-ckpt", str(producer_ckpts / "diffusion_step_100000.pt"), "--vae-ckpt",
+          str(producer_ckpts / "vae_epoch_100.pt"), "--vocoder-ckpt", str(producer_ckpts / "vocoder_epoch_50.pt")]  # fmt: skip
+    out = tmp_path / "g.wav"
+    argv = ["generate", *ck, "--prompt", "808", "-n", "3", "--batch-size", "2", "--steps", str(STEPS), "--seed", "9"]
+    assert cli_main([*argv, "--format", "pcm24", "--output", str(out), "-q"]) == 0
+    third = tmp_path / "g_2.wav"
+    recipe = read_recipe(third)
+    assert recipe["rows"] == [{"seed": 11, "prompt": "808"}] and recipe["index"] == 0  # the second batch
+    assert recipe["hygiene"] is None and recipe["format"] == "pcm24"
+    assert sf.info(str(third)).subtype == "PCM_24"
+    assert cli_main(["regenerate", str(third), "--checkpoints", str(producer_ckpts), "--check", "-q"]) == 0
+    assert "bit-identical" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

@@ -207,7 +207,11 @@ def run_generate(args: argparse.Namespace) -> int:
             keys = [output_key(args.prompt, s, args.cfg_scale, args.steps, pipe.sources, args.sampler)
                     for s in out.seeds]
             paths = [directory / auto_output_path(info, key).name for key in keys]
-        write_all(paths, out.waveforms, FORMATS[args.format])
+        from kickgen.producer.recall import plain_recipes  # every WAV carries its recipe
+
+        recipes = plain_recipes(pipe, args.prompt, out.seeds, args.cfg_scale, args.steps, args.sampler,
+                                args.batch_size, args.format)  # fmt: skip
+        write_all(paths, out.waveforms, FORMATS[args.format], recipes)
     except BaseException:
         remove_dirs(created)
         raise
@@ -218,14 +222,22 @@ def run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_all(paths: list[Path], waveforms, subtype: str) -> None:
-    """Write each waveform ``(88200,)`` atomically; on any failure remove what this call wrote."""
-    from kickgen.audio import write_wav
+def write_all(paths: list[Path], waveforms, subtype: str, recipes: list[dict] | None = None) -> None:
+    """Write each waveform ``(88200,)`` atomically; on any failure remove what this call wrote.
 
+    With ``recipes`` each WAV carries its recipe in LIST/INFO (``kickgen regenerate`` reads it).
+    """
+    from kickgen.audio import write_wav
+    from kickgen.producer.recall import write_kick
+
+    fmt = {v: k for k, v in FORMATS.items()}[subtype]
     written: list[Path] = []
     try:
-        for path, wave in zip(paths, waveforms, strict=True):
-            write_wav(path, wave, subtype=subtype)
+        for i, (path, wave) in enumerate(zip(paths, waveforms, strict=True)):
+            if recipes is None:
+                write_wav(path, wave, subtype=subtype)
+            else:
+                write_kick(path, wave.numpy(), recipes[i], fmt)
             written.append(path)
     except OSError as exc:
         for path in written:
