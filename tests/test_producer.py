@@ -289,10 +289,18 @@ def test_variation_runs_the_last_steps_of_the_schedule(ppipe, kick_file, sampler
     unet = TimestepRecorder(ppipe.unet)
     pipe = KickPipeline(unet, ppipe.text_encoder, ppipe.scheduler, ppipe.vae, ppipe.vocoder, ppipe.vocab,
                         ppipe.latent_dim, device="cpu")  # fmt: skip
-    monkeypatch.setattr(engine, "vocode_raw", lambda _pipe, mels: torch.zeros(mels.shape[0], 88_200))
-    out = render_rows(pipe, [Row(seed=1, init=str(kick_file))], Settings(steps=STEPS, sampler=sampler, strength=0.5))
+    monkeypatch.setattr(
+        engine, "vocode_raw", lambda _pipe, mels: torch.zeros(mels.shape[0], 88_200)
+    )
+    out = render_rows(
+        pipe,
+        [Row(seed=1, init=str(kick_file))],
+        Settings(steps=STEPS, sampler=sampler, strength=0.5),
+    )
     full = make_sampler(sampler, pipe.scheduler, STEPS).timesteps.tolist()
-    assert unet.timesteps == full[2:]  # round(0.5 · 4) = 2 steps, from the 3rd timestep on (one guided call each)
+    assert (
+        unet.timesteps == full[2:]
+    )  # round(0.5 · 4) = 2 steps, from the 3rd timestep on (one guided call each)
     assert not torch.equal(out.latents, encode_audio(pipe, load_init_audio(kick_file)[None]))
 
 
@@ -576,14 +584,32 @@ def test_plain_generate_writes_recipes_that_regenerate(producer_ckpts, tmp_path,
     ck = ["--diffusion-ckpt", str(producer_ckpts / "diffusion_step_100000.pt"), "--vae-ckpt",
           str(producer_ckpts / "vae_epoch_100.pt"), "--vocoder-ckpt", str(producer_ckpts / "vocoder_epoch_50.pt")]  # fmt: skip
     out = tmp_path / "g.wav"
-    argv = ["generate", *ck, "--prompt", "808", "-n", "3", "--batch-size", "2", "--steps", str(STEPS), "--seed", "9"]
+    argv = [
+        "generate",
+        *ck,
+        "--prompt",
+        "808",
+        "-n",
+        "3",
+        "--batch-size",
+        "2",
+        "--steps",
+        str(STEPS),
+        "--seed",
+        "9",
+    ]
     assert cli_main([*argv, "--format", "pcm24", "--output", str(out), "-q"]) == 0
     third = tmp_path / "g_2.wav"
     recipe = read_recipe(third)
-    assert recipe["rows"] == [{"seed": 11, "prompt": "808"}] and recipe["index"] == 0  # the second batch
+    assert (
+        recipe["rows"] == [{"seed": 11, "prompt": "808"}] and recipe["index"] == 0
+    )  # the second batch
     assert recipe["hygiene"] is None and recipe["format"] == "pcm24"
     assert sf.info(str(third)).subtype == "PCM_24"
-    assert cli_main(["regenerate", str(third), "--checkpoints", str(producer_ckpts), "--check", "-q"]) == 0
+    assert (
+        cli_main(["regenerate", str(third), "--checkpoints", str(producer_ckpts), "--check", "-q"])
+        == 0
+    )
     assert "bit-identical" in capsys.readouterr().err
 
 

@@ -533,7 +533,9 @@ def run_producer_generate(args: argparse.Namespace) -> int:
         if paths is None:
             extra = f"|init={args.init_audio}|strength={strength}|best_of={args.best_of}|hygiene={hygiene}"
             keys = [
-                output_key(args.prompt, k.seed, args.cfg_scale, args.steps, pipe.sources, args.sampler)
+                output_key(
+                    args.prompt, k.seed, args.cfg_scale, args.steps, pipe.sources, args.sampler
+                )
                 + extra
                 for k in kicks
             ]
