@@ -370,6 +370,7 @@ def test_morph_seed_endpoints_equal_plain_generations(ppipe):
     assert all(not torch.allclose(mid.latents[0], ends.latents[i]) for i in range(2))
 
 
+@pytest.mark.slow
 def test_morph_prompt_endpoints_equal_plain_generations(ppipe):
     frames = morph(ppipe, "deep", "punchy 909", frames=3, seed=4, steps=STEPS, batch_size=1)
     for prompt, frame in (("deep", frames[0]), ("punchy 909", frames[-1])):
