@@ -52,6 +52,9 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sampler", choices=("ddim", "dpm"), default="ddim", help="ddim (the reference's) or dpm (DPM-Solver++ 2M, good at ~20 steps)")
     parser.add_argument("--batch-size", type=int, default=16, help="kicks per batched sampler run (default 16)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    from kickgen.commands.producer import add_generate_producer_arguments  # producer features' hook
+
+    add_generate_producer_arguments(parser)
 
 
 def register(subparsers) -> None:
@@ -161,6 +164,10 @@ def check_generate_args(args: argparse.Namespace) -> None:
 
 def run_generate(args: argparse.Namespace) -> int:
     """Generate ``--num`` kicks and write them; prints each written path on stdout."""
+    from kickgen.commands.producer import producer_requested, run_producer_generate
+
+    if producer_requested(args):  # --init-audio, --best-of, --plot, hygiene flags ...
+        return run_producer_generate(args)
     check_generate_args(args)
     from kickgen.pipeline import (
         SEED_RANGE,
@@ -200,7 +207,11 @@ def run_generate(args: argparse.Namespace) -> int:
             keys = [output_key(args.prompt, s, args.cfg_scale, args.steps, pipe.sources, args.sampler)
                     for s in out.seeds]
             paths = [directory / auto_output_path(info, key).name for key in keys]
-        write_all(paths, out.waveforms, FORMATS[args.format])
+        from kickgen.producer.recall import plain_recipes  # every WAV carries its recipe
+
+        recipes = plain_recipes(pipe, args.prompt, out.seeds, args.cfg_scale, args.steps, args.sampler,
+                                args.batch_size, args.format)  # fmt: skip
+        write_all(paths, out.waveforms, FORMATS[args.format], recipes)
     except BaseException:
         remove_dirs(created)
         raise
@@ -211,14 +222,22 @@ def run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_all(paths: list[Path], waveforms, subtype: str) -> None:
-    """Write each waveform ``(88200,)`` atomically; on any failure remove what this call wrote."""
-    from kickgen.audio import write_wav
+def write_all(paths: list[Path], waveforms, subtype: str, recipes: list[dict] | None = None) -> None:
+    """Write each waveform ``(88200,)`` atomically; on any failure remove what this call wrote.
 
+    With ``recipes`` each WAV carries its recipe in LIST/INFO (``kickgen regenerate`` reads it).
+    """
+    from kickgen.audio import write_wav
+    from kickgen.producer.recall import write_kick
+
+    fmt = {v: k for k, v in FORMATS.items()}[subtype]
     written: list[Path] = []
     try:
-        for path, wave in zip(paths, waveforms, strict=True):
-            write_wav(path, wave, subtype=subtype)
+        for i, (path, wave) in enumerate(zip(paths, waveforms, strict=True)):
+            if recipes is None:
+                write_wav(path, wave, subtype=subtype)
+            else:
+                write_kick(path, wave.numpy(), recipes[i], fmt)
             written.append(path)
     except OSError as exc:
         for path in written:

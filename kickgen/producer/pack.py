@@ -1,0 +1,238 @@
+"""Sample packs: ``kickgen pack --prompts prompts.txt -n 8 --out Pack/``.
+
+One folder, ready to drag into a sampler:
+
+    Pack/
+      01-punchy_808-01.wav ...   n kicks per prompt line, named <prompt no>-<keywords>-<kick no>
+      manifest.csv                one row per WAV: prompt, seed, key, settings, measured levels
+      Pack.sfz                    SFZ mapping: kick k on MIDI key 36 + k (36 = GM bass drum, c2)
+
+Prompt p's kicks use seeds ``seed + p·n·K`` onwards (K = best-of), so every kick of a pack has its
+own seed. Each WAV carries its recipe (``kickgen regenerate`` reproduces it). Hygiene is on by
+default (decay-aware fade, onset at the start, no DC, 0.95 peak).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kickgen.audio import SAMPLE_RATE
+from kickgen.descriptors import describe
+from kickgen.keywords import keywords_from_text
+from kickgen.producer.engine import ProducerError
+from kickgen.producer.hygiene import HygieneConfig, integrated_loudness, to_db, true_peak
+from kickgen.producer.kicks import DEFAULT_BATCH, Kick, generate_kicks, resolve_seed
+from kickgen.producer.recall import FORMATS, SAMPLE_RATES, write_kick
+
+FIRST_KEY = 36  # MIDI note of the first kick: General MIDI's bass drum 1 (c2 in SFZ's naming)
+LAST_KEY = 127
+NOTE_NAMES = ("c", "c#", "d", "d#", "e", "f", "f#", "g", "g#", "a", "a#", "b")
+MANIFEST_FIELDS = (
+    "file", "prompt", "seed", "key", "note", "cfg_scale", "steps", "sampler", "format",
+    "sample_rate", "duration_s", "peak_dbfs", "true_peak_dbtp", "lufs", "onset_ms",
+    "decay_40_s", "body_pitch_hz", "checks_passed",
+)  # fmt: skip
+
+
+@dataclass
+class Pack:
+    """What :func:`make_pack` wrote."""
+
+    directory: Path
+    wavs: list[Path]
+    manifest: Path
+    sfz: Path
+    seed: int  # first seed of the pack
+
+
+def read_prompts(path: str | Path) -> list[str]:
+    """Prompts from a text file, one per line; blank lines and ``#`` comments are skipped."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ProducerError(f"cannot read prompts file {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ProducerError(f"prompts file {path} is not UTF-8 text: one prompt per line") from exc
+    prompts = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not prompts:
+        raise ProducerError(f"prompts file {path} holds no prompts: write one prompt per line")
+    return prompts
+
+
+def note_name(key: int) -> str:
+    """SFZ note name of a MIDI key (60 = c4)."""
+    return f"{NOTE_NAMES[key % 12]}{key // 12 - 1}"
+
+
+def slug(prompt: str) -> str:
+    """File-name part of a prompt: its keywords joined by ``_`` (``uncond`` for none)."""
+    return "_".join(keywords_from_text(prompt))[:60] or "uncond"
+
+
+def check_pack_args(prompts: Sequence[str], n: int, fmt: str, sample_rate: int) -> None:
+    if not prompts:
+        raise ProducerError("no prompts: give at least one prompt line")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ProducerError(f"n={n!r}: ask for at least 1 kick per prompt")
+    total = len(prompts) * n
+    if total > LAST_KEY - FIRST_KEY + 1:
+        raise ProducerError(
+            f"{len(prompts)} prompts × {n} kicks = {total} kicks, more than the "
+            f"{LAST_KEY - FIRST_KEY + 1} MIDI keys from {FIRST_KEY} to {LAST_KEY}: use fewer prompts or a smaller -n"
+        )
+    if fmt not in FORMATS:
+        raise ProducerError(f"format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if sample_rate not in SAMPLE_RATES:
+        raise ProducerError(f"sample rate {sample_rate}: use 44100 or 48000")
+
+
+def prepare_pack_dir(out_dir: Path, force: bool) -> bool:
+    """Create ``out_dir``; refuse a non-empty one unless ``force``. Returns whether it was created."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ProducerError(f"--out {out_dir} is a file: give a folder for the pack")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
+        raise ProducerError(
+            f"--out {out_dir} is not empty: choose a new folder, or --force to add to it"
+        )
+    created = not out_dir.exists()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ProducerError(
+            f"cannot create {out_dir}: {exc.strerror or exc}; choose another --out"
+        ) from exc
+    return created
+
+
+def make_pack(
+    pipe,
+    prompts: Sequence[str],
+    n: int = 8,
+    out_dir: str | Path = "Pack",
+    seed: int | None = None,
+    cfg_scale: float = 3.0,
+    steps: int = 50,
+    sampler: str = "ddim",
+    hygiene: HygieneConfig | None = HygieneConfig(),  # noqa: B008 (frozen dataclass)
+    best_of: int = 1,
+    fmt: str = "pcm24",
+    sample_rate: int = SAMPLE_RATE,
+    plot: bool = False,
+    sidecar: bool = False,
+    force: bool = False,
+    batch_size: int = DEFAULT_BATCH,
+    callback: Callable[[int, int], None] | None = None,
+) -> Pack:
+    """Generate ``n`` kicks per prompt and write the pack (see the module docstring).
+
+    Everything is generated before anything is written; a failed run removes what it wrote.
+    ``callback(done, total)`` counts sampler steps over the whole pack.
+    """
+    prompts = list(prompts)
+    check_pack_args(prompts, n, fmt, sample_rate)
+    if hygiene is not None:
+        hygiene.check()
+    seed = resolve_seed(seed, len(prompts) * n * best_of)
+    out_dir = Path(out_dir)
+    created = prepare_pack_dir(out_dir, force)
+    written: list[Path] = []
+    try:
+        kicks: list[tuple[int, str, Kick]] = []
+        per_prompt = math.ceil(n * best_of / batch_size) * steps  # sampler steps per prompt
+        for p, prompt in enumerate(prompts):
+
+            def cb(done: int, _total: int, _base: int = p * per_prompt) -> None:
+                if callback is not None:
+                    callback(_base + done, len(prompts) * per_prompt)
+
+            batch = generate_kicks(
+                pipe, prompt, n=n, seed=seed + p * n * best_of, cfg_scale=cfg_scale, steps=steps,
+                sampler=sampler, hygiene=hygiene, best_of=best_of, batch_size=batch_size, callback=cb,
+            )  # fmt: skip
+            kicks.extend((p, prompt, k) for k in batch)
+        rows = []
+        for k, (p, prompt, kick) in enumerate(kicks):
+            j = sum(1 for q, _, _ in kicks[:k] if q == p)
+            path = out_dir / f"{p + 1:02d}-{slug(prompt)}-{j + 1:02d}.wav"
+            written.append(write_kick(path, kick.wave, kick.recipe, fmt, sample_rate, sidecar))
+            if sidecar:
+                written.append(path.with_suffix(".json"))
+            if plot:
+                from kickgen.producer.plot import plot_kick
+
+                written.append(
+                    plot_kick(kick.wave, path.with_suffix(".png"), f"{prompt}  seed {kick.seed}")
+                )
+            rows.append(_manifest_row(path, prompt, kick, FIRST_KEY + k, fmt, sample_rate))
+        manifest = out_dir / "manifest.csv"
+        written.append(manifest)
+        with manifest.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=MANIFEST_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+        sfz = out_dir / f"{out_dir.resolve().name or 'pack'}.sfz"
+        written.append(sfz)
+        sfz.write_text(sfz_text(rows), encoding="utf-8")
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        if created:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+    wavs = [out_dir / r["file"] for r in rows]
+    return Pack(out_dir, wavs, manifest, sfz, seed)
+
+
+def _manifest_row(
+    path: Path, prompt: str, kick: Kick, key: int, fmt: str, sample_rate: int
+) -> dict[str, object]:
+    wave = kick.wave
+    d = describe(wave)
+    settings = kick.recipe["settings"]  # type: ignore[index]
+    lufs = integrated_loudness(wave)
+    return {
+        "file": path.name,
+        "prompt": prompt,
+        "seed": kick.seed,
+        "key": key,
+        "note": note_name(key),
+        "cfg_scale": settings["cfg_scale"],
+        "steps": settings["steps"],
+        "sampler": settings["sampler"],
+        "format": fmt,
+        "sample_rate": sample_rate,
+        "duration_s": round(wave.size / SAMPLE_RATE, 4),
+        "peak_dbfs": round(to_db(float(np.abs(wave).max())), 2) if np.any(wave) else "",
+        "true_peak_dbtp": round(to_db(true_peak(wave)), 2) if np.any(wave) else "",
+        "lufs": round(lufs, 2) if math.isfinite(lufs) else "",
+        "onset_ms": round(1000.0 * d["onset"], 2),
+        "decay_40_s": round(d["decay_40"], 3),
+        "body_pitch_hz": round(d["body_pitch"], 1),
+        "checks_passed": f"{sum(kick.checks.values())}/{len(kick.checks)}" if kick.checks else "",
+    }
+
+
+def sfz_text(rows: Sequence[dict[str, object]]) -> str:
+    """SFZ mapping: one ``<region>`` per WAV on its own key, one ``<group>`` per prompt."""
+    lines = [
+        f"// kickgen pack: {len(rows)} kicks, MIDI keys {rows[0]['key']}-{rows[-1]['key']}",
+        "<control>",
+        "default_path=./",
+        "<global>",
+        "loop_mode=one_shot",
+    ]
+    prompt = None
+    for r in rows:
+        if r["prompt"] != prompt:
+            prompt = r["prompt"]
+            lines += [f"// prompt: {prompt}", "<group>"]
+        lines.append(f"<region> sample={r['file']} key={r['key']}")
+    return "\n".join(lines) + "\n"
