@@ -199,6 +199,13 @@ class KickPipeline:
         if not directory.is_dir():
             raise PipelineError(f"{directory} is not a directory: pass the folder holding {DIFFUSION_NAME}")
         vocoder = directory / VOCODER_NAME if use_vocoder else None
+        if vocoder is not None and not vocoder.exists():
+            # No vocoder ships yet (see checkpoints/MODEL_CARD.md): warn, then use Griffin-Lim.
+            warnings.warn(
+                f"{vocoder} not found: using Griffin-Lim (pass use_vocoder=False to silence this)",
+                stacklevel=2,
+            )
+            vocoder = None
         return cls.from_checkpoints(directory / DIFFUSION_NAME, directory / VAE_NAME, vocoder, device)
 
     # ------------------------------------------------------------------ prompts

@@ -146,16 +146,26 @@ def check_generate_args(args: argparse.Namespace) -> None:
     _check_readable(args.diffusion_ckpt, "diffusion")
     _check_readable(args.vae_ckpt, "vae")
     if not args.no_vocoder:
-        from kickgen.pipeline import resolve_vocoder_path
+        from kickgen.pipeline import VOCODER_NAME, resolve_vocoder_path
 
         vocoder = resolve_vocoder_path(args.vocoder_ckpt)
-        if not vocoder.exists():
+        default_vocoder = resolve_vocoder_path(DEFAULT_DIR / VOCODER_NAME)
+        if not vocoder.exists() and vocoder == default_vocoder:
+            # No vocoder ships yet (see checkpoints/MODEL_CARD.md): say so, then use Griffin-Lim.
+            print(
+                f"kickgen: warning: {vocoder} is not shipped yet; using Griffin-Lim "
+                "(pass --no-vocoder to silence this, or --vocoder-ckpt PATH)",
+                file=sys.stderr,
+            )
+            args.no_vocoder = True
+        elif not vocoder.exists():
             raise CommandError(
                 f"vocoder checkpoint {args.vocoder_ckpt} not found: pass --vocoder-ckpt PATH, "
                 "or --no-vocoder for Griffin-Lim"
             )
-        _check_readable(vocoder, "vocoder")
-        args.vocoder_ckpt = vocoder
+        else:
+            _check_readable(vocoder, "vocoder")
+            args.vocoder_ckpt = vocoder
     plan_outputs(args.output, args.num)  # a bad --output fails here, before any loading
 
 
