@@ -6,6 +6,7 @@ else straight from the corpus contract: ``CORPUS/cache/{split}.pt`` and ``CORPUS
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,7 +137,8 @@ def synth_kicks(n: int, seed: int = 0) -> tuple[torch.Tensor, list[list[str]]]:
 def write_synth_corpus(
     directory: str | Path, n_train: int = 8, n_val: int = 4, seed: int = 0
 ) -> Path:
-    """Write a corpus of :func:`synth_kicks` in the contract's layout (cache/{split}.pt, vocab.json).
+    """Write a corpus of :func:`synth_kicks` in the contract's layout (metadata.csv,
+    cache/{split}.pt, vocab.json).
 
     Tiny ones make test corpora; large ones a warm-up corpus for the vocoder.
     """
@@ -145,11 +147,18 @@ def write_synth_corpus(
     directory = Path(directory)
     (directory / "cache").mkdir(parents=True, exist_ok=True)
     vocab: set[str] = set()
+    rows: list[dict[str, str]] = []
     for i, (split, n) in enumerate((("train", n_train), ("val", n_val))):
         waves, kws = synth_kicks(n, seed * 2 + i)
         mels = torch.cat([log_mel(waves[j : j + 256]) for j in range(0, n, 256)])
         vocab.update(w for k in kws for w in k)
         ids = [f"synth-{split}-{j}" for j in range(n)]
+        rows += [
+            {"id": id_, "file": "", "source": "synth", "package": "", "kit": "",
+             "licence": "kickgen (MIT)", "keywords": " ".join(kw), "split": split,
+             "group": id_, "kind": "synth"}
+            for id_, kw in zip(ids, kws, strict=True)
+        ]  # fmt: skip
         torch.save(
             {
                 "ids": ids,
@@ -160,5 +169,9 @@ def write_synth_corpus(
             },
             directory / "cache" / f"{split}.pt",
         )
+    with (directory / "metadata.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
     (directory / "vocab.json").write_text(json.dumps({"vocab": sorted(vocab), "min_count": 1}))
     return directory
