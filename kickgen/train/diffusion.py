@@ -9,7 +9,6 @@ EMA weights of U-Net and text encoder are what ships.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from kickgen.train.data import SplitData, load_split_data, load_vocab_list
 from kickgen.train.runtime import (
     EMA,
     Logger,
+    PeriodicSaver,
     Runtime,
     StopFlag,
     TrainingError,
@@ -34,7 +34,6 @@ from kickgen.train.runtime import (
     load_state,
     lr_lambda,
     replicas_identical,
-    save_state,
     step_seed,
     wrap_ddp,
 )
@@ -266,7 +265,7 @@ def train(
     index = {w: i for i, w in enumerate(vocab)}
     previews = [[index[w] for w in p.split() if w in index] for p in cfg.preview_prompts.split(",")]
     logger = Logger(run_dir, enabled=rt.is_main)
-    last_save = time.monotonic()
+    saver = PeriodicSaver(run_dir, cfg.save_every_s, cfg.max_steps, stop_at, rt)
     n = train_lat.mu.shape[0]
     with (
         StopFlag() as stop,
@@ -320,16 +319,7 @@ def train(
                     train_config=config_dict(cfg),
                     metrics=metrics,
                 )
-            stopping = stop.should_stop(rt) or 0 < stop_at <= step
-            if stopping or time.monotonic() - last_save > cfg.save_every_s or step == cfg.max_steps:
-                save_state(run_dir, snapshot(), rt)
-                last_save = time.monotonic()
-            if stopping:
-                if rt.is_main:
-                    print(
-                        f"kickgen: stopped at step {step}; state saved in {run_dir}; continue with --resume",
-                        flush=True,
-                    )
+            if saver.after_step(step, snapshot, stop):
                 break
     if rt.distributed:
         same = replicas_identical(model, rt)

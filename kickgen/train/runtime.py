@@ -14,6 +14,7 @@ import math
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -221,6 +222,32 @@ def save_state(run_dir: Path, state: dict[str, Any], rt: Runtime) -> Path | None
     return atomic_save(
         {"kind": "train_state", "saved_at": time.time(), **state}, run_dir / STATE_FILENAME
     )
+
+
+class PeriodicSaver:
+    """Saves the training state every ``every_s`` seconds, at ``max_steps`` and when stopping."""
+
+    def __init__(self, run_dir: Path, every_s: float, max_steps: int, stop_at: int, rt: Runtime):
+        self.run_dir, self.every_s, self.max_steps, self.stop_at, self.rt = (
+            run_dir, every_s, max_steps, stop_at, rt
+        )  # fmt: skip
+        self.last_save = time.monotonic()
+
+    def after_step(
+        self, step: int, snapshot: Callable[[], dict[str, Any]], stop: StopFlag
+    ) -> bool:
+        """Save if due; True when the loop must end (signal or ``stop_at``), state then saved."""
+        stopping = stop.should_stop(self.rt) or 0 < self.stop_at <= step
+        due = time.monotonic() - self.last_save > self.every_s or step == self.max_steps
+        if stopping or due:
+            save_state(self.run_dir, snapshot(), self.rt)
+            self.last_save = time.monotonic()
+        if stopping and self.rt.is_main:
+            print(
+                f"kickgen: stopped at step {step}; state saved in {self.run_dir}; continue with --resume",
+                flush=True,
+            )
+        return stopping
 
 
 def load_state(run_dir: Path, model_type: str) -> dict[str, Any]:

@@ -9,7 +9,6 @@ diffusion unit-variance latents.
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from kickgen.train.config import config_dict
 from kickgen.train.data import SplitData, load_split_data
 from kickgen.train.runtime import (
     Logger,
+    PeriodicSaver,
     Runtime,
     StopFlag,
     all_reduce_mean,
@@ -30,7 +30,6 @@ from kickgen.train.runtime import (
     load_state,
     lr_lambda,
     replicas_identical,
-    save_state,
     step_seed,
     wrap_ddp,
 )
@@ -183,7 +182,7 @@ def train(
         }
 
     logger = Logger(run_dir, enabled=rt.is_main)
-    last_save = time.monotonic()
+    saver = PeriodicSaver(run_dir, cfg.save_every_s, cfg.max_steps, stop_at, rt)
     metrics: dict[str, float] = {}
     with StopFlag() as stop, Progress(cfg.max_steps, "train vae", disable=not rt.is_main) as bar:
         bar.count = step
@@ -214,16 +213,7 @@ def train(
                         recon = vae.decode_raw(vae.encode_dist(x_val)[0])
                         logger.spectrograms(step, "val/recon", torch.cat([x_val, recon])[:, 0])
                     export(vae, train_data, cfg, step, metrics, rt.device)
-            stopping = stop.should_stop(rt) or 0 < stop_at <= step
-            if stopping or time.monotonic() - last_save > cfg.save_every_s or step == cfg.max_steps:
-                save_state(run_dir, snapshot(), rt)
-                last_save = time.monotonic()
-            if stopping:
-                if rt.is_main:
-                    print(
-                        f"kickgen: stopped at step {step}; state saved in {run_dir}; continue with --resume",
-                        flush=True,
-                    )
+            if saver.after_step(step, snapshot, stop):
                 break
     if rt.distributed:
         same = replicas_identical(model, rt)

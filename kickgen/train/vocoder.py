@@ -11,7 +11,6 @@ towards the attack where kicks hold their energy.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,13 +32,13 @@ from kickgen.train.config import config_dict
 from kickgen.train.data import SplitData, load_split_data
 from kickgen.train.runtime import (
     Logger,
+    PeriodicSaver,
     Runtime,
     StopFlag,
     all_reduce_mean,
     batch_indices,
     load_state,
     replicas_identical,
-    save_state,
     step_seed,
     unwrap,
     wrap_ddp,
@@ -272,7 +271,7 @@ def train(
     vae_mels: torch.Tensor | None = None
     frames = model_cfg.segment_samples // HOP_LENGTH
     logger = Logger(run_dir, enabled=rt.is_main)
-    last_save = time.monotonic()
+    saver = PeriodicSaver(run_dir, cfg.save_every_s, cfg.max_steps, stop_at, rt)
     with (
         StopFlag() as stop,
         Progress(cfg.max_steps, "train vocoder", disable=not rt.is_main) as bar,
@@ -348,16 +347,7 @@ def train(
                     train_config=config_dict(cfg),
                     metrics=metrics,
                 )
-            stopping = stop.should_stop(rt) or 0 < stop_at <= step
-            if stopping or time.monotonic() - last_save > cfg.save_every_s or step == cfg.max_steps:
-                save_state(run_dir, snapshot(), rt)
-                last_save = time.monotonic()
-            if stopping:
-                if rt.is_main:
-                    print(
-                        f"kickgen: stopped at step {step}; state saved in {run_dir}; continue with --resume",
-                        flush=True,
-                    )
+            if saver.after_step(step, snapshot, stop):
                 break
     if rt.distributed:
         same = replicas_identical(gen_model, rt) and replicas_identical(disc_model, rt)
