@@ -229,6 +229,8 @@ def build_vocoder(config: VocoderConfig) -> HiFiGANGenerator:
         tuple(tuple(d) for d in config.resblock_dilations),
         config.mel_center,
         config.mel_scale,
+        config.istft_n_fft,
+        config.source_harmonics,
     )
 
 

@@ -18,7 +18,13 @@ import torch
 import torch.nn.functional as F
 
 from kickgen.audio import HOP_LENGTH, NUM_SAMPLES, SAMPLE_RATE, log_mel
-from kickgen.checkpoints import VOCODER_FILENAME, build_vocoder, load_vae, save_vocoder
+from kickgen.checkpoints import (
+    VOCODER_FILENAME,
+    build_vocoder,
+    load_checkpoint,
+    load_vae,
+    save_vocoder,
+)
 from kickgen.models.discriminators import (
     DiscriminatorConfig,
     MultiDiscriminator,
@@ -44,7 +50,7 @@ from kickgen.train.runtime import (
     wrap_ddp,
 )
 
-STFT_RESOLUTIONS = ((256, 64), (512, 128), (1024, 256), (2048, 512))  # (n_fft, hop) pairs
+STFT_RESOLUTIONS = ((256, 64), (512, 128), (1024, 256), (2048, 512), (4096, 1024))  # (n_fft, hop)
 
 
 @dataclass
@@ -52,6 +58,7 @@ class VocoderTrainConfig:
     corpus: str = "corpus"  # corpus directory (kickgen data build)
     run_dir: str = "runs/vocoder"  # training state, logs, exported checkpoint
     vae: str = ""  # trained VAE checkpoint; enables the fine-tune phase on VAE-decoded mels
+    init_from: str = ""  # vocoder checkpoint whose same-shaped weights start a new run
     max_steps: int = 6000  # optimiser steps of the generator, all phases
     adv_start_step: int = 1500  # reconstruction-only warm-up before the discriminators join
     finetune_steps: int = 1000  # last steps on VAE-decoded mels (needs --vae)
@@ -220,6 +227,20 @@ def vae_reconstructions(vae_path: str, data: SplitData, device) -> torch.Tensor:
     return torch.cat(out)
 
 
+def init_generator(gen: HiFiGANGenerator, path: str) -> list[str]:
+    """Copy the weights of vocoder checkpoint ``path`` whose names and shapes match ``gen``.
+
+    Starts a changed architecture, or a producer's own library, from a trained vocoder. Returns
+    the names that kept their fresh initialisation (printed)."""
+    ckpt = load_checkpoint(path, "vocoder")
+    own = gen.state_dict()
+    same = {k: v for k, v in ckpt["generator"].items() if k in own and own[k].shape == v.shape}
+    gen.load_state_dict(same, strict=False)
+    fresh = sorted(set(own) - set(same))
+    print(f"init from {path}: {len(same)} tensors copied, {len(fresh)} fresh: {', '.join(fresh)}")
+    return fresh
+
+
 def train(
     cfg: VocoderTrainConfig, model_cfg: VocoderConfig, rt: Runtime, resume: bool, stop_at: int = 0
 ) -> int:
@@ -250,6 +271,8 @@ def train(
         sched_g.load_state_dict(state["sched_g"])
         sched_d.load_state_dict(state["sched_d"])
         step = int(state["step"])
+    elif cfg.init_from:
+        init_generator(gen_core, cfg.init_from)
 
     def snapshot() -> dict:
         return {
