@@ -82,6 +82,22 @@ def test_keyword_dropout_drops_single_words_and_whole_prompts():
     assert all(set(o) <= {1, 2, 3} for o in out)
 
 
+def test_vocoder_crops_start_at_the_onset_as_often_as_asked():
+    """Crops are aligned mel/wave pairs; onset_crop_prob of them start on the clip's first sample."""
+    frames, clips = 4, 64
+    waves = torch.arange(clips * 173 * 512, dtype=torch.float32).reshape(clips, 173 * 512)
+    mels = torch.arange(173, dtype=torch.float32).expand(clips, 128, 173)  # frame index per frame
+    cfg = train_vocoder.VocoderTrainConfig(onset_crop_prob=0.5, attack_crop_prob=0.0)
+    mel, wave = train_vocoder.sample_crops(
+        waves, mels, torch.arange(clips), frames, cfg, torch.Generator().manual_seed(0)
+    )
+    assert mel.shape == (clips, 128, frames) and wave.shape == (clips, frames * 512)
+    starts = mel[:, 0, 0].long()
+    torch.testing.assert_close(wave[:, 0], waves[torch.arange(clips), starts * 512])  # aligned
+    assert 0.35 < float((starts == 0).float().mean()) < 0.65
+    assert int(starts.max()) > 24  # the rest spread over the whole clip
+
+
 @pytest.mark.slow
 def test_vocoder_one_step_each_phase(vae_ckpt, corpus, tmp_path):
     cfg = train_vocoder.VocoderTrainConfig(
