@@ -98,6 +98,25 @@ def test_vocoder_crops_start_at_the_onset_as_often_as_asked():
     assert int(starts.max()) > 24  # the rest spread over the whole clip
 
 
+def test_vocoder_init_from_copies_what_fits(tmp_path):
+    """--init-from copies same-named, same-shaped tensors and leaves the rest freshly initialised."""
+    from kickgen.checkpoints import build_vocoder, save_vocoder
+
+    small = dict(upsample_initial_channel=32, resblock_kernel_sizes=(3,), resblock_dilations=((1, 3),))
+    torch.manual_seed(0)
+    trained_cfg = VocoderConfig(**small)
+    trained = build_vocoder(trained_cfg)
+    path = save_vocoder(tmp_path / "v.pt", trained, trained_cfg)
+    torch.manual_seed(1)
+    grown = build_vocoder(VocoderConfig(**small, source_harmonics=4))  # source convs change shape
+    fresh = train_vocoder.init_generator(grown, str(path))
+    assert fresh and all(name.startswith("source_convs.") for name in fresh)
+    own, src = grown.state_dict(), trained.state_dict()
+    for name, value in own.items():
+        if name not in fresh:
+            torch.testing.assert_close(value, src[name], rtol=0, atol=0)
+
+
 @pytest.mark.slow
 def test_vocoder_one_step_each_phase(vae_ckpt, corpus, tmp_path):
     cfg = train_vocoder.VocoderTrainConfig(
