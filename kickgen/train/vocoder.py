@@ -62,9 +62,9 @@ class VocoderTrainConfig:
     run_dir: str = "runs/vocoder"  # training state, logs, exported checkpoint
     vae: str = ""  # trained VAE checkpoint; enables the fine-tune phase on VAE-decoded mels
     init_from: str = ""  # vocoder checkpoint whose same-shaped weights start a new run
-    max_steps: int = 6000  # optimiser steps of the generator, all phases
-    adv_start_step: int = 1500  # reconstruction-only warm-up before the discriminators join
-    finetune_steps: int = 1000  # last steps on VAE-decoded mels (needs --vae)
+    max_steps: int = 14100  # optimiser steps of the generator, all phases
+    adv_start_step: int = 13000  # reconstruction-only warm-up before the discriminators join
+    finetune_steps: int = 3100  # last steps on VAE-decoded mels (needs --vae)
     batch_size: int = 16  # global batch of crops, split across torchrun processes
     lr: float = 2e-4  # AdamW learning rate of generator and discriminators
     lr_decay: float = 0.99995  # per-step exponential LR decay
