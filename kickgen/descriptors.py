@@ -41,7 +41,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.signal import butter, sosfiltfilt
 
 from kickgen.audio import SAMPLE_RATE
 
@@ -147,6 +146,8 @@ def _pitch_track(
     rough = float(freqs[band][np.argmax(spec[band])])
     # 2. band-pass around it (zero phase) so zero crossings follow that partial, glide included
     high = min(max(4.0 * rough, 250.0), 0.45 * sample_rate)
+    from scipy.signal import butter, sosfiltfilt  # on first use: see describe_batch
+
     sos = butter(4, [15.0, high], btype="band", fs=sample_rate, output="sos")
     y = sosfiltfilt(sos, seg)
     # 3. upward zero crossings with linear interpolation → periods
@@ -216,6 +217,10 @@ def describe_batch(
     out["centroid"] = (power * freqs).sum(axis=-1) / total
     out["sub_ratio"] = power[:, freqs < SUB_HZ].sum(axis=-1) / total
     out["low_ratio"] = power[:, freqs < LOW_HZ].sum(axis=-1) / total
+
+    # scipy.signal on first use, not with the module: it takes ~1.7 s to import, and every
+    # kickgen command loads this module (kickgen eval registers through it)
+    from scipy.signal import butter, sosfiltfilt
 
     click_sos = butter(4, CLICK_HZ, btype="high", fs=sample_rate, output="sos")
     n_click = int(round(CLICK_WINDOW * sample_rate))

@@ -154,7 +154,7 @@ def test_guidance_is_one_batched_pass_equal_to_two_sequential_passes(cls):
     model = GaussianDenoiser(sched, std=0.5)
     cond, uncond = torch.full((1, 4), 1.0), torch.zeros(1, 4)
     noise = _noise()
-    out = cls(sched, 10).sample(model, SHAPE, cond, uncond, 3.0, "cpu", noise=noise)
+    out = cls(sched, 10, guidance_until=None).sample(model, SHAPE, cond, uncond, 3.0, "cpu", noise=noise)
     assert model.calls == [2 * SHAPE[0]] * 10  # cond and uncond in one pass per step
 
     class Sequential(torch.nn.Module):
@@ -169,10 +169,42 @@ def test_guidance_is_one_batched_pass_equal_to_two_sequential_passes(cls):
             # the sampler combines e_u + s (e_c − e_u); returning (e_c, e_u) lets it do so
             return torch.cat([e_c, e_u])
 
-    ref = cls(sched, 10).sample(Sequential(), SHAPE, cond, uncond, 3.0, "cpu", noise=noise)
+    ref = cls(sched, 10, guidance_until=None).sample(Sequential(), SHAPE, cond, uncond, 3.0, "cpu", noise=noise)
     assert torch.allclose(out, ref, atol=1e-6)
     # guidance pushes the mean beyond the conditional one: e_u + 3 (e_c − e_u) ≈ mean 3
     assert out.mean().item() > 2.0
+
+
+@pytest.mark.parametrize("cls", [DDIMSampler, DPMSolverSampler])
+def test_guidance_runs_only_below_guidance_until(cls):
+    """Timesteps above guidance_until · T run the conditional branch alone, the rest are guided:
+    the same as stepping the guided and the unguided sampler by hand over the two parts."""
+    sched = Schedule()
+    model = GaussianDenoiser(sched, std=0.5)
+    cond, uncond = torch.full((1, 4), 1.0), torch.zeros(1, 4)
+    sampler = cls(sched, 10, guidance_until=0.6)
+    guided = [t <= 0.6 * sched.alpha_bars.numel() for t in sampler.timesteps.tolist()]
+    assert 0 < sum(guided) < 10  # both kinds of step occur
+    out = sampler.sample(model, SHAPE, cond, uncond, 3.0, "cpu", noise=_noise())
+    assert model.calls == [2 * SHAPE[0] if g else SHAPE[0] for g in guided]
+
+    class Switch(torch.nn.Module):
+        """Guides (as two passes) only where the sampler under test should."""
+
+        prediction_type = "epsilon"
+
+        def forward(self, x, t, c):
+            if x.shape[0] == 2 * SHAPE[0] and int(t[0]) > 0.6 * sched.alpha_bars.numel():
+                e_c = model(x[: SHAPE[0]], t[: SHAPE[0]], c[: SHAPE[0]])
+                return torch.cat([e_c, e_c])  # e_u = e_c: the guided combination is e_c
+            return model(x, t, c)
+
+    ref = cls(sched, 10, guidance_until=None).sample(Switch(), SHAPE, cond, uncond, 3.0, "cpu", noise=_noise())
+    assert torch.allclose(out, ref, atol=1e-6)
+    full = cls(sched, 10, guidance_until=None).sample(model, SHAPE, cond, uncond, 3.0, "cpu", noise=_noise())
+    assert not torch.allclose(out, full, atol=1e-3)  # the interval changes the result
+    with pytest.raises(SamplerError, match="guidance_until=0"):
+        cls(sched, 10, guidance_until=0.0)
 
 
 def test_per_sample_generators_make_kick_i_independent_of_the_batch():

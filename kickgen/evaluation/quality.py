@@ -39,6 +39,7 @@ import torch
 from kickgen.errors import CommandError, KickgenError
 from kickgen.evaluation import metrics
 from kickgen.progress import Progress
+from kickgen.sampling import GUIDANCE_UNTIL
 
 # (prompt, baseline prompt, descriptor, expected direction: +1 the prompt raises it, -1 lowers it)
 ADHERENCE: tuple[tuple[str, str, str, int], ...] = (
@@ -531,6 +532,7 @@ def _run(checkpoints: Path, corpus: Path, out: Path, config: EvalConfig, command
         "corpus": str(corpus),
         "config": asdict(config),
         "vocoder": "hifigan" if pipe.vocoder is not None else "griffin-lim",
+        "guidance_until": GUIDANCE_UNTIL,
         "machine": report.machine_description(),
         "timings_s": timings,
         "kicks_generated": sets.generated,
