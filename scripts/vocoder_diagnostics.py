@@ -7,7 +7,7 @@ for the vocoder and kickgen's Griffin-Lim on the true mels, prints:
 - per window (256 / 1024 / 4096) and band: mean |error|, mean signed error (+ = too loud) and the
   band's share of the active bins; and the error over the first 0.25 s against the rest;
 - frame periodicity: correlation of the content above 2 kHz with itself 512 samples (one mel
-  frame) later, in the first 0.2 s after the onset;
+  frame) later, over 23-209 ms (the attack and early decay);
 - bounds no mel vocoder is likely to beat: each recording's own STFT magnitudes (n_fft 2048) with
   its true phase below a cut-off and random phase above it, and Griffin-Lim from those true
   magnitudes (which hold more than the 128-band mel).
