@@ -231,6 +231,7 @@ def build_vocoder(config: VocoderConfig) -> HiFiGANGenerator:
         config.mel_scale,
         config.istft_n_fft,
         config.source_harmonics,
+        config.refine_iters,
     )
 
 

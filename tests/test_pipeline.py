@@ -100,8 +100,11 @@ def test_kick_i_is_the_same_for_any_batch_size(pipeline):
     batch = pipeline("deep", n=3, seed=100, steps=3, batch_size=2)  # batches [100, 101], [102]
     for i, seed in enumerate(batch.seeds):
         alone = pipeline("deep", n=1, seed=seed, steps=3)
-        # equal up to float rounding of batched kernels (measured ≤ 2e-7)
-        assert torch.allclose(batch.waveforms[i], alone.waveforms[0], atol=1e-5)
+        # equal up to float rounding of batched kernels (log-mels measured ≤ 2e-5); the vocoder's
+        # iterative mel refinement carries it to ≤ 4e-4 in the waveform on these random weights
+        # (-68 dB of the 0.95 peak; 2e-6 measured on the shipped weights)
+        assert torch.allclose(batch.log_mels[i], alone.log_mels[0], atol=1e-4)
+        assert torch.allclose(batch.waveforms[i], alone.waveforms[0], atol=3e-3)
 
 
 def test_same_seed_same_kick_and_prompt_changes_it(pipeline):

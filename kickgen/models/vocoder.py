@@ -17,6 +17,10 @@ Two changes for kicks, both switchable in :class:`VocoderConfig`:
   an inverse STFT of predicted magnitude and phase (n_fft 32, hop 8), so two transposed-conv
   stages (8 · 8) reach the hop length 512 and the high-rate stages, most of the cost, go away.
   ``istft_n_fft=0`` gives HiFi-GAN V1's waveform head (used to rebuild the reference's vocoder).
+
+In eval mode the waveform then goes through :func:`kickgen.griffin_lim.refine_to_mel`
+(``refine_iters`` iterations): alternating projections that move its band energies onto the
+input mel and keep its own phase and fine structure. Training sees the raw generator.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
 
 from kickgen.audio import HOP_LENGTH, N_FFT, N_MELS, SAMPLE_RATE, mel_spectrogram
+from kickgen.griffin_lim import refine_to_mel
 
 LRELU_SLOPE = 0.1
 
@@ -47,6 +52,7 @@ class VocoderConfig:
     mel_scale: float = 6.0  # log-mel units per unit of normalised input
     istft_n_fft: int = 32  # iSTFT head (hop n_fft/4); 0 = HiFi-GAN V1 conv + tanh waveform head
     source_harmonics: int = 3  # body-source sines (harmonics of the body pitch); 0 = no source
+    refine_iters: int = 8  # eval mode: refine_to_mel iterations on the output; 0 = raw generator
     # training recipe (read by kickgen.train.vocoder)
     segment_samples: int = 8192  # waveform crop per training example (16 frames)
     mel_loss_weight: float = 45.0  # weight of the L1 log-mel loss (HiFi-GAN's λ_mel)
@@ -166,6 +172,7 @@ class HiFiGANGenerator(nn.Module):
         mel_scale: float = VocoderConfig.mel_scale,
         istft_n_fft: int = VocoderConfig.istft_n_fft,
         source_harmonics: int = VocoderConfig.source_harmonics,
+        refine_iters: int = VocoderConfig.refine_iters,
     ):
         super().__init__()
         istft_hop = istft_n_fft // 4 if istft_n_fft else 1
@@ -184,6 +191,7 @@ class HiFiGANGenerator(nn.Module):
         self.istft_n_fft = istft_n_fft
         self.istft_hop = istft_hop
         self.source_harmonics = source_harmonics
+        self.refine_iters = refine_iters
         self.conv_pre = weight_norm(nn.Conv1d(in_channels, upsample_initial_channel, 7, padding=3))
         self.ups = nn.ModuleList()
         self.resblocks = nn.ModuleList()
@@ -224,7 +232,7 @@ class HiFiGANGenerator(nn.Module):
             x = sum(block(x) for block in blocks) / self.num_kernels  # MRF fusion
         x = self.conv_post(F.leaky_relu(x))  # default slope 0.01, as HiFi-GAN
         if not self.istft_n_fft:
-            return torch.tanh(x)
+            return self._refine(torch.tanh(x), log_mel)
         bins = self.istft_n_fft // 2 + 1
         magnitude = torch.exp(x[:, :bins].clamp(max=math.log(100.0)))
         spec = torch.polar(magnitude, x[:, bins:])  # phase unconstrained, as Vocos
@@ -236,7 +244,15 @@ class HiFiGANGenerator(nn.Module):
             center=True,
             length=frames * HOP_LENGTH,
         )
-        return wave.unsqueeze(1)
+        return self._refine(wave.unsqueeze(1), log_mel)
+
+    def _refine(self, wave: torch.Tensor, log_mel: torch.Tensor) -> torch.Tensor:
+        """(B, 1, L) → (B, 1, L): :func:`refine_to_mel` in eval mode, the raw output in training."""
+        if self.training or not self.refine_iters:
+            return wave
+        if log_mel.ndim == 2:
+            log_mel = log_mel.unsqueeze(0)
+        return refine_to_mel(wave[:, 0], log_mel, self.refine_iters).unsqueeze(1)
 
     def remove_weight_norm(self) -> None:
         """Fold the weight-norm parametrisation into plain weights (inference; idempotent)."""
