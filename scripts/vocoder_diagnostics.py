@@ -1,7 +1,8 @@
 """Where a vocoder's multi-resolution STFT distance comes from, and what bounds it.
 
 On the validation clips ``kickgen eval`` reconstructs (every real recording, then augmented ones),
-for the vocoder and kickgen's Griffin-Lim on the true mels, prints:
+for the vocoder (as shipped, with its mel refinement, and the raw generator without it) and
+kickgen's Griffin-Lim on the true mels, prints:
 
 - the eval's MR-STFT distance (dB, floored 80 dB below the peak) at 80 / 60 / 40 dB floors;
 - per window (256 / 1024 / 4096) and band: mean |error|, mean signed error (+ = too loud) and the
@@ -105,10 +106,11 @@ def main() -> None:
     mel = log_mel(wave)
     vocoder = load_vocoder(args.vocoder)
     with torch.no_grad():
-        outputs = {
-            "vocoder": vocoder(mel).squeeze(1)[:, : wave.shape[-1]],
-            "Griffin-Lim": griffin_lim.log_mel_to_audio(mel)[:, : wave.shape[-1]],
-        }
+        outputs = {"vocoder": vocoder(mel).squeeze(1)[:, : wave.shape[-1]]}  # with its mel refinement
+        refine_iters, vocoder.refine_iters = vocoder.refine_iters, 0
+        outputs["vocoder, raw generator"] = vocoder(mel).squeeze(1)[:, : wave.shape[-1]]
+        vocoder.refine_iters = refine_iters
+        outputs["Griffin-Lim"] = griffin_lim.log_mel_to_audio(mel)[:, : wave.shape[-1]]
     print(f"{len(wave)} validation clips, true mels")
     for floor in (80, 60, 40):
         cells = [f"{k} {float(metrics.mrstft_distance_db(v, wave, floor_db=floor).mean()):.2f}"

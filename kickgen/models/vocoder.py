@@ -250,8 +250,6 @@ class HiFiGANGenerator(nn.Module):
         """(B, 1, L) → (B, 1, L): :func:`refine_to_mel` in eval mode, the raw output in training."""
         if self.training or not self.refine_iters:
             return wave
-        if log_mel.ndim == 2:
-            log_mel = log_mel.unsqueeze(0)
         return refine_to_mel(wave[:, 0], log_mel, self.refine_iters).unsqueeze(1)
 
     def remove_weight_norm(self) -> None:
