@@ -19,6 +19,8 @@ loops over clips. About 15 ms per 2 s clip on one idle core.
 | ``body_pitch`` | Hz | median instantaneous frequency of the low-passed body from ``BODY_START`` (40 ms) to 1 s after the onset, while it is within 30 dB of its maximum |
 | ``start_pitch`` | Hz | frequency of the first full cycle of the body after the onset |
 | ``pitch_glide`` | semitones | ``12·log2(start_pitch / body_pitch)``: positive for a downward sweep |
+| ``f0_10ms``, ``f0_25ms``, ``f0_50ms``, ``f0_100ms`` | Hz | the body's frequency 10/25/50/100 ms after the onset: the pitch track (one value per cycle, at the cycle's middle) interpolated there |
+| ``sweep_time`` | s | onset until the pitch track first comes within ``SWEEP_TOLERANCE`` (10 %) of ``body_pitch`` |
 | ``click_db`` | dB | share of the energy of the first 20 ms after the onset that lies above 1 kHz (0 dB: all click) |
 | ``punch`` | 0..1 | energy in the first 50 ms after the onset over the energy in the first 300 ms |
 | ``centroid`` | Hz | spectral centroid of the whole clip (energy-weighted) |
@@ -26,6 +28,11 @@ loops over clips. About 15 ms per 2 s clip on one idle core.
 | ``low_ratio`` | 0..1 | share of the clip's energy below 150 Hz |
 | ``harmonic_db`` | dB | harmonics 2–8 of the body pitch (minus the noise halfway between them) over the fundamental, a THD: below -60 dB for a clean sine, above -20 dB when clipped |
 | ``crest_db`` | dB | peak over RMS from the onset to the -40 dB point |
+
+The pitch envelope (``f0_*``, ``sweep_time``) is what makes a kick a kick: a body that starts
+high and falls to its resting pitch over the first 30–100 ms. ``pitch_glide`` compares only the
+first cycle with the body, so one fast cycle followed by a steady tone reads as a large glide;
+``f0_25ms`` and ``sweep_time`` tell that apart from a real sweep.
 
 Decay times are measured from the onset, so a kick whose amplitude is ``exp(-t/τ)`` from its
 onset has ``decay_20 = τ·ln 10``. A decay that never reaches its level reports the time from the
@@ -55,6 +62,8 @@ BODY_START = 0.040  # s after the onset: the pitch glide is over, the body has b
 BODY_FLOOR_DB = -30.0  # pitch cycles quieter than this (re the body's maximum) are ignored
 PITCH_RANGE = (25.0, 400.0)  # Hz searched for the body's dominant partial
 PITCH_SPAN = 1.0  # s after the onset that the pitch tracker reads
+PITCH_TIMES = (0.010, 0.025, 0.050, 0.100)  # s after the onset: the pitch envelope's probes
+SWEEP_TOLERANCE = 0.10  # sweep_time: until the pitch is within 10 % of the body pitch
 CLICK_WINDOW = 0.020  # s after the onset where the click lives
 CLICK_HZ = 1000.0  # the click is the energy above this frequency
 PUNCH_WINDOWS = (0.050, 0.300)  # s: punch = energy(first 50 ms) / energy(first 300 ms)
@@ -68,7 +77,9 @@ DESCRIPTOR_NAMES: tuple[str, ...] = (
     "peak_dbfs", "rms_dbfs", "silent", "clip_fraction", "clipped", "onset", "attack",
     "decay_6", "decay_20", "decay_40", "body_pitch", "start_pitch", "pitch_glide",
     "click_db", "punch", "centroid", "sub_ratio", "low_ratio", "harmonic_db", "crest_db",
+    "f0_10ms", "f0_25ms", "f0_50ms", "f0_100ms", "sweep_time",
 )  # fmt: skip
+PITCH_ENVELOPE_NAMES: tuple[str, ...] = tuple(f"f0_{round(t * 1000)}ms" for t in PITCH_TIMES)
 
 _EPS = 1e-12
 
@@ -129,7 +140,7 @@ def _ceiling_count(x: np.ndarray) -> int:
 def _pitch_track(
     x: np.ndarray, onset: int, stop: int, sample_rate: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Instantaneous frequency of the body from upward zero crossings.
+    """Instantaneous frequency of the body from its zero crossings.
 
     ``x`` is one clip ``(L,)``; returns cycle times (s after the onset) and frequencies (Hz) of
     the dominant low partial, only for cycles within ``BODY_FLOOR_DB`` of the loudest one.
@@ -150,18 +161,37 @@ def _pitch_track(
 
     sos = butter(4, [15.0, high], btype="band", fs=sample_rate, output="sos")
     y = sosfiltfilt(sos, seg)
-    # 3. upward zero crossings with linear interpolation → periods
-    idx = np.nonzero((y[:-1] < 0.0) & (y[1:] >= 0.0))[0]
+    # 3. zero crossings both ways, linearly interpolated: a period spans every other crossing,
+    #    so the track has a value each half cycle (the first one half a period sooner)
+    idx = np.nonzero(np.signbit(y[:-1]) != np.signbit(y[1:]))[0]
     if idx.size < 3:
         return np.zeros(0), np.zeros(0)
     frac = y[idx] / (y[idx] - y[idx + 1])
     t_cross = (idx + frac) / sample_rate  # (n,) s after the onset
-    periods = np.diff(t_cross)
-    mids = 0.5 * (t_cross[1:] + t_cross[:-1])
+    periods = t_cross[2:] - t_cross[:-2]
+    mids = 0.5 * (t_cross[2:] + t_cross[:-2])
     # 4. keep cycles whose amplitude is within BODY_FLOOR_DB of the loudest cycle
-    amp = np.array([np.abs(y[a : b + 1]).max() for a, b in zip(idx[:-1], idx[1:], strict=True)])
+    amp = np.array([np.abs(y[a : b + 1]).max() for a, b in zip(idx[:-2], idx[2:], strict=True)])
     keep = amp >= amp.max() * 10.0 ** (BODY_FLOOR_DB / 20.0)
     return mids[keep], 1.0 / periods[keep]
+
+
+def sweep_time(times: np.ndarray, freqs: np.ndarray, body: float) -> float:
+    """Seconds from the onset until the pitch track ``(times, freqs)`` (cycle midpoints, Hz)
+    first comes within ``SWEEP_TOLERANCE`` of ``body`` Hz, interpolated between the two cycles
+    around the crossing: 0 when the first cycle is already there, the last cycle's time when
+    the track never gets there."""
+    if not freqs.size or body <= 0:
+        return 0.0
+    off = np.abs(freqs / body - 1.0)  # (n,) relative distance from the body pitch
+    inside = np.flatnonzero(off <= SWEEP_TOLERANCE)
+    if not inside.size:
+        return float(times[-1])
+    i = int(inside[0])
+    if i == 0:
+        return 0.0
+    a, b = off[i - 1], off[i]
+    return float(times[i - 1] + (times[i] - times[i - 1]) * (a - SWEEP_TOLERANCE) / (a - b))
 
 
 def _band_power(power: np.ndarray, freqs: np.ndarray, f: float) -> float:
@@ -200,6 +230,9 @@ def describe_batch(
             out["body_pitch"][i] = float(np.median(body))
             out["start_pitch"][i] = float(f_inst[0])
             out["pitch_glide"][i] = 12.0 * math.log2(out["start_pitch"][i] / out["body_pitch"][i])
+            for name, t in zip(PITCH_ENVELOPE_NAMES, PITCH_TIMES, strict=True):
+                out[name][i] = float(np.interp(t, times, f_inst))
+            out["sweep_time"][i] = sweep_time(times, f_inst, out["body_pitch"][i])
         f0 = out["body_pitch"][i]
         window = sample_rate / f0 if f0 > 0 else ENVELOPE_WINDOW[1] * sample_rate
         window = float(np.clip(window, *(w * sample_rate for w in ENVELOPE_WINDOW)))

@@ -104,3 +104,35 @@ def test_silence_and_clipping_flags():
 def test_rejects_bad_shapes():
     with pytest.raises(ValueError, match="shape"):
         describe_batch(np.zeros((2, 3, 4)))
+
+
+@pytest.mark.parametrize(
+    ("start_hz", "end_hz", "glide_tau"),
+    [(160.0, 50.0, 0.020), (220.0, 55.0, 0.030), (120.0, 45.0, 0.045), (300.0, 60.0, 0.012)],
+)
+def test_pitch_envelope_follows_a_known_exponential_sweep(start_hz, end_hz, glide_tau):
+    """f(t) = end + (start − end)·exp(−t/τ): the probes read f at 10/25/50/100 ms and the sweep
+    ends when f is within 10 % of the body, at t = τ·ln((start − end) / (0.1·body))."""
+    d = describe(tone(freq=end_hz, glide=start_hz - end_hz, glide_tau=glide_tau, tau=0.3, start=0.0))
+    for ms in (10, 25, 50, 100):
+        expected = end_hz + (start_hz - end_hz) * math.exp(-ms / 1000 / glide_tau)
+        assert d[f"f0_{ms}ms"] == pytest.approx(expected, rel=0.05), ms
+    expected_sweep = glide_tau * math.log((start_hz - end_hz) / (0.1 * d["body_pitch"]))
+    assert d["body_pitch"] == pytest.approx(end_hz, rel=0.02)
+    assert d["sweep_time"] == pytest.approx(expected_sweep, rel=0.05)
+
+
+def test_steady_tone_has_a_flat_pitch_envelope_and_no_sweep():
+    d = describe(tone(freq=60.0, tau=0.3, start=0.0))
+    for ms in (10, 25, 50, 100):
+        assert d[f"f0_{ms}ms"] == pytest.approx(60.0, rel=0.02)
+    assert d["sweep_time"] == 0.0
+
+
+def test_one_fast_cycle_then_a_steady_tone_is_not_a_sweep():
+    """What the VAE makes of a sweep: one fast first cycle, then the resting pitch. pitch_glide
+    reads it as a large glide; the envelope probes and the sweep time do not."""
+    d = describe(tone(freq=60.0, glide=240.0, glide_tau=0.002, tau=0.3, start=0.0))
+    assert d["pitch_glide"] > 3.0
+    assert d["f0_25ms"] == pytest.approx(60.0, rel=0.03)
+    assert d["sweep_time"] < 0.020  # a real sweep takes 30–100 ms

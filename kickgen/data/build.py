@@ -19,7 +19,9 @@ a given seed and whatever the number of workers:
    do not count twice); "kick" is dropped (every clip is one).
 6. **Splits by group**: within each kind of source, groups are ordered by a seeded hash and the
    first ``val_fraction`` of them go to validation, with all their layers, variants and
-   augmentations.
+   augmentations. Real recordings are held out kit by kit (:func:`hold_out_real`): at least
+   ``val_real_fraction`` of their groups, ``val_real`` recordings and ``val_kits`` kits, so the
+   real validation figures rest on many drums, not a handful of layers of one.
 7. **Output**: ``clips/{kind}/{id}.wav`` (float32), ``metadata.csv``, ``vocab.json``,
    ``cache/{train,val}.pt`` (float16 waves and log-mels) and ``build_report.json``.
 """
@@ -90,6 +92,9 @@ class BuildConfig:
     synth: int = 3800  # procedural kicks
     augment: int = 12  # augmented variants per real recording
     val_fraction: float = 0.05  # share of each kind's groups held out
+    val_real_fraction: float = 0.15  # share of the real recordings' groups held out ...
+    val_real: int = 12  # ... and at least this many real recordings ...
+    val_kits: int = 4  # ... from at least this many kits
     min_count: int = 5  # a keyword joins the vocabulary when found in this many groups
     seed: int = 0
     workers: int = 2  # processes; results do not depend on it
@@ -278,6 +283,52 @@ def split_groups(groups: dict[str, str], val_fraction: float, seed: int) -> dict
     return split
 
 
+def hold_out_real(
+    groups: dict[str, tuple[str, int]],
+    val_fraction: float,
+    seed: int,
+    min_recordings: int,
+    min_kits: int,
+) -> set[str]:
+    """The real groups that go to validation: ``{group: (kit, recordings)}`` → groups.
+
+    Kits are visited in a seeded hash order, one group of each kit per round (each kit's groups
+    in hash order too), until validation holds at least ``round(val_fraction · groups)`` groups,
+    ``min_recordings`` recordings and groups of ``min_kits`` kits, so the held-out recordings
+    spread over many kits instead of piling up in one. Takes nothing when ``val_fraction`` is 0,
+    and never more than half of the groups.
+    """
+    if val_fraction <= 0 or not groups:
+        return set()
+
+    def order(items):
+        return sorted(items, key=lambda g: hashlib.sha1(f"{seed}:{g}".encode()).hexdigest())
+
+    by_kit: dict[str, list[str]] = {}
+    for group, (kit, _) in groups.items():
+        by_kit.setdefault(kit, []).append(group)
+    queues = [order(by_kit[kit]) for kit in order(list(by_kit))]
+    want_groups = max(int(round(val_fraction * len(groups))), 1)
+    cap = len(groups) // 2
+    chosen: list[str] = []
+    recordings, kits = 0, set()
+
+    def enough() -> bool:
+        return len(chosen) >= cap or (
+            len(chosen) >= want_groups and recordings >= min_recordings and len(kits) >= min_kits
+        )
+
+    while not enough() and any(queues):
+        for queue in queues:
+            if queue and not enough():
+                group = queue.pop(0)
+                chosen.append(group)
+                kit, count = groups[group]
+                recordings += count
+                kits.add(kit)
+    return set(chosen)
+
+
 def build_vocab(keyword_groups: dict[str, set[str]], min_count: int) -> list[str]:
     """Keywords found in at least ``min_count`` groups, most frequent first (ties by name)."""
     counts = {kw: len(groups) for kw, groups in keyword_groups.items()}
@@ -406,7 +457,21 @@ def label_clips(
     strata = {
         _group(r): "real" if r.task.kind in ("real", "augmented") else r.task.kind for r in kept
     }
-    split = split_groups(strata, config.val_fraction, config.seed)
+    split = split_groups(
+        {g: s for g, s in strata.items() if s != "real"}, config.val_fraction, config.seed
+    )
+    real_groups: dict[str, tuple[str, int]] = {}
+    for r in kept:
+        if r.task.kind == "real":
+            kit = f"{r.task.source.source}/{r.task.source.kit}"
+            count = real_groups.get(_group(r), (kit, 0))[1]
+            real_groups[_group(r)] = (kit, count + 1)
+    held_out = hold_out_real(
+        real_groups, config.val_real_fraction, config.seed, config.val_real, config.val_kits
+    )
+    for group, stratum in strata.items():
+        if stratum == "real":
+            split[group] = "val" if group in held_out else "train"
 
     metadata = []
     for r, keywords, name_kw in labelled:

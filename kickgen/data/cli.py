@@ -86,6 +86,12 @@ def register(subparsers) -> None:
         default=0.05,
         help="share of groups held out, per kind (default 0.05)",
     )
+    p.add_argument("--val-real-fraction", type=_fraction, default=0.15,
+                   help="share of the real recordings' groups held out (default 0.15)")  # fmt: skip
+    p.add_argument("--val-real", type=_positive, default=12,
+                   help="at least this many real recordings in validation (default 12)")  # fmt: skip
+    p.add_argument("--val-kits", type=_positive, default=4,
+                   help="... from at least this many kits (default 4)")  # fmt: skip
     p.add_argument(
         "--min-count",
         type=_positive,
@@ -188,7 +194,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     config = BuildConfig(
         out=args.out, open_cache=args.open_cache, library=tuple(args.library),
         sources=tuple(args.sources), synth=args.synth, augment=args.augment,
-        val_fraction=args.val_fraction, min_count=args.min_count, seed=args.seed,
+        val_fraction=args.val_fraction, val_real_fraction=args.val_real_fraction,
+        val_real=args.val_real,
+        val_kits=args.val_kits, min_count=args.min_count, seed=args.seed,
         workers=max(args.workers, 1),
     )  # fmt: skip
     import shlex
