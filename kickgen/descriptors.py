@@ -63,6 +63,7 @@ BODY_FLOOR_DB = -30.0  # pitch cycles quieter than this (re the body's maximum) 
 PITCH_RANGE = (25.0, 400.0)  # Hz searched for the body's dominant partial
 PITCH_SPAN = 1.0  # s after the onset that the pitch tracker reads
 PITCH_TIMES = (0.010, 0.025, 0.050, 0.100)  # s after the onset: the pitch envelope's probes
+TRACK_MEDIAN = 5  # values (half cycles) in the pitch track's running median
 SWEEP_TOLERANCE = 0.10  # sweep_time: until the pitch is within 10 % of the body pitch
 CLICK_WINDOW = 0.020  # s after the onset where the click lives
 CLICK_HZ = 1000.0  # the click is the energy above this frequency
@@ -173,7 +174,32 @@ def _pitch_track(
     # 4. keep cycles whose amplitude is within BODY_FLOOR_DB of the loudest cycle
     amp = np.array([np.abs(y[a : b + 1]).max() for a, b in zip(idx[:-2], idx[2:], strict=True)])
     keep = amp >= amp.max() * 10.0 ** (BODY_FLOOR_DB / 20.0)
-    return mids[keep], 1.0 / periods[keep]
+    # 5. a running median over TRACK_MEDIAN values: a glitch of a cycle or two (a crossing added
+    #    by noise or a second mode) goes, a monotone sweep passes unchanged
+    freqs = 1.0 / periods[keep]
+    if freqs.size >= TRACK_MEDIAN:
+        half = TRACK_MEDIAN // 2
+        padded = np.pad(freqs, half, mode="edge")
+        freqs = np.median(np.lib.stride_tricks.sliding_window_view(padded, TRACK_MEDIAN), axis=1)
+    return mids[keep], freqs
+
+
+def pitch_envelope(
+    waves: np.ndarray | torch.Tensor, times: np.ndarray, sample_rate: int = SAMPLE_RATE
+) -> np.ndarray:
+    """The body's frequency (Hz) at ``times`` (s after each clip's onset), as ``describe`` reads
+    ``f0_*``: ``(B, L)`` or ``(L,)`` → ``(B, T)``; NaN before the first and after the last cycle the
+    tracker keeps (and for a clip with no pitch)."""
+    x, _ = _as_batch(waves)
+    times = np.asarray(times, dtype=np.float64)
+    out = np.full((len(x), times.size), np.nan)
+    onset = onset_index(x)
+    for i in range(len(x)):
+        o = int(onset[i])
+        t, f = _pitch_track(x[i], o, min(x.shape[1], o + int(PITCH_SPAN * sample_rate)), sample_rate)
+        if f.size:
+            out[i] = np.interp(times, t, f, left=np.nan, right=np.nan)
+    return out
 
 
 def sweep_time(times: np.ndarray, freqs: np.ndarray, body: float) -> float:

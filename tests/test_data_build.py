@@ -4,6 +4,7 @@ import csv
 import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import soundfile as sf
 import torch
 
 from kickgen.audio import log_mel
-from kickgen.data.build import BuildConfig, build_corpus, split_groups
+from kickgen.data.build import BuildConfig, build_corpus, hold_out_real, split_groups
 from kickgen.data.corpus import CorpusError, load_split, load_vocab
 from kickgen.descriptors import MEASURED_KEYWORDS, measured_keywords
 
@@ -191,3 +192,20 @@ def test_cli_synth_build_card(tmp_path, library):
     proc = run_cli("data", "build", "--synth", "1", "--out", str(tmp_path / "busy"))
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "not empty" in proc.stderr
     assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
+
+
+def test_real_recordings_are_held_out_across_kits():
+    """Validation gets >= 12 recordings from >= 4 kits, whole groups only, taking one group of
+    each kit per round so that one multi-layer drum cannot fill it."""
+    groups = {f"kit{k}/drum{d}": (f"kit{k}", 1 + (d % 3)) for k in range(6) for d in range(5)}
+    held = hold_out_real(groups, 0.05, seed=0, min_recordings=12, min_kits=4)
+    assert sum(groups[g][1] for g in held) >= 12
+    assert len({groups[g][0] for g in held}) >= 4
+    per_kit = Counter(groups[g][0] for g in held)
+    assert max(per_kit.values()) - min(per_kit.values()) <= 1  # spread round-robin
+    assert held == hold_out_real(groups, 0.05, seed=0, min_recordings=12, min_kits=4)
+    assert held != hold_out_real(groups, 0.05, seed=1, min_recordings=12, min_kits=4)
+    # a fraction above the minimum takes more groups; never more than half of them
+    assert len(hold_out_real(groups, 0.3, seed=0, min_recordings=12, min_kits=4)) == 9
+    assert len(hold_out_real(groups, 0.9, seed=0, min_recordings=12, min_kits=4)) == 15
+    assert hold_out_real(groups, 0.0, seed=0, min_recordings=12, min_kits=4) == set()

@@ -85,9 +85,21 @@ def test_eval_end_to_end(checkpoint_dir: Path, tiny_corpus: Path, tmp_path: Path
     # 1 unconditional set + 6 prompts × 2 scales × 2 kicks (keyword sets reuse the same seeds)
     assert results["kicks_generated"] == 3 + 6 * 2 * 2
 
+    # the kick benchmark: per-descriptor quartiles for every set, each set against its reference
+    chain = rec["benchmark"]
+    assert chain["n"] == 2 and set(chain["realism"]) == {"reference", "vocoder", "round_trip"}
+    assert set(chain["table"]["f0_25ms"]) == {"recordings", "vocoder", "round_trip"}
+    bench = gen["benchmark"]
+    assert set(bench["table"]) == {name for name, _ in quality.TABLE_DESCRIPTORS}
+    q25, median, q75 = bench["table"]["f0_25ms"]["validation_real"]
+    assert q25 <= median <= q75 and median > 50.0  # the sine kicks still sweep at 25 ms
+    assert bench["table"]["sweep_ratio"]["validation_real"][1] > 1.1
+    assert bench["realism"]["generated"]["frechet"] >= 0.0
+
     report = (out / quality.REPORT_NAME).read_text()
     assert "## Reconstruction of validation recordings" in report and "| deep | (unconditional) |" in report
-    for png in ("spectrograms.png", "reconstruction.png", "histograms.png"):
+    assert "## The kick benchmark" in report and "| f0_25ms (Hz) |" in report
+    for png in ("spectrograms.png", "reconstruction.png", "histograms.png", "pitch_tracks.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     assert len(list((out / "examples").glob("*.wav"))) >= 4
 
@@ -115,3 +127,42 @@ def test_eval_cli_errors(tmp_path: Path, repo_root: Path):
                            "--checkpoints", str(tmp_path)], cwd=repo_root, capture_output=True, text=True)  # fmt: skip
     assert proc.returncode == 2
     assert "nope has no cache/train.pt" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_eval_kicks_scores_a_folder_offline(tiny_corpus: Path, tmp_path: Path, repo_root: Path):
+    """`kickgen eval --kicks DIR`: any folder of kick files against the real validation
+    recordings, no checkpoints; unreadable files are skipped and reported."""
+    import soundfile as sf
+
+    folder = tmp_path / "my kicks"
+    (folder / "sub").mkdir(parents=True)
+    for i, wave in enumerate(metrics.sine_kicks(6, seed=9)):
+        delayed = np.concatenate([np.zeros(441 * (i + 1), np.float32), wave])  # leading silence
+        sf.write(folder / ("sub" if i % 2 else ".") / f"kick_{i}.wav", delayed, 48000 if i == 0 else 44100)
+    (folder / "broken.wav").write_bytes(b"RIFF not audio")
+    out = tmp_path / "bench"
+    proc = subprocess.run([sys.executable, "-m", "kickgen", "eval", "--kicks", str(folder), "--corpus",
+                           str(tiny_corpus), "--out", str(out), "--n", "6"], cwd=repo_root,
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "6 kicks (1 skipped)" in proc.stdout
+    results = json.loads((out / quality.RESULTS_NAME).read_text())
+    assert len(results["files"]) == 6 and results["skipped"][0]["file"].endswith("broken.wav")
+    kicks = results["benchmark"]["realism"]["kicks"]
+    assert kicks["n"] == 6 and 0.0 <= kicks["classifier"]["auc"] <= 1.0
+    assert np.isfinite(kicks["kernel"]["value"]) and kicks["kernel"]["spread"] >= 0.0
+    # onsets are aligned as the corpus aligns them: 1 ms, whatever the leading silence
+    assert results["benchmark"]["table"]["f0_25ms"]["kicks"][1] > 50.0
+    assert results["sanity"]["kicks"]["onset"] == 1.0
+    report = (out / quality.REPORT_NAME).read_text()
+    assert "| f0_25ms (Hz) |" in report and "broken.wav" in report
+    assert (out / "pitch_tracks.png").read_bytes()[:4] == b"\x89PNG"
+
+    too_few = tmp_path / "two"
+    too_few.mkdir()
+    for i, wave in enumerate(metrics.sine_kicks(2, seed=1)):
+        sf.write(too_few / f"k{i}.wav", wave, 44100)
+    proc = subprocess.run([sys.executable, "-m", "kickgen", "eval", "--kicks", str(too_few), "--corpus",
+                           str(tiny_corpus), "--out", str(tmp_path / "x")], cwd=repo_root,
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 2 and "2 readable kicks" in proc.stderr and proc.stderr.count("\n") == 1

@@ -140,6 +140,52 @@ def _ci95(x: np.ndarray) -> float:
     return float(1.96 * x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else 0.0
 
 
+# --------------------------------------------------------------------------- the kick benchmark
+
+# Descriptors of the per-descriptor tables, in reading order: the pitch envelope first.
+TABLE_DESCRIPTORS: tuple[tuple[str, str], ...] = (
+    ("f0_10ms", "Hz"), ("f0_25ms", "Hz"), ("f0_50ms", "Hz"), ("f0_100ms", "Hz"),
+    ("sweep_ratio", "×"), ("sweep_time", "s"), ("body_pitch", "Hz"), ("click_db", "dB"),
+    ("punch", ""), ("decay_20", "s"), ("harmonic_db", "dB"), ("centroid", "Hz"),
+)  # fmt: skip
+
+
+def with_sweep_ratio(desc: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``desc`` plus ``sweep_ratio`` = f0(25 ms) / f0(100 ms): above 1 for a falling sweep, 1 for a
+    steady tone (the ratio the kick-benchmark tables lead with)."""
+    ratio = np.asarray(desc["f0_25ms"]) / np.maximum(np.asarray(desc["f0_100ms"]), 1e-9)
+    return {**desc, "sweep_ratio": np.where(np.asarray(desc["f0_100ms"]) > 0, ratio, 0.0)}
+
+
+def descriptor_table(sets: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, list[float]]]:
+    """``{descriptor: {set: [q25, median, q75]}}`` for ``TABLE_DESCRIPTORS`` over named sets."""
+    table: dict[str, dict[str, list[float]]] = {}
+    for name, _ in TABLE_DESCRIPTORS:
+        table[name] = {}
+        for label, desc in sets.items():
+            v = with_sweep_ratio(desc)[name]
+            table[name][label] = [float(q) for q in np.percentile(v, (25, 50, 75))]
+    return table
+
+
+def realism(std: metrics.Standardizer, reference: dict[str, np.ndarray],
+            sets: dict[str, dict[str, np.ndarray]], seed: int) -> dict[str, dict]:  # fmt: skip
+    """Each named set against ``reference`` on the standardised descriptors: kernel distance
+    (with its spread over halves), classifier two-sample AUC, Fréchet distance, diversity."""
+    ref = std(metrics.feature_matrix(reference))
+    out = {"reference": {"n": len(ref), "diversity": metrics.mean_pairwise_distance(ref)}}
+    for label, desc in sets.items():
+        x = std(metrics.feature_matrix(desc))
+        row: dict = {"n": len(x), "diversity": metrics.mean_pairwise_distance(x)}
+        row["diversity_ratio"] = row["diversity"] / max(out["reference"]["diversity"], 1e-12)
+        row["frechet"] = metrics.frechet_distance(x, ref)
+        if min(len(x), len(ref)) >= 5:
+            row["kernel"] = metrics.kernel_distance(x, ref, seed=seed)
+            row["classifier"] = metrics.classifier_auc(x, ref, seed=seed)
+        out[label] = row
+    return out
+
+
 # --------------------------------------------------------------------------- generation cache
 
 
@@ -190,14 +236,19 @@ class KickSets:
 
 
 @torch.inference_mode()
-def reconstruction(pipe, val: EvalSplit, config: EvalConfig) -> tuple[dict, dict]:
+def reconstruction(
+    pipe, val: EvalSplit, config: EvalConfig, std: metrics.Standardizer
+) -> tuple[dict, dict]:
     """VAE and vocoder reconstruction of validation recordings, real ones first.
 
     Takes ``n_recon`` validation clips: every real recording (up to ``n_recon``), then, when
     there are fewer, clips of the other kinds in the order of ``RECON_KIND_ORDER``. Returns
     ``(results, examples)``: per method and input (``true_mel`` / ``vae_mel``) the mean, 95 %
     half-interval, mean over the real recordings only and per-clip values of both distances;
-    ``examples`` holds the first clips' waveforms per method for the figures.
+    ``examples`` holds the first clips' waveforms per method for the figures. ``benchmark``:
+    the shipped vocoder's output from the true mels and after the VAE round trip against the
+    recordings, per descriptor and as sets (:func:`realism`), on the real recordings (all clips
+    when there are none): does the chain keep the pitch sweep, the click and the punch?
     """
     from kickgen import griffin_lim
     from kickgen.audio import log_mel
@@ -212,6 +263,8 @@ def reconstruction(pipe, val: EvalSplit, config: EvalConfig) -> tuple[dict, dict
     }
     vae_err: list[float] = []
     examples: dict[str, torch.Tensor] = {}
+    shipped = methods[0]  # the vocoder the pipeline uses: hifigan, or griffin_lim without one
+    chain: dict[str, list[torch.Tensor]] = {"true_mel": [], "vae_mel": []}
     total = len(idx) * len(methods) * 2
     with Progress(total, "eval: reconstruction") as bar:
         for start in range(0, len(idx), 8):
@@ -234,6 +287,8 @@ def reconstruction(pipe, val: EvalSplit, config: EvalConfig) -> tuple[dict, dict
                     else:
                         out = griffin_lim.reference_log_mel_to_audio(inp)
                     out = out[:, : wave.shape[-1]]
+                    if m == shipped:
+                        chain[src].append(out)
                     scores[f"{src}/{m}"]["log_mel_db"] += metrics.wave_log_mel_distance_db(
                         out, wave
                     ).tolist()
@@ -254,6 +309,21 @@ def reconstruction(pipe, val: EvalSplit, config: EvalConfig) -> tuple[dict, dict
                      "kinds": [val.kinds[i] for i in idx], "vae_log_mel_db": summary(vae_err)}  # fmt: skip
     for key, vals in scores.items():
         results[key] = {name: summary(v) for name, v in vals.items()}
+    pick = is_real if is_real.any() else np.ones(len(idx), dtype=bool)
+    originals = val.waves[idx[pick]].float()
+    chain_sets = {"recordings": metrics.describe_safe(originals),
+                  "vocoder": metrics.describe_safe(torch.cat(chain["true_mel"])[pick]),
+                  "round_trip": metrics.describe_safe(torch.cat(chain["vae_mel"])[pick])}  # fmt: skip
+    results["benchmark"] = {
+        "vocoder": shipped,
+        "n": int(pick.sum()),
+        "table": descriptor_table(chain_sets),
+        "realism": realism(std, chain_sets["recordings"],
+                           {k: v for k, v in chain_sets.items() if k != "recordings"}, config.seed),  # fmt: skip
+    }
+    examples["pitch/recordings"] = originals
+    examples["pitch/vocoder"] = torch.cat(chain["true_mel"])[pick]
+    examples["pitch/round_trip"] = torch.cat(chain["vae_mel"])[pick]
     for src in ("true_mel", "vae_mel"):
         if (
             f"{src}/hifigan" in results
@@ -327,8 +397,31 @@ def _frechet_block(
     return out
 
 
+@dataclass
+class Reference:
+    """The validation clips the eval compares against, measured once."""
+
+    indices: np.ndarray  # rows of the validation split (at most max_reference)
+    descriptors: dict[str, np.ndarray]  # of those rows
+    std: metrics.Standardizer  # fitted on them: one scale for every comparison
+
+    @classmethod
+    def of(cls, val: EvalSplit, config: EvalConfig) -> Reference:
+        indices = _pick(len(val.ids), config.max_reference, config.seed)
+        desc = metrics.describe_safe(val.waves[indices])
+        return cls(indices, desc, metrics.Standardizer.fit(metrics.feature_matrix(desc)))
+
+    def real(self, val: EvalSplit) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The real recordings among them (every clip when fewer than 2 are real)."""
+        rows = [p for p, i in enumerate(self.indices) if val.kinds[i] == "real"]
+        if len(rows) < 2:
+            rows = list(range(len(self.indices)))
+        return self.indices[rows], {k: v[rows] for k, v in self.descriptors.items()}
+
+
 def generation(
-    sets: KickSets, val: EvalSplit, train: EvalSplit, vocab: list[str], config: EvalConfig
+    sets: KickSets, val: EvalSplit, train: EvalSplit, vocab: list[str], config: EvalConfig,
+    reference: Reference,
 ) -> dict:
     """Fréchet distance (floor, ceiling), diversity, memorization, sanity, per-keyword rows.
 
@@ -336,19 +429,15 @@ def generation(
     clip (real, synthesized, rendered, augmented: what the model was trained to produce). Each
     has its floor: as many training clips of the same kinds, against the same reference.
     """
-    val_all = _pick(len(val.ids), config.max_reference, config.seed)
-    val_real = np.array([i for i in val_all if val.kinds[i] == "real"], dtype=int)
-    if len(val_real) < 2:
-        val_real = val_all
+    val_all, val_desc_all = reference.indices, reference.descriptors
+    val_real, val_desc_real = reference.real(val)
     train_real_all = np.array([i for i, k in enumerate(train.kinds) if k == "real"], dtype=int)
     if len(train_real_all) < 2:
         train_real_all = np.arange(len(train.ids))
     train_real = train_real_all[_pick(len(train_real_all), config.n, config.seed + 1)]
     train_all = _pick(len(train.ids), config.n, config.seed + 1)
 
-    val_desc_all = metrics.describe_safe(val.waves[val_all])
     pos = {int(i): p for p, i in enumerate(val_all)}
-    val_desc_real = {k: v[[pos[int(i)] for i in val_real]] for k, v in val_desc_all.items()}
     train_desc_real = metrics.describe_safe(train.waves[train_real])
     train_desc_all = metrics.describe_safe(train.waves[train_all])
     sine = metrics.sine_kicks(config.n, config.seed)
@@ -360,8 +449,7 @@ def generation(
     kw_sets = {k: sets.get(k, config.cfg_scale, config.n_keyword) for k in top}
     pooled = {k: np.concatenate([kw_sets[w][1][k] for w in top]) for k in gen_desc} if top else gen_desc
 
-    # one scale for every comparison: the whole validation split's spread
-    std = metrics.Standardizer.fit(metrics.feature_matrix(val_desc_all))
+    std = reference.std  # one scale for every comparison: the whole validation split's spread
     fd = {
         "real": _frechet_block(std, val_desc_real, train_desc_real, gen_desc, pooled, sine_desc),
         "all": _frechet_block(std, val_desc_all, train_desc_all, gen_desc, pooled, sine_desc),
@@ -407,7 +495,14 @@ def generation(
     def medians(d: dict[str, np.ndarray]) -> dict[str, float]:
         return {name: float(np.median(d[name])) for name, _ in metrics.FEATURES}
 
+    compared = {"generated": gen_desc, "keywords_pooled": pooled, "train_real": train_desc_real,
+                "sine": sine_desc}  # fmt: skip
+    benchmark = {
+        "table": descriptor_table({"validation_real": val_desc_real, **compared}),
+        "realism": realism(std, val_desc_real, compared, config.seed),
+    }
     return {
+        "benchmark": benchmark,
         "frechet": fd,
         "diversity": diversity,
         "memorization": memo,
@@ -416,6 +511,7 @@ def generation(
         "descriptor_medians": {"generated": medians(gen_desc), "validation_real": medians(val_desc_real),
                                "validation_all": medians(val_desc_all), "sine": medians(sine_desc)},  # fmt: skip
         "_sets": {"validation (all kinds)": val_desc_all, "generated": gen_desc, "sine": sine_desc},
+        "_pitch": {"validation_real": val.waves[val_real], "generated": gen_waves},
         "_grid_real": val_real,
     }
 
@@ -472,16 +568,8 @@ def run_eval(checkpoints: Path, corpus: Path, out: Path, config: EvalConfig | No
         raise EvalError(
             f"{checkpoints} is not a directory: pass the folder holding the three checkpoints"
         )
-    if not (corpus / "cache" / "val.pt").is_file() or not (corpus / "cache" / "train.pt").is_file():
-        raise EvalError(
-            f"{corpus} has no cache/train.pt and cache/val.pt: build it with `kickgen data build`"
-        )
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EvalError(
-            f"cannot create {out}: {exc.strerror or exc}; choose a writable folder"
-        ) from exc
+    _check_corpus(corpus)
+    _make_out(out)
     previous_threads = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -489,6 +577,22 @@ def run_eval(checkpoints: Path, corpus: Path, out: Path, config: EvalConfig | No
         return _run(checkpoints, corpus, out, config, command)
     finally:
         torch.set_num_threads(previous_threads)
+
+
+def _check_corpus(corpus: Path) -> None:
+    if not (corpus / "cache" / "val.pt").is_file() or not (corpus / "cache" / "train.pt").is_file():
+        raise EvalError(
+            f"{corpus} has no cache/train.pt and cache/val.pt: build it with `kickgen data build`"
+        )
+
+
+def _make_out(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EvalError(
+            f"cannot create {out}: {exc.strerror or exc}; choose a writable folder"
+        ) from exc
 
 
 def _run(checkpoints: Path, corpus: Path, out: Path, config: EvalConfig, command: str | None) -> dict:
@@ -506,14 +610,18 @@ def _run(checkpoints: Path, corpus: Path, out: Path, config: EvalConfig, command
     timings["load"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    recon, recon_examples = reconstruction(pipe, val, config)
+    reference = Reference.of(val, config)
+    timings["reference"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    recon, recon_examples = reconstruction(pipe, val, config, reference.std)
     timings["reconstruction"] = time.perf_counter() - t
 
     plan = plan_sets(config, pipe.vocab, top_keywords(keyword_counts(train), pipe.vocab, config.keywords))
     with Progress(sum(plan.values()), "eval: generation (kicks)") as bar:
         sets = KickSets(pipe, config, bar, plan)
         t = time.perf_counter()
-        gen = generation(sets, val, train, pipe.vocab, config)
+        gen = generation(sets, val, train, pipe.vocab, config, reference)
         timings["generation"] = time.perf_counter() - t
         t = time.perf_counter()
         adh = adherence(sets, pipe.vocab, config)
@@ -545,6 +653,85 @@ def _run(checkpoints: Path, corpus: Path, out: Path, config: EvalConfig, command
     results = _to_json(results)
     (out / RESULTS_NAME).write_text(json.dumps(results, indent=2) + "\n")
     (out / REPORT_NAME).write_text(report.markdown(results))
+    return results
+
+
+# --------------------------------------------------------------------------- any folder of kicks
+
+KICK_SUFFIXES = (".wav", ".flac", ".aif", ".aiff", ".ogg")
+
+
+def load_kicks(folder: Path) -> tuple[list[str], torch.Tensor, list[tuple[str, str]]]:
+    """Every audio file of ``folder`` (recursively), prepared as the corpus prepares its clips
+    (mono 44.1 kHz, onset aligned to 1 ms, the reference preprocessing), so a folder of the
+    validation recordings scores as they do. Returns names, ``(N, 88200)`` waves and the files
+    skipped with their reasons."""
+    from kickgen.audio import SAMPLE_RATE, AudioError, preprocess
+    from kickgen.data.build import align_onset
+    from kickgen.data.collect import load_source
+
+    names, waves, skipped = [], [], []
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in KICK_SUFFIXES and p.is_file())
+    for path in files:
+        try:
+            wave = load_source(path)
+            waves.append(torch.from_numpy(preprocess(align_onset(wave).astype(np.float32), SAMPLE_RATE)))
+            names.append(str(path.relative_to(folder)))
+        except (AudioError, OSError, ValueError) as exc:
+            skipped.append((str(path), str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+    return names, (torch.stack(waves) if waves else torch.zeros(0, 88200)), skipped
+
+
+def run_kicks_eval(kicks: Path, corpus: Path, out: Path, config: EvalConfig | None = None,
+                   command: str | None = None) -> dict:  # fmt: skip
+    """``kickgen eval --kicks DIR``: score a folder of kick files (another generator's output, a
+    sample library) against the corpus's real validation recordings with the kick benchmark's
+    tables, no models needed. Writes results.json, report.md and the pitch-track PNG to ``out``."""
+    config = config or EvalConfig()
+    kicks, corpus, out = Path(kicks), Path(corpus), Path(out)
+    if not kicks.is_dir():
+        raise EvalError(f"--kicks {kicks} is not a directory: pass the folder holding the kick files")
+    _check_corpus(corpus)
+    started = time.perf_counter()
+    names, waves, skipped = load_kicks(kicks)
+    if len(names) < 5:
+        raise EvalError(f"{kicks}: {len(names)} readable kicks ({len(skipped)} skipped); the benchmark needs at least 5")
+    _make_out(out)
+    val, train = load_eval_split(corpus, "val"), load_eval_split(corpus, "train")
+    reference = Reference.of(val, config)
+    val_real, val_desc_real = reference.real(val)
+    train_real = np.array([i for i, k in enumerate(train.kinds) if k == "real"], dtype=int)
+    if len(train_real) < 5:
+        train_real = np.arange(len(train.ids))
+    train_real = train_real[_pick(len(train_real), config.n, config.seed + 1)]
+    desc = metrics.describe_safe(waves)
+    compared = {"kicks": desc, "train_real": metrics.describe_safe(train.waves[train_real]),
+                "sine": metrics.describe_safe(metrics.sine_kicks(config.n, config.seed))}  # fmt: skip
+    results = {
+        "command": command,
+        "kicks": str(kicks),
+        "corpus": str(corpus),
+        "files": names,
+        "skipped": [{"file": f, "reason": r} for f, r in skipped],
+        "benchmark": {"table": descriptor_table({"validation_real": val_desc_real, **compared}),
+                      "realism": realism(reference.std, val_desc_real, compared, config.seed)},  # fmt: skip
+        "sanity": {"kicks": _sanity_summary(metrics.sanity_checks(waves, desc)),
+                   "validation_real": _sanity_summary(metrics.sanity_checks(val.waves[val_real], val_desc_real))},  # fmt: skip
+        "figures": {},
+    }
+    from kickgen.evaluation import report
+
+    try:
+        report.pitch_track_figure(out / report.PITCH_TRACKS_PNG,
+                                  {"real (validation)": val.waves[val_real], "your kicks": waves})  # fmt: skip
+        results["figures"]["pitch_tracks"] = report.PITCH_TRACKS_PNG
+    except ImportError:
+        pass  # no matplotlib: the report says so
+    results["machine"] = report.machine_description()
+    results["seconds"] = time.perf_counter() - started
+    results = _to_json(results)
+    (out / RESULTS_NAME).write_text(json.dumps(results, indent=2) + "\n")
+    (out / REPORT_NAME).write_text(report.kicks_markdown(results))
     return results
 
 
@@ -580,6 +767,14 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
         type=Path,
         default=Path("checkpoints"),
         help="folder with the three checkpoints (default: %(default)s)",
+    )
+    p.add_argument(
+        "--kicks",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="score this folder of kick files against the validation recordings instead of the "
+        "checkpoints (another generator's output, a sample library)",
     )
     p.add_argument(
         "--corpus",
@@ -671,6 +866,13 @@ def run_eval_command(args: argparse.Namespace) -> int:
                         guidance=tuple(args.guidance), seed=args.seed, batch_size=args.batch_size,
                         device=args.device, threads=args.threads)  # fmt: skip
     command = "kickgen " + shlex.join(sys.argv[1:]) if sys.argv and sys.argv[0] else None
+    if args.kicks is not None:
+        results = run_kicks_eval(args.kicks, args.corpus, args.out, config, command=command)
+        auc = results["benchmark"]["realism"]["kicks"].get("classifier")
+        print(f"eval: {len(results['files'])} kicks ({len(results['skipped'])} skipped)"
+              + (f", classifier AUC {auc['auc']:.2f}" if auc else "")
+              + f"; report {Path(args.out) / REPORT_NAME}")  # fmt: skip
+        return 0
     results = run_eval(args.checkpoints, args.corpus, args.out, config, command=command)
     print(f"eval: {results['kicks_generated']} kicks in {results['timings_s']['total']:.0f} s; "
           f"report {Path(args.out) / REPORT_NAME}")  # fmt: skip
@@ -691,6 +893,8 @@ __all__ = [
     "EvalError",
     "EvalSplit",
     "load_eval_split",
+    "load_kicks",
     "register",
     "run_eval",
+    "run_kicks_eval",
 ]

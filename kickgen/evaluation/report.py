@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ from kickgen.evaluation import metrics
 SPECTROGRAMS_PNG = "spectrograms.png"
 RECONSTRUCTION_PNG = "reconstruction.png"
 HISTOGRAMS_PNG = "histograms.png"
+PITCH_TRACKS_PNG = "pitch_tracks.png"
+PITCH_TRACK_TIMES = np.linspace(0.002, 0.200, 100)  # s after the onset
 GRID_PROMPTS = ("deep", "short", "long", "distorted", "808", "909")  # rows of the spectrogram grid
 RECON_LABELS = {
     "recording": "recording",
@@ -81,6 +84,8 @@ def write_figures(
         for i, w in enumerate(waves):
             write_wav(ex_dir / f"{stem}_{i:02d}.wav", w)
     for key, waves in recon_examples.items():
+        if key.startswith("pitch/"):
+            continue  # the pitch-track figure's sets: every clip, already written as their methods
         stem = key.replace("/", "_")
         for i, w in enumerate(waves[:2]):
             write_wav(ex_dir / f"recon_{stem}_{i:02d}.wav", w)
@@ -136,9 +141,8 @@ def write_figures(
     named = gen["_sets"]
     feats = [name for name, _ in metrics.FEATURES]
     cols = 5
-    fig, axes = plt.subplots(
-        (len(feats) + cols - 1) // cols, cols, figsize=(3.0 * cols, 2.2 * 2), squeeze=False
-    )
+    n_rows = (len(feats) + cols - 1) // cols
+    fig, axes = plt.subplots(n_rows, cols, figsize=(3.0 * cols, 2.2 * n_rows), squeeze=False)
     for i, name in enumerate(feats):
         ax = axes[i // cols][i % cols]
         data = {label: metrics.feature_matrix(d)[:, i] for label, d in named.items()}
@@ -159,7 +163,54 @@ def write_figures(
     fig.savefig(out / HISTOGRAMS_PNG, dpi=110)
     plt.close(fig)
     written["histograms"] = HISTOGRAMS_PNG
+
+    # 4. pitch tracks: real recordings, what the vocoder and the VAE round trip make of them, generated
+    tracks = {"real (validation)": gen["_pitch"]["validation_real"]}
+    for key, label in (("pitch/vocoder", "vocoder (true mel)"), ("pitch/round_trip", "VAE round trip")):
+        if key in recon_examples:
+            tracks[label] = recon_examples[key]
+    tracks["generated"] = gen["_pitch"]["generated"]
+    pitch_track_figure(out / PITCH_TRACKS_PNG, tracks)
+    written["pitch_tracks"] = PITCH_TRACKS_PNG
     return written
+
+
+def pitch_track_figure(path: Path, sets: dict[str, torch.Tensor | np.ndarray], examples: int = 12) -> None:
+    """The pitch envelope of each named set of waveforms ``(N, L)``: median and quartiles of the
+    body's frequency over the first 200 ms (left), and ``examples`` single tracks of each set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from kickgen.descriptors import pitch_envelope
+
+    ms = PITCH_TRACK_TIMES * 1000.0
+    fig, axes = plt.subplots(1, len(sets) + 1, figsize=(3.2 * (len(sets) + 1), 3.0), sharey=True)
+    for c, (label, waves) in enumerate(sets.items()):
+        x = waves.float().numpy() if isinstance(waves, torch.Tensor) else np.asarray(waves)
+        f = pitch_envelope(x, PITCH_TRACK_TIMES)  # (N, T), NaN where untracked
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # columns where no clip is tracked
+            q25, med, q75 = np.nanpercentile(f, (25, 50, 75), axis=0)
+        (line,) = axes[0].plot(ms, med, label=f"{label} (n={len(x)})")
+        axes[0].fill_between(ms, q25, q75, color=line.get_color(), alpha=0.15)
+        for row in f[:examples]:
+            axes[c + 1].plot(ms, row, color=line.get_color(), lw=0.7, alpha=0.8)
+        axes[c + 1].set_title(f"{label}: {min(examples, len(x))} kicks", fontsize=8)
+    axes[0].set_title("median and quartiles", fontsize=8)
+    axes[0].legend(fontsize=6)
+    for ax in axes:
+        ax.set_yscale("log")
+        ax.set_ylim(30, 400)
+        ax.set_xlabel("ms after the onset", fontsize=7)
+        ax.tick_params(labelsize=6)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_ylabel("body frequency (Hz)", fontsize=7)
+    fig.suptitle("pitch envelope: body frequency from zero crossings, one value per cycle", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 # --------------------------------------------------------------------------- markdown
@@ -177,6 +228,75 @@ def _pct(x) -> str:
     return "–" if x is None else f"{100.0 * x:.1f} %"
 
 
+SET_LABELS = {
+    "recordings": "recordings", "vocoder": "vocoder (true mel)", "round_trip": "VAE round trip → vocoder",
+    "validation_real": "real validation", "generated": "generated", "keywords_pooled": "generated, keywords",
+    "train_real": "real training (floor)", "sine": "naive sine (ceiling)", "kicks": "your kicks",
+}  # fmt: skip
+
+
+def _quartiles(q: list[float], unit: str) -> str:
+    digits = 3 if unit in ("s", "") else 2 if unit == "×" else 1 if unit == "dB" else 0
+    return f"{q[1]:.{digits}f} ({q[0]:.{digits}f}–{q[2]:.{digits}f})"
+
+
+def benchmark_markdown(bench: dict, reference: str) -> list[str]:
+    """The kick-benchmark tables of one comparison: per-descriptor medians (quartiles) of each
+    set, then each set against ``reference`` as a whole."""
+    from kickgen.evaluation.quality import TABLE_DESCRIPTORS
+
+    table = bench["table"]
+    labels = list(next(iter(table.values())))
+    lines = ["| descriptor | " + " | ".join(SET_LABELS.get(k, k) for k in labels) + " |",
+             "| --- | " + " | ".join("---" for _ in labels) + " |"]  # fmt: skip
+    for name, unit in TABLE_DESCRIPTORS:
+        head = f"{name} ({unit})" if unit else name
+        lines.append(f"| {head} | " + " | ".join(_quartiles(table[name][k], unit) for k in labels) + " |")
+    ref = SET_LABELS.get(reference, reference)
+    lines += ["", f"Each set against the {ref} ({bench['realism']['reference']['n']} clips) on the standardised "
+              "descriptors: kernel distance (unbiased MMD², Gaussian kernel at the reference's median pairwise "
+              "distance, ×100; 0 = same distribution; ± its spread over random halves), classifier two-sample "
+              "AUC (cross-validated logistic regression; 0.5 = indistinguishable, 1.0 = always told apart), "
+              "Fréchet distance and diversity (mean pairwise distance) over the reference's.", "",
+              "| set | n | kernel distance | classifier AUC | Fréchet | diversity ratio |",
+              "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for label, row in bench["realism"].items():
+        if label == "reference":
+            continue
+        kd, auc = row.get("kernel"), row.get("classifier")
+        lines.append(
+            f"| {SET_LABELS.get(label, label)} | {row['n']} | "
+            + (f"{kd['value']:.2f} ± {kd['spread']:.2f}" if kd else "–") + " | "
+            + (f"**{auc['auc']:.2f}** ± {auc['spread']:.2f}" if auc else "–") + " | "
+            + f"{row['frechet']:.2f} | {row['diversity_ratio']:.2f} |"
+        )
+    return lines
+
+
+def kicks_markdown(results: dict) -> str:
+    """The report of ``kickgen eval --kicks DIR``."""
+    lines = ["# kickgen kick benchmark: a folder of kicks", ""]
+    if results.get("command"):
+        lines += ["Command:", "", "```", results["command"], "```", ""]
+    lines += [f"Kicks `{results['kicks']}` ({len(results['files'])} files, {len(results['skipped'])} skipped) "
+              f"against the real validation recordings of corpus `{results['corpus']}`. Machine: "
+              f"{results['machine']}; {results['seconds']:.0f} s.", "",
+              "Descriptors of `kickgen.descriptors`, median (quartiles); every file prepared as the corpus "
+              "prepares its clips (onset aligned to 1 ms, 2 s, -1 dBFS peak).", "",
+              *benchmark_markdown(results["benchmark"], "validation_real"), "",
+              "| set | sanity pass | " + " | ".join(c.replace("_", " ") for c in metrics.SANITY_CHECKS) + " |",
+              "| --- | --- | " + " | ".join("---" for _ in metrics.SANITY_CHECKS) + " |"]  # fmt: skip
+    for name, s in results["sanity"].items():
+        cells = [s["pass"]] + [s[c] for c in metrics.SANITY_CHECKS]
+        lines.append(f"| {SET_LABELS.get(name, name)} | " + " | ".join(_pct(v) for v in cells) + " |")
+    if results["skipped"]:
+        lines += ["", "Skipped:", ""] + [f"- `{s['file']}`: {s['reason']}" for s in results["skipped"]]
+    figs = results.get("figures", {})
+    lines += ["", f"![Pitch envelopes]({figs['pitch_tracks']})" if "pitch_tracks" in figs
+              else "(no PNG: install the eval extra, `pip install kickgen[eval]`, for matplotlib)", ""]  # fmt: skip
+    return "\n".join(lines)
+
+
 def markdown(results: dict) -> str:
     """The eval report as markdown (tables of every figure in ``results``)."""
     cfg = results["config"]
@@ -190,10 +310,27 @@ def markdown(results: dict) -> str:
         f"Machine: {results['machine']}. Wall time {results['timings_s']['total']:.0f} s "
         f"({results['kicks_generated']} kicks generated in {results['seconds_generating']:.0f} s).",
         "",
+    ]
+    rec, gen = results["reconstruction"], results["generation"]
+    chain = rec["benchmark"]
+    lines += [
+        "## The kick benchmark",
+        "",
+        "Descriptors of `kickgen.descriptors` (pitch envelope first: the body's frequency 10–100 ms after the "
+        "onset, `sweep_ratio` = f0(25 ms) / f0(100 ms), sweep time to within 10 % of the body pitch), "
+        "median (quartiles).",
+        "",
+        f"### The chain on {chain['n']} real validation recordings (vocoder: {chain['vocoder']})",
+        "",
+        *benchmark_markdown(chain, "recordings"),
+        "",
+        "### Generated kicks against the real validation recordings",
+        "",
+        *benchmark_markdown(gen["benchmark"], "validation_real"),
+        "",
         "## Reconstruction of validation recordings",
         "",
     ]
-    rec = results["reconstruction"]
     kinds = sorted(set(rec["kinds"]))
     lines += [
         f"{rec['n']} validation clips ({rec['n_real']} real recordings; kinds {', '.join(kinds)}). Distances in dB "
@@ -222,7 +359,6 @@ def markdown(results: dict) -> str:
             lines.append(
                 f"\nHiFi-GAN MR-STFT distance / kickgen Griffin-Lim's on {label}: **{100 * ratio:.0f} %**"
             )
-    gen = results["generation"]
     fd = gen["frechet"]
     lines += [
         "",
@@ -302,8 +438,8 @@ def markdown(results: dict) -> str:
                      f"{pair('body_pitch', 1)} | {pair('decay_20', 3)} | {pair('click_db', 1)} | {pair('harmonic_db', 1)} |")  # fmt: skip
     figs = results.get("figures", {})
     lines += ["", "## Figures", ""]
-    for key, title in (("spectrograms", "Generated vs real"), ("reconstruction", "Reconstruction"),
-                       ("histograms", "Descriptor histograms")):  # fmt: skip
+    for key, title in (("pitch_tracks", "Pitch envelopes"), ("spectrograms", "Generated vs real"),
+                       ("reconstruction", "Reconstruction"), ("histograms", "Descriptor histograms")):  # fmt: skip
         if key in figs:
             lines.append(f"![{title}]({figs[key]})")
     if "spectrograms" not in figs:
