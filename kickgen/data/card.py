@@ -130,7 +130,7 @@ def render_card(corpus: Path, png_rel: str) -> str:
             f"(finding and rendering sources {seconds.get('sources', 0):.0f} s, clips "
             f"{seconds.get('clips', 0):.0f} s) with {cfg.get('workers', '?')} worker processes on a "
             f"machine with {os.cpu_count()} cores shared with other jobs. Settings: "
-            + ", ".join(f"`{k}={cfg[k]}`" for k in ("synth", "augment", "val_fraction", "min_count", "seed") if k in cfg)
+            + ", ".join(f"`{k}={cfg[k]}`" for k in ("synth", "augment", "val_fraction", "val_real_fraction", "val_real", "val_kits", "min_count", "seed") if k in cfg)
             + "."
         )  # fmt: skip
         out.append("")
@@ -164,11 +164,30 @@ def render_card(corpus: Path, png_rel: str) -> str:
         "gabber, dnb, acoustic, lofi, electro).",
         "- Splits are by group: all velocity layers of one drum, every render of one patch and "
         f"every augmentation of one recording share a split. Validation takes {cfg.get('val_fraction', '?')} "
-        "of the groups of each kind, chosen by a seeded hash.",
-        "",
-        "## Sources and licences",
+        "of the groups of each synthesized or rendered kind, chosen by a seeded hash. Real recordings "
+        "are held out kit by kit (one group of each kit per round, kits and groups in a seeded hash "
+        f"order) until validation holds {cfg.get('val_real_fraction', '?')} of their groups, at least "
+        f"{cfg.get('val_real', '?')} recordings and at least {cfg.get('val_kits', '?')} kits; the "
+        "augmentations of a held-out recording go with it.",
         "",
     ]  # fmt: skip
+    val_real = [r for r in rows if r["kind"] == "real" and r["split"] == "val"]
+    if val_real:
+        by_group: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+        for r in val_real:
+            by_group[(r["source"], r["kit"], r["group"])].append(Path(r["name"] or r["file"]).name)
+        out += [
+            f"### Real validation recordings ({len(val_real)} recordings, {len(by_group)} drums, "
+            f"{len({(s, k) for s, k, _ in by_group})} kits)",
+            "",
+            _table(["source", "kit", "drum (group)", "recordings"],
+                   [[s, k, g, ", ".join(f"`{n}`" for n in sorted(names))] for (s, k, g), names in sorted(by_group.items())]),
+            "",
+        ]  # fmt: skip
+    out += [
+        "## Sources and licences",
+        "",
+    ]
     by_source: dict[tuple[str, str, str], list[dict[str, str]]] = defaultdict(list)
     for r in rows:
         by_source[(r["source"], r["package"] or "-", r["licence"])].append(r)
