@@ -49,8 +49,10 @@ MRSTFT_SIZES = (256, 1024, 4096)  # STFT windows (samples) of the multi-resoluti
 DB_PER_LOG = 10.0 / math.log(10.0)  # natural log of power → dB
 
 # (descriptor, scale) pairs compared between sets; "log" takes the natural log of a positive value.
+# Not the onset: where a kick starts in its clip is a property of the clip, not of the kick (the
+# corpus aligns every recording to 1 ms, so any other placement alone told sets apart, AUC 0.98
+# for the vocoder's output of the very same recordings); the sanity checks still bound it.
 FEATURES: tuple[tuple[str, str], ...] = (
-    ("onset", "linear"),  # s
     ("body_pitch", "log"),  # Hz
     ("pitch_glide", "linear"),  # semitones
     ("decay_6", "log"),  # s

@@ -1,6 +1,14 @@
 """``kickgen eval``: how good the shipped models are, measured on the corpus's validation split.
 
     kickgen eval --checkpoints checkpoints --corpus /work/corpus --out eval_out
+    kickgen eval --kicks DIR --corpus /work/corpus --out bench_out   # any folder of kicks
+
+The kick benchmark runs through the parts below: per-descriptor medians and quartiles
+(:data:`TABLE_DESCRIPTORS`, pitch envelope first) and each set against the real recordings as a
+whole (:func:`realism`: kernel distance, classifier two-sample AUC, Fréchet distance,
+diversity), for the chain (recordings → vocoder, recordings → VAE round trip → vocoder) and for
+generated kicks; ``--kicks`` (:func:`run_kicks_eval`) gives the same tables for a folder of
+kick files, no models needed.
 
 Three parts, each written to ``OUT/results.json`` (machines), ``OUT/report.md`` (people) and PNGs:
 

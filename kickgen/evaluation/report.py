@@ -256,8 +256,9 @@ def benchmark_markdown(bench: dict, reference: str) -> list[str]:
     lines += ["", f"Each set against the {ref} ({bench['realism']['reference']['n']} clips) on the standardised "
               "descriptors: kernel distance (unbiased MMD², Gaussian kernel at the reference's median pairwise "
               "distance, ×100; 0 = same distribution; ± its spread over random halves), classifier two-sample "
-              "AUC (cross-validated logistic regression; 0.5 = indistinguishable, 1.0 = always told apart), "
-              "Fréchet distance and diversity (mean pairwise distance) over the reference's.", "",
+              "AUC (5-fold cross-validated logistic regression; 0.5 = indistinguishable, 1.0 = always told apart; "
+              "± its spread over 10 fold shuffles, which leaves out the sampling error: the real-training row "
+              "shows how far two sets of real recordings sit apart), Fréchet distance and diversity (mean pairwise distance) over the reference's.", "",
               "| set | n | kernel distance | classifier AUC | Fréchet | diversity ratio |",
               "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for label, row in bench["realism"].items():
