@@ -578,8 +578,8 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--checkpoints",
         type=Path,
-        default=Path("checkpoints"),
-        help="folder with the three checkpoints (default: %(default)s)",
+        default=None,
+        help="folder with the checkpoints (default: $KICKGEN_CHECKPOINTS, ./checkpoints, then the packaged weights)",
     )
     p.add_argument(
         "--corpus",
@@ -671,7 +671,10 @@ def run_eval_command(args: argparse.Namespace) -> int:
                         guidance=tuple(args.guidance), seed=args.seed, batch_size=args.batch_size,
                         device=args.device, threads=args.threads)  # fmt: skip
     command = "kickgen " + shlex.join(sys.argv[1:]) if sys.argv and sys.argv[0] else None
-    results = run_eval(args.checkpoints, args.corpus, args.out, config, command=command)
+    from kickgen.weights import find_checkpoint_dir
+
+    checkpoints, _ = find_checkpoint_dir(args.checkpoints, ("diffusion", "vae"))  # vocoder optional
+    results = run_eval(checkpoints, args.corpus, args.out, config, command=command)
     print(f"eval: {results['kicks_generated']} kicks in {results['timings_s']['total']:.0f} s; "
           f"report {Path(args.out) / REPORT_NAME}")  # fmt: skip
     return 0
