@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from kickgen.errors import KickgenError
 
@@ -65,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    formatwarning = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning  # warnings read like the CLI's own: one line
     try:
         return int(args.func(args) or 0)
     except KickgenError as exc:
@@ -73,6 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kickgen: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = formatwarning
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"kickgen: warning: {message}\n"
 
 
 if __name__ == "__main__":
