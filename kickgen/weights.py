@@ -36,6 +36,7 @@ FILE_NAMES = {"diffusion": DIFFUSION_NAME, "vae": VAE_NAME, "vocoder": VOCODER_N
 ENV_VAR = "KICKGEN_CHECKPOINTS"
 LOCAL_DIR = Path("checkpoints")  # relative to the working directory
 PACKAGE_DIR = "weights"  # inside the kickgen package
+LOOKUP_HELP = f"${ENV_VAR}, ./checkpoints when it holds the three files, then the packaged weights"
 
 # The shipped model: its version and the SHA-256 prefixes of its files (the recipe's 16 hex digits).
 # tests/test_weights.py checks these against kickgen/weights/; retrained weights bump the version.

@@ -24,11 +24,10 @@ FORMATS = {"float32": "FLOAT", "pcm16": "PCM_16", "pcm24": "PCM_24"}  # --format
 GENERATIONS_DIR = Path("generations")
 
 
-LOOKUP_HELP = "--checkpoints, $KICKGEN_CHECKPOINTS, ./checkpoints, then the packaged weights"
-
-
 def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     """The guide's generation flags and kickgen's additions, shared by both entry points."""
+    from kickgen.weights import LOOKUP_HELP
+
     parser.add_argument("-p", "--prompt", default="", help='text prompt keywords, e.g. "punchy 808" (default: unconditional)')
     parser.add_argument("--cfg-scale", type=float, default=3.0, help="guidance scale, 0 or more; 1 = no guidance (default 3.0)")
     parser.add_argument("--steps", type=int, default=50, help="sampler steps, at least 1 (default 50)")
@@ -66,6 +65,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("generate", help="generate kicks from the checkpoints", description=__doc__.split("\n\n")[0])
     add_generate_arguments(p)
     p.set_defaults(func=run_generate)
+
+    from kickgen.weights import LOOKUP_HELP
 
     v = subparsers.add_parser("vocab", help="list the keywords a diffusion checkpoint understands")
     v.add_argument("--checkpoints", type=Path, default=None, metavar="DIR", help=f"folder with the checkpoints (default: {LOOKUP_HELP})")

@@ -18,7 +18,7 @@ def register(subparsers) -> None:
         description="Print what a bug report needs: versions, checkpoint files and hashes, "
         "vocabulary, torch and device.",
     )
-    from kickgen.commands.generate import LOOKUP_HELP
+    from kickgen.weights import LOOKUP_HELP
 
     p.add_argument("--checkpoints", type=Path, default=None, metavar="DIR",
                    help=f"folder with the three checkpoints (default: {LOOKUP_HELP})")  # fmt: skip

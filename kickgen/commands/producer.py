@@ -113,7 +113,7 @@ def hygiene_from_args(args: argparse.Namespace, default_on: bool = False):
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    from kickgen.commands.generate import LOOKUP_HELP
+    from kickgen.weights import LOOKUP_HELP
 
     parser.add_argument(
         "--checkpoints",

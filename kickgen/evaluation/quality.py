@@ -574,12 +574,14 @@ def _guidance(text: str) -> tuple[float, ...]:
 
 
 def add_eval_arguments(p: argparse.ArgumentParser) -> None:
+    from kickgen.weights import LOOKUP_HELP
+
     d = EvalConfig()
     p.add_argument(
         "--checkpoints",
         type=Path,
         default=None,
-        help="folder with the checkpoints (default: $KICKGEN_CHECKPOINTS, ./checkpoints, then the packaged weights)",
+        help=f"folder with the checkpoints (default: {LOOKUP_HELP})",
     )
     p.add_argument(
         "--corpus",

@@ -14,6 +14,8 @@ from kickgen.errors import CommandError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from kickgen.weights import LOOKUP_HELP
+
     p = subparsers.add_parser(
         "serve",
         help="serve the API and the audition page (serve extra)",
@@ -26,8 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         default=None,
         metavar="DIR",
-        help="folder with vae_epoch_100.pt, diffusion_step_100000.pt, vocoder_epoch_50.pt "
-        "(default: $KICKGEN_CHECKPOINTS, ./checkpoints, then the packaged weights)",
+        help=f"folder with vae_epoch_100.pt, diffusion_step_100000.pt, vocoder_epoch_50.pt (default: {LOOKUP_HELP})",
     )
     p.add_argument(
         "--device",
