@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -234,11 +235,17 @@ def test_wheel_installs_and_generates_from_an_empty_folder(repo_root, tmp_path):
         names = set(zf.namelist())
     assert {f"kickgen/weights/{n}" for n in FILE_NAMES.values()} <= names
 
-    # a fresh venv that borrows torch, numpy, scipy and soundfile (and pip) from this interpreter
+    # a fresh venv that borrows torch, numpy, scipy and soundfile (and pip) from this interpreter,
+    # also when this interpreter runs in a venv of its own (--system-site-packages alone would
+    # then reach past it to the base interpreter's packages)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True, timeout=120)
     bindir = venv / ("Scripts" if os.name == "nt" else "bin")
     python = bindir / "python"
+    r = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                       capture_output=True, text=True, check=True, timeout=60)  # fmt: skip
+    ours = {sysconfig.get_paths()[k] for k in ("purelib", "platlib")}
+    (Path(r.stdout.strip()) / "_borrowed.pth").write_text("\n".join(sorted(ours)) + "\n")
     r = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed", str(wheel)],
                        capture_output=True, text=True, timeout=300, env=_child_env())  # fmt: skip
     assert r.returncode == 0, r.stderr
