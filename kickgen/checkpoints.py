@@ -28,11 +28,12 @@ from kickgen.models.autoencoder import KickVAE, VAEConfig
 from kickgen.models.diffusion import DiffusionConfig, LatentUNet, NoiseScheduler
 from kickgen.models.text_encoder import KeywordEncoder
 from kickgen.models.vocoder import HiFiGANGenerator, VocoderConfig
+from kickgen.weights import DIFFUSION_NAME, VAE_NAME, VOCODER_NAME
 
 FORMAT_VERSION = 1
-VAE_FILENAME = "vae_epoch_100.pt"  # the seed guide's file names
-DIFFUSION_FILENAME = "diffusion_step_100000.pt"
-VOCODER_FILENAME = "vocoder_epoch_50.pt"
+VAE_FILENAME = VAE_NAME  # the seed guide's file names (kickgen.weights)
+DIFFUSION_FILENAME = DIFFUSION_NAME
+VOCODER_FILENAME = VOCODER_NAME
 
 # kind → keys the file must hold (the guide's contents)
 REQUIRED_KEYS: dict[str, tuple[str, ...]] = {

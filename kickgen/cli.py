@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from kickgen.errors import KickgenError
 
@@ -22,16 +23,31 @@ COMMAND_MODULES = (
     "kickgen.evaluation.cli",  # eval, bench
     "kickgen.serve.cli",  # serve
     "kickgen.commands.producer",  # morph, regenerate, pack
+    "kickgen.commands.info",  # info
 )
+
+
+class VersionAction(argparse.Action):
+    """``--version``: ``kickgen 0.1.0, model 2026.11 (diffusion 2cf547fd, ...)`` on one line."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from kickgen import __version__
+        from kickgen.weights import model_version
+
+        print(f"kickgen {__version__}, model {model_version()}")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kickgen", description="Generate kick-drum one-shots with latent diffusion."
     )
-    from kickgen import __version__
-
-    parser.add_argument("--version", action="version", version=f"kickgen {__version__}")
+    parser.add_argument(
+        "--version", action=VersionAction, help="show kickgen's and the model's version and exit"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -50,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    formatwarning = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning  # warnings read like the CLI's own: one line
     try:
         return int(args.func(args) or 0)
     except KickgenError as exc:
@@ -58,6 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kickgen: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = formatwarning
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"kickgen: warning: {message}\n"
 
 
 if __name__ == "__main__":

@@ -29,12 +29,14 @@ from kickgen.audio import NUM_SAMPLES, SAMPLE_RATE, write_wav
 from kickgen.errors import KickgenError
 from kickgen.prompts import PromptInfo, UnknownKeywordWarning, analyze_prompt
 from kickgen.sampling import SamplerError, make_sampler
-
-# The guide's checkpoint names.
-DIFFUSION_NAME = "diffusion_step_100000.pt"  # = kickgen.checkpoints.DIFFUSION_FILENAME
-VAE_NAME = "vae_epoch_100.pt"  # = kickgen.checkpoints.VAE_FILENAME
-VOCODER_NAME = "vocoder_epoch_50.pt"  # = kickgen.checkpoints.VOCODER_FILENAME
-VOCODER_ALIAS = "vocoder.pt"  # the guide's CLI table names this; it resolves to VOCODER_NAME
+from kickgen.weights import (  # the guide's checkpoint names and the lookup order
+    DIFFUSION_NAME,
+    VAE_NAME,
+    VOCODER_ALIAS,
+    VOCODER_NAME,
+    find_checkpoints,
+    resolve_vocoder_path,
+)
 
 LATENT_HW = (8, 11)  # the VAE's latent grid for a 128 × 173 log-mel
 OUTPUT_PEAK = 0.95  # generated kicks are peak-normalised to this amplitude
@@ -190,23 +192,20 @@ class KickPipeline:
     @classmethod
     def from_pretrained(
         cls,
-        directory: str | Path = "checkpoints",
+        directory: str | Path | None = None,
         device: str | torch.device | None = None,
         use_vocoder: bool = True,
     ) -> KickPipeline:
-        """Build from a directory holding the guide's three checkpoint names (see from_checkpoints)."""
-        directory = Path(directory)
-        if not directory.is_dir():
-            raise PipelineError(f"{directory} is not a directory: pass the folder holding {DIFFUSION_NAME}")
-        vocoder = directory / VOCODER_NAME if use_vocoder else None
-        if vocoder is not None and not vocoder.exists():
-            # No vocoder ships yet (see checkpoints/MODEL_CARD.md): warn, then use Griffin-Lim.
-            warnings.warn(
-                f"{vocoder} not found: using Griffin-Lim (pass use_vocoder=False to silence this)",
-                stacklevel=2,
-            )
-            vocoder = None
-        return cls.from_checkpoints(directory / DIFFUSION_NAME, directory / VAE_NAME, vocoder, device)
+        """Build from a folder holding the guide's three checkpoint names (see from_checkpoints).
+
+        ``directory=None`` follows kickgen's lookup order: ``$KICKGEN_CHECKPOINTS``, then
+        ``./checkpoints`` when it holds the three files, then the weights installed with the
+        package (:mod:`kickgen.weights`). A named folder that lacks a file is an error naming it.
+        ``use_vocoder=False`` uses Griffin-Lim.
+        """
+        files = find_checkpoints(directory, use_vocoder=use_vocoder, named_by="checkpoint folder",
+                                 vocoder_hint="use_vocoder=False")  # fmt: skip
+        return cls.from_checkpoints(files.diffusion, files.vae, files.vocoder, device)
 
     # ------------------------------------------------------------------ prompts
     def parse_prompt(self, prompt: str) -> PromptInfo:
@@ -310,15 +309,6 @@ def check_generation_args(
 # --------------------------------------------------------------------------- files
 
 
-def resolve_vocoder_path(path: str | Path) -> Path:
-    """The guide's CLI default ``checkpoints/vocoder.pt`` resolves to the shipped
-    ``vocoder_epoch_50.pt`` beside it when no file of that name exists; any other path is kept."""
-    path = Path(path)
-    if path.name == VOCODER_ALIAS and not path.exists() and (path.parent / VOCODER_NAME).exists():
-        return path.parent / VOCODER_NAME
-    return path
-
-
 def auto_output_path(info: PromptInfo, key: str, directory: str | Path = "generations") -> Path:
     """``generations/kick_<keywords>_<hash>.wav``: matched keywords (or "uncond") and an 8-hex hash of ``key``."""
     words = "_".join(info.matched) or "uncond"
@@ -376,8 +366,8 @@ def clear_cache() -> None:
 
 
 def generate(
-    diffusion_checkpoint: Path,
-    vae_checkpoint: Path,
+    diffusion_checkpoint: Path | None = None,
+    vae_checkpoint: Path | None = None,
     vocoder_checkpoint: Path | None = None,
     prompt: str = "",
     cfg_scale: float = 3.0,
@@ -388,12 +378,15 @@ def generate(
     """Generate one kick and write it as a WAV (44.1 kHz, mono, float32, 88,200 samples, peak 0.95).
 
     The guide's API: ``vocoder_checkpoint=None`` uses Griffin-Lim; ``output_path=None`` writes
-    ``generations/kick_<keywords>_<hash>.wav``; ``seed=None`` draws a seed. The pipeline for these
+    ``generations/kick_<keywords>_<hash>.wav``; ``seed=None`` draws a seed. A diffusion or VAE
+    checkpoint left at None is found by kickgen's lookup order (``$KICKGEN_CHECKPOINTS``,
+    ``./checkpoints``, the packaged weights; see :mod:`kickgen.weights`). The pipeline for these
     checkpoints is cached between calls. Returns the path of the written file.
     """
     check_generation_args(steps=ddim_steps, cfg_scale=cfg_scale, seed=seed)
-    pipe = cached_pipeline(Path(diffusion_checkpoint), Path(vae_checkpoint),
-                           Path(vocoder_checkpoint) if vocoder_checkpoint is not None else None)  # fmt: skip
+    files = find_checkpoints(diffusion=diffusion_checkpoint, vae=vae_checkpoint,
+                             use_vocoder=vocoder_checkpoint is not None, vocoder=vocoder_checkpoint)  # fmt: skip
+    pipe = cached_pipeline(files.diffusion, files.vae, files.vocoder)
     if seed is None:
         seed = secrets.randbelow(SEED_RANGE)
     info = pipe.parse_prompt(prompt)
@@ -412,6 +405,10 @@ def generate(
 
 
 __all__ = [
+    "DIFFUSION_NAME",
+    "VAE_NAME",
+    "VOCODER_ALIAS",
+    "VOCODER_NAME",
     "GenerationOutput",
     "KickPipeline",
     "PipelineError",

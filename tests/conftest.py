@@ -24,6 +24,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 TEST_UNET_CHANNELS = 16  # narrow U-Net: the guide's three-argument constructor still rebuilds it
 
 
+@pytest.fixture(autouse=True)
+def no_checkpoint_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests see kickgen's lookup order without the developer's $KICKGEN_CHECKPOINTS."""
+    monkeypatch.delenv("KICKGEN_CHECKPOINTS", raising=False)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT

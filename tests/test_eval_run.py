@@ -122,11 +122,17 @@ def test_eval_sets_share_seeds(pipeline):
     assert sets.generated == 2
 
 
-def test_eval_cli_errors(tmp_path: Path, repo_root: Path):
-    proc = subprocess.run([sys.executable, "-m", "kickgen", "eval", "--corpus", str(tmp_path / "nope"),
-                           "--checkpoints", str(tmp_path)], cwd=repo_root, capture_output=True, text=True)  # fmt: skip
+def test_eval_cli_errors(tmp_path: Path, repo_root: Path, checkpoint_dir: Path):
+    def run_eval(checkpoints: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "kickgen", "eval", "--corpus", str(tmp_path / "nope"),
+                               "--checkpoints", str(checkpoints)], cwd=repo_root, capture_output=True, text=True)  # fmt: skip
+
+    proc = run_eval(checkpoint_dir)
     assert proc.returncode == 2
     assert "nope has no cache/train.pt" in proc.stderr and proc.stderr.count("\n") == 1
+    proc = run_eval(tmp_path)  # a named folder without the checkpoints: the file is named
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert f"{tmp_path / 'diffusion_step_100000.pt'} not found" in proc.stderr
 
 
 def test_eval_kicks_scores_a_folder_offline(tiny_corpus: Path, tmp_path: Path, repo_root: Path):

@@ -14,6 +14,7 @@ from kickgen import pipeline as P
 from kickgen.audio import NUM_SAMPLES, SAMPLE_RATE
 from kickgen.checkpoints import CheckpointError
 from kickgen.prompts import UnknownKeywordWarning, analyze_prompt, parse_prompt
+from kickgen.weights import CheckpointNotFoundError
 
 VOCAB = ["808", "909", "deep", "punchy", "kick", "distorted"]
 
@@ -210,5 +211,5 @@ def test_bad_checkpoints_name_the_file(checkpoint_dir, tmp_path):
         P.KickPipeline.from_checkpoints(broken, checkpoint_dir / "vae_epoch_100.pt")
     with pytest.raises(CheckpointError, match="expected a kickgen vae checkpoint"):  # wrong kind
         P.KickPipeline.from_checkpoints(checkpoint_dir / "diffusion_step_100000.pt", checkpoint_dir / "vocoder_epoch_50.pt")
-    with pytest.raises(P.PipelineError, match="not a directory"):
+    with pytest.raises(CheckpointNotFoundError, match="absent is not a folder"):
         P.KickPipeline.from_pretrained(tmp_path / "absent")

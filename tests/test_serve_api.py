@@ -290,7 +290,8 @@ def test_serve_command_errors_are_one_line(repo_root, tmp_path, checkpoint_dir):
     res = serve("--checkpoints", str(tmp_path / "nope"))
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == [
-        f"kickgen: error: checkpoint folder {tmp_path / 'nope'} not found: pass --checkpoints DIR (see README)"
+        f"kickgen: error: --checkpoints {tmp_path / 'nope'} is not a folder: name the folder holding "
+        "diffusion_step_100000.pt, vae_epoch_100.pt and vocoder_epoch_50.pt"
     ]
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

@@ -1,8 +1,10 @@
 """``kickgen generate`` and ``kickgen vocab``.
 
 ``generate`` takes the guide's flags (``--prompt --cfg-scale --steps --seed --output
---diffusion-ckpt --vae-ckpt --vocoder-ckpt --no-vocoder``) plus ``-n/--num``, ``--format``,
-``--device``, ``--sampler`` and ``--batch-size``. ``inference/generate.py`` runs the same parser.
+--diffusion-ckpt --vae-ckpt --vocoder-ckpt --no-vocoder``, with ``-p -s -o``) plus
+``--checkpoints DIR``, ``-n/--num``, ``--format``, ``--device``, ``--sampler`` and
+``--batch-size``. ``inference/generate.py`` runs the same parser. Checkpoints not named one by
+one come from kickgen's lookup order (:mod:`kickgen.weights`).
 Every argument is checked before any model is loaded; files are written only after all kicks are
 generated, each atomically, and a failed write removes the files of that run.
 """
@@ -18,32 +20,34 @@ from pathlib import Path
 
 from kickgen.errors import CommandError
 
-DEFAULT_DIR = Path("checkpoints")
 FORMATS = {"float32": "FLOAT", "pcm16": "PCM_16", "pcm24": "PCM_24"}  # --format → WAV subtype
 GENERATIONS_DIR = Path("generations")
 
 
 def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     """The guide's generation flags and kickgen's additions, shared by both entry points."""
-    from kickgen.pipeline import DIFFUSION_NAME, VAE_NAME, VOCODER_NAME
+    from kickgen.weights import LOOKUP_HELP
 
-    parser.add_argument("--prompt", default="", help='text prompt keywords, e.g. "punchy 808" (default: unconditional)')
+    parser.add_argument("-p", "--prompt", default="", help='text prompt keywords, e.g. "punchy 808" (default: unconditional)')
     parser.add_argument("--cfg-scale", type=float, default=3.0, help="guidance scale, 0 or more; 1 = no guidance (default 3.0)")
     parser.add_argument("--steps", type=int, default=50, help="sampler steps, at least 1 (default 50)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed; kick i uses seed + i (default: random)")
+    parser.add_argument("-s", "--seed", type=int, default=None, help="random seed; kick i uses seed + i (default: random)")
     parser.add_argument(
+        "-o",
         "--output",
         type=Path,
         default=None,
         help="a .wav file, or a directory for auto-named files (default: generations/kick_<keywords>_<hash>.wav)",
     )
-    parser.add_argument("--diffusion-ckpt", type=Path, default=DEFAULT_DIR / DIFFUSION_NAME, help="diffusion checkpoint (default: %(default)s)")
-    parser.add_argument("--vae-ckpt", type=Path, default=DEFAULT_DIR / VAE_NAME, help="VAE checkpoint (default: %(default)s)")
+    parser.add_argument("--checkpoints", type=Path, default=None, metavar="DIR",
+                        help=f"folder with the three checkpoints (default: {LOOKUP_HELP})")  # fmt: skip
+    parser.add_argument("--diffusion-ckpt", type=Path, default=None, help="diffusion checkpoint file (default: from the folder)")
+    parser.add_argument("--vae-ckpt", type=Path, default=None, help="VAE checkpoint file (default: from the folder)")
     parser.add_argument(
         "--vocoder-ckpt",
         type=Path,
-        default=DEFAULT_DIR / VOCODER_NAME,
-        help="HiFi-GAN checkpoint (default: %(default)s; the guide's checkpoints/vocoder.pt is accepted as its alias)",
+        default=None,
+        help="HiFi-GAN checkpoint file (default: from the folder; the guide's checkpoints/vocoder.pt is accepted as an alias of vocoder_epoch_50.pt)",
     )
     parser.add_argument("--no-vocoder", action="store_true", help="use Griffin-Lim instead of HiFi-GAN (lower quality)")
     parser.add_argument("-n", "--num", type=int, default=1, help="number of kicks (default 1)")
@@ -62,8 +66,11 @@ def register(subparsers) -> None:
     add_generate_arguments(p)
     p.set_defaults(func=run_generate)
 
+    from kickgen.weights import LOOKUP_HELP
+
     v = subparsers.add_parser("vocab", help="list the keywords a diffusion checkpoint understands")
-    v.add_argument("--diffusion-ckpt", type=Path, default=None, help=f"diffusion checkpoint (default: {DEFAULT_DIR}/diffusion_step_100000.pt)")
+    v.add_argument("--checkpoints", type=Path, default=None, metavar="DIR", help=f"folder with the checkpoints (default: {LOOKUP_HELP})")
+    v.add_argument("--diffusion-ckpt", type=Path, default=None, help="diffusion checkpoint file (default: from the folder)")
     v.set_defaults(func=run_vocab)
 
 
@@ -129,6 +136,24 @@ def plan_outputs(output: Path | None, n: int) -> tuple[Path, list[Path] | None]:
     return output.parent, [output.with_name(f"{output.stem}_{i:0{width}d}{output.suffix}") for i in range(n)]
 
 
+def resolve_checkpoint_args(args: argparse.Namespace) -> None:
+    """Set ``args.diffusion_ckpt``, ``vae_ckpt`` and ``vocoder_ckpt`` (None with --no-vocoder) to
+    the files this run uses: named files as given, the others by kickgen's lookup order."""
+    from kickgen.weights import find_checkpoints
+
+    files = find_checkpoints(args.checkpoints, args.diffusion_ckpt, args.vae_ckpt, args.vocoder_ckpt,
+                             use_vocoder=not args.no_vocoder)  # fmt: skip
+    for part, path in files.parts().items():
+        if part == "vocoder" and path is None:
+            continue
+        if files.origins[part] == "file" and not path.exists():
+            extra = " or --no-vocoder for Griffin-Lim" if part == "vocoder" else ""
+            raise CommandError(f"{part} checkpoint {path} not found: pass its path with --{part}-ckpt{extra}")
+        _check_readable(path, part)
+    args.diffusion_ckpt, args.vae_ckpt, args.vocoder_ckpt = files.diffusion, files.vae, files.vocoder
+    args.no_vocoder = files.vocoder is None
+
+
 def check_generate_args(args: argparse.Namespace) -> None:
     """Every user error of ``generate`` as one line, before anything is loaded or written."""
     if args.num < 1:
@@ -143,29 +168,7 @@ def check_generate_args(args: argparse.Namespace) -> None:
 
     if args.seed is not None and not 0 <= args.seed <= SEED_RANGE - args.num:
         raise CommandError(f"--seed {args.seed}: use a whole number from 0 to {SEED_RANGE - args.num}")
-    _check_readable(args.diffusion_ckpt, "diffusion")
-    _check_readable(args.vae_ckpt, "vae")
-    if not args.no_vocoder:
-        from kickgen.pipeline import VOCODER_NAME, resolve_vocoder_path
-
-        vocoder = resolve_vocoder_path(args.vocoder_ckpt)
-        default_vocoder = resolve_vocoder_path(DEFAULT_DIR / VOCODER_NAME)
-        if not vocoder.exists() and vocoder == default_vocoder:
-            # No vocoder ships yet (see checkpoints/MODEL_CARD.md): say so, then use Griffin-Lim.
-            print(
-                f"kickgen: warning: {vocoder} is not shipped yet; using Griffin-Lim "
-                "(pass --no-vocoder to silence this, or --vocoder-ckpt PATH)",
-                file=sys.stderr,
-            )
-            args.no_vocoder = True
-        elif not vocoder.exists():
-            raise CommandError(
-                f"vocoder checkpoint {args.vocoder_ckpt} not found: pass --vocoder-ckpt PATH, "
-                "or --no-vocoder for Griffin-Lim"
-            )
-        else:
-            _check_readable(vocoder, "vocoder")
-            args.vocoder_ckpt = vocoder
+    resolve_checkpoint_args(args)
     plan_outputs(args.output, args.num)  # a bad --output fails here, before any loading
 
 
@@ -258,9 +261,9 @@ def write_all(paths: list[Path], waveforms, subtype: str, recipes: list[dict] | 
 def run_vocab(args: argparse.Namespace) -> int:
     """Print the diffusion checkpoint's vocabulary, one keyword per line."""
     from kickgen import checkpoints
-    from kickgen.pipeline import DIFFUSION_NAME
+    from kickgen.weights import DIFFUSION_NAME, find_checkpoint_dir
 
-    path = args.diffusion_ckpt or DEFAULT_DIR / DIFFUSION_NAME
+    path = args.diffusion_ckpt or find_checkpoint_dir(args.checkpoints, ("diffusion",))[0] / DIFFUSION_NAME
     _check_readable(path, "diffusion")
     for word in checkpoints.load_checkpoint(path, "diffusion")["vocab"]:
         print(word)

@@ -12,9 +12,6 @@ from pathlib import Path
 
 from kickgen.errors import CommandError
 
-DEFAULT_DIR = Path("checkpoints")
-
-
 # --------------------------------------------------------------------------- shared arguments
 
 
@@ -116,11 +113,14 @@ def hygiene_from_args(args: argparse.Namespace, default_on: bool = False):
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    from kickgen.weights import LOOKUP_HELP
+
     parser.add_argument(
         "--checkpoints",
         type=Path,
-        default=DEFAULT_DIR,
-        help="folder with the three checkpoints (default: %(default)s)",
+        default=None,
+        metavar="DIR",
+        help=f"folder with the three checkpoints (default: {LOOKUP_HELP})",
     )
     parser.add_argument(
         "--no-vocoder", action="store_true", help="use Griffin-Lim instead of HiFi-GAN"
@@ -135,7 +135,9 @@ def add_sampling_arguments(
     parser: argparse.ArgumentParser, steps_flag: str = "--steps", prompt: bool = True
 ) -> None:
     if prompt:
-        parser.add_argument("--prompt", default="", help='text prompt keywords, e.g. "punchy 808"')
+        parser.add_argument(
+            "-p", "--prompt", default="", help='text prompt keywords, e.g. "punchy 808"'
+        )
     parser.add_argument("--cfg-scale", type=float, default=3.0, help="guidance scale (default 3.0)")
     parser.add_argument(
         steps_flag, dest="sample_steps", type=int, default=50, help="sampler steps (default 50)"
@@ -143,7 +145,9 @@ def add_sampling_arguments(
     parser.add_argument(
         "--sampler", choices=("ddim", "dpm"), default="ddim", help="ddim or dpm (default ddim)"
     )
-    parser.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
+    parser.add_argument(
+        "-s", "--seed", type=int, default=None, help="random seed (default: random)"
+    )
     parser.add_argument(
         "--batch-size", type=int, default=16, help="kicks per batched sampler run (default 16)"
     )
@@ -163,29 +167,13 @@ def check_sampling_args(args: argparse.Namespace) -> None:
 
 
 def load_pipeline(args: argparse.Namespace):
-    """The pipeline from ``--checkpoints`` (one-line errors for missing files)."""
-    from kickgen.pipeline import (
-        DIFFUSION_NAME,
-        VAE_NAME,
-        VOCODER_NAME,
-        KickPipeline,
-        resolve_device,
-    )
+    """The pipeline from ``--checkpoints`` or kickgen's lookup order (one-line errors for missing files)."""
+    from kickgen.pipeline import KickPipeline, resolve_device
+    from kickgen.weights import find_checkpoints
 
-    directory = args.checkpoints
-    if not directory.is_dir():
-        raise CommandError(
-            f"--checkpoints {directory} is not a folder: pass the folder holding {DIFFUSION_NAME}"
-        )
-    names = [DIFFUSION_NAME, VAE_NAME] + ([] if args.no_vocoder else [VOCODER_NAME])
-    for name in names:
-        if not (directory / name).is_file():
-            hint = " (or --no-vocoder for Griffin-Lim)" if name == VOCODER_NAME else ""
-            raise CommandError(
-                f"{directory / name} not found: pass --checkpoints DIR holding the three checkpoints{hint}"
-            )
-    return KickPipeline.from_pretrained(
-        directory, device=resolve_device(args.device), use_vocoder=not args.no_vocoder
+    files = find_checkpoints(args.checkpoints, use_vocoder=not args.no_vocoder)
+    return KickPipeline.from_checkpoints(
+        files.diffusion, files.vae, files.vocoder, device=resolve_device(args.device)
     )
 
 
@@ -229,7 +217,13 @@ def register(subparsers) -> None:
         help="audio morphs: 0 decodes the mixed latents (default), >0 re-denoises them with --prompt",
     )
     m.add_argument(
-        "--out", type=Path, default=Path("morph"), help="output folder (default: morph/)"
+        "-o",
+        "--output",
+        "--out",
+        dest="out",
+        type=Path,
+        default=Path("morph"),
+        help="output folder (default: morph/)",
     )
     m.add_argument(
         "--name",
@@ -261,6 +255,7 @@ def register(subparsers) -> None:
         "file", type=Path, help="a WAV written by kickgen (recipe in LIST/INFO or FILE.json)"
     )
     r.add_argument(
+        "-o",
         "--output",
         type=Path,
         default=None,
@@ -279,7 +274,13 @@ def register(subparsers) -> None:
     )
     p.add_argument("-n", "--num", type=int, default=8, help="kicks per prompt (default 8)")
     p.add_argument(
-        "--out", type=Path, required=True, help="pack folder (new or empty; see --force)"
+        "-o",
+        "--output",
+        "--out",
+        dest="out",
+        type=Path,
+        required=True,
+        help="pack folder (new or empty; see --force)",
     )
     p.add_argument(
         "--format",

@@ -769,12 +769,14 @@ def _guidance(text: str) -> tuple[float, ...]:
 
 
 def add_eval_arguments(p: argparse.ArgumentParser) -> None:
+    from kickgen.weights import LOOKUP_HELP
+
     d = EvalConfig()
     p.add_argument(
         "--checkpoints",
         type=Path,
-        default=Path("checkpoints"),
-        help="folder with the three checkpoints (default: %(default)s)",
+        default=None,
+        help=f"folder with the checkpoints (default: {LOOKUP_HELP})",
     )
     p.add_argument(
         "--kicks",
@@ -881,7 +883,10 @@ def run_eval_command(args: argparse.Namespace) -> int:
               + (f", classifier AUC {auc['auc']:.2f}" if auc else "")
               + f"; report {Path(args.out) / REPORT_NAME}")  # fmt: skip
         return 0
-    results = run_eval(args.checkpoints, args.corpus, args.out, config, command=command)
+    from kickgen.weights import find_checkpoint_dir
+
+    checkpoints, _ = find_checkpoint_dir(args.checkpoints, ("diffusion", "vae"))  # vocoder optional
+    results = run_eval(checkpoints, args.corpus, args.out, config, command=command)
     print(f"eval: {results['kicks_generated']} kicks in {results['timings_s']['total']:.0f} s; "
           f"report {Path(args.out) / REPORT_NAME}")  # fmt: skip
     return 0

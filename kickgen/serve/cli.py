@@ -14,6 +14,8 @@ from kickgen.errors import CommandError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from kickgen.weights import LOOKUP_HELP
+
     p = subparsers.add_parser(
         "serve",
         help="serve the API and the audition page (serve extra)",
@@ -24,9 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--checkpoints",
         type=Path,
-        default=Path("checkpoints"),
+        default=None,
         metavar="DIR",
-        help="folder with vae_epoch_100.pt, diffusion_step_100000.pt, vocoder_epoch_50.pt",
+        help=f"folder with vae_epoch_100.pt, diffusion_step_100000.pt, vocoder_epoch_50.pt (default: {LOOKUP_HELP})",
     )
     p.add_argument(
         "--device",
@@ -70,11 +72,9 @@ def serve(args: argparse.Namespace) -> int:
         ) from None
     from kickgen.pipeline import KickPipeline
     from kickgen.prompts import UnknownKeywordWarning
+    from kickgen.weights import find_checkpoints
 
-    if not args.checkpoints.is_dir():
-        raise CommandError(
-            f"checkpoint folder {args.checkpoints} not found: pass --checkpoints DIR (see README)"
-        )
+    files = find_checkpoints(args.checkpoints, vocoder_hint=None)
     try:  # bind first: a busy port fails in one line, before the checkpoints load
         family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
         sock = socket.create_server((args.host, args.port), family=family)
@@ -84,9 +84,8 @@ def serve(args: argparse.Namespace) -> int:
             "pick another --port or --host"
         ) from None
     with sock:
-        print(f"loading checkpoints from {args.checkpoints} ...", file=sys.stderr)
-        kwargs = {} if args.device is None else {"device": args.device}
-        pipe = KickPipeline.from_pretrained(args.checkpoints, **kwargs)
+        print(f"loading checkpoints from {files.directory} ...", file=sys.stderr)
+        pipe = KickPipeline.from_checkpoints(files.diffusion, files.vae, files.vocoder, args.device)
         config = ServeConfig(
             queue_size=args.queue_size,
             store_bytes=args.store_mb * 2**20,
