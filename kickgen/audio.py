@@ -250,15 +250,26 @@ def peak_normalize_output(wave: torch.Tensor, peak: float = OUTPUT_PEAK) -> torc
     return torch.where(peaks > 0, wave * (peak / peaks.clamp(min=1e-12)), wave)
 
 
+def check_finite_output(path: str | Path, data: np.ndarray) -> None:
+    """Refuse to write audio with NaN or infinite samples (PCM would turn them into full-scale
+    DC); raises :class:`kickgen.output.OutputError` naming the file."""
+    if not np.isfinite(data).all():
+        from kickgen.output import OutputError, target_of
+
+        raise OutputError(
+            f"{target_of(path)}: the kick holds NaN or infinite samples, so nothing was written; "
+            "lower --cfg-scale (3.0 is the default) or check the checkpoints"
+        )
+
+
 def write_wav(path: str | Path, wave: torch.Tensor | np.ndarray, subtype: str = "FLOAT") -> Path:
-    """Write a mono 44.1 kHz WAV atomically (temp file + rename); ``subtype`` FLOAT, PCM_16 or PCM_24."""
-    path = Path(path)
+    """Write a mono 44.1 kHz WAV atomically (unique temp file + rename); ``subtype`` FLOAT, PCM_16
+    or PCM_24. Non-finite samples and failed writes raise :class:`kickgen.output.OutputError`."""
+    from kickgen.output import write_atomically
+
     data = wave.detach().cpu().numpy() if isinstance(wave, torch.Tensor) else np.asarray(wave)
     data = np.asarray(data, dtype=np.float32).reshape(-1)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        sf.write(str(tmp), data, SAMPLE_RATE, subtype=subtype, format="WAV")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    check_finite_output(path, data)
+    return write_atomically(
+        path, lambda tmp: sf.write(str(tmp), data, SAMPLE_RATE, subtype=subtype, format="WAV")
+    )

@@ -3,6 +3,7 @@ recipes, prompt files, request bodies and writes made to fail. Each test names i
 
 from __future__ import annotations
 
+import io
 import os
 import tracemalloc
 from pathlib import Path
@@ -113,3 +114,181 @@ def test_16_duration_floor_and_non_utf8_names(tmp_path):
     clips, skipped = collect_library([lib], min_bytes=0)
     assert [Path(c.file).name for c in clips] == [os.fsdecode(b"kick_caf\xe9.wav")]
     assert any("10 ms long" in r for p, r in skipped if p.endswith("kick_click.wav"))
+
+
+# --------------------------------------------------------------------------- 2, 3, 4, 19: outputs
+
+STEPS = 2
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpts(tmp_path_factory) -> Path:
+    """Random checkpoints (narrow U-Net, tiny vocoder) under the guide's names."""
+    import torch
+
+    from kickgen.checkpoints import (
+        VOCODER_FILENAME,
+        build_vocoder,
+        save_vocoder,
+        write_random_checkpoints,
+    )
+    from kickgen.models.diffusion import DiffusionConfig
+    from kickgen.models.vocoder import VocoderConfig
+
+    directory = tmp_path_factory.mktemp("tiny_ckpts")
+    write_random_checkpoints(directory, seed=0, diffusion_config=DiffusionConfig(base_channels=16))
+    cfg = VocoderConfig(upsample_initial_channel=16, resblock_kernel_sizes=(3,), resblock_dilations=((1,),))
+    torch.manual_seed(0)
+    save_vocoder(directory / VOCODER_FILENAME, build_vocoder(cfg), cfg, epoch=0, random_weights=True)
+    return directory
+
+
+def ckpt_flags(d: Path) -> list[str]:
+    return ["--diffusion-ckpt", str(d / "diffusion_step_100000.pt"), "--vae-ckpt", str(d / "vae_epoch_100.pt"),
+            "--vocoder-ckpt", str(d / "vocoder_epoch_50.pt")]  # fmt: skip
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (hidden ones too) and its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture()
+def disk_full_after(monkeypatch):
+    """``disk_full_after(k)``: the (k+1)-th WAV opened for writing fails as a full disk does in
+    libsndfile (a ``LibsndfileError``, not an ``OSError``), leaving a partial file behind."""
+    real = sf.SoundFile
+
+    def arm(k: int) -> None:
+        count = {"n": 0}
+
+        def soundfile(file, mode="r", *args, **kwargs):
+            if "w" in mode and not isinstance(file, io.BytesIO):
+                count["n"] += 1
+                if count["n"] > k:
+                    Path(file).write_bytes(b"RIFF\0\0\0\0WAVE")  # what a full disk leaves
+                    raise sf.LibsndfileError(2, prefix="Error writing: ")
+            return real(file, mode, *args, **kwargs)
+
+        monkeypatch.setattr(sf, "SoundFile", soundfile)
+
+    return arm
+
+
+def test_2_3_failed_generate_leaves_the_folder_as_it_was(tiny_ckpts, tmp_path, capsys, disk_full_after):
+    out = tmp_path / "kicks"
+    out.mkdir()
+    (out / "k_0.wav").write_bytes(b"the user's own kick")  # a same-named file from before
+    before = snapshot(out)
+    disk_full_after(1)
+    rc = main(["generate", *ckpt_flags(tiny_ckpts), "-n", "3", "--steps", str(STEPS), "--seed", "1",
+               "--output", str(out / "k.wav"), "-q"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("kickgen: error: cannot write") and "k_1.wav" in err and ".tmp" not in err
+    assert snapshot(out) == before
+
+
+def test_2_failed_pack_force_restores_the_earlier_pack(tiny_ckpts, tmp_path, capsys, disk_full_after):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("808\ndeep\n")
+    pack = tmp_path / "Pack"
+    args = ["pack", "--prompts", str(prompts), "-n", "2", "--out", str(pack), "--checkpoints", str(tiny_ckpts),
+            "--steps", str(STEPS), "--sidecar", "-q"]  # fmt: skip
+    assert main([*args, "--seed", "1"]) == 0
+    before = snapshot(pack)
+    assert "01-808-01.wav" in before and "manifest.csv" in before
+    capsys.readouterr()
+    disk_full_after(3)  # the 4th WAV of the new pack fails
+    assert main([*args, "--seed", "50", "--force"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "02-deep-02.wav" in err
+    assert snapshot(pack) == before  # every earlier WAV, manifest and .sfz as they were
+
+
+def test_2_failed_morph_removes_what_it_made(tiny_ckpts, tmp_path, capsys, disk_full_after):
+    out = tmp_path / "morph"
+    disk_full_after(2)
+    rc = main(["morph", "1", "2", "--steps", "3", "--sample-steps", str(STEPS), "--out", str(out),
+               "--checkpoints", str(tiny_ckpts), "-q"])  # fmt: skip
+    assert rc == 2 and "morph_02.wav" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_2_transaction_commit_failure_restores_replaced_files(tmp_path, monkeypatch):
+    from kickgen.output import OutputError, OutputTransaction
+
+    (tmp_path / "a.txt").write_text("old a")
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if Path(dst).name == "b.txt":
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    with pytest.raises(OutputError, match="cannot write .*b.txt: No space left on device"):
+        with OutputTransaction() as out:
+            out.stage(tmp_path / "a.txt").write_text("new a")
+            out.stage(tmp_path / "b.txt").write_text("new b")
+            monkeypatch.setattr(os, "replace", replace)
+            out.commit()
+    monkeypatch.undo()
+    assert snapshot(tmp_path) == {"a.txt": b"old a"}
+
+
+def test_4_cfg_scale_is_bounded_on_every_path(tiny_ckpts, tmp_path, capsys):
+    from kickgen.pipeline import PipelineError, check_generation_args
+    from kickgen.producer.engine import ProducerError, Settings
+
+    for value in ("inf", "1e308", "nan", "20.5"):
+        assert main(["generate", *ckpt_flags(tiny_ckpts), "--cfg-scale", value, "--output", str(tmp_path)]) == 2
+        assert main(["morph", "1", "2", "--cfg-scale", value, "--out", str(tmp_path / "m"),
+                     "--checkpoints", str(tiny_ckpts)]) == 2  # fmt: skip
+        assert "--cfg-scale" in capsys.readouterr().err
+    with pytest.raises(ProducerError, match="cfg_scale=inf"):
+        Settings(cfg_scale=float("inf")).check()
+    with pytest.raises(PipelineError, match="0 to 20"):
+        check_generation_args(cfg_scale=1e308)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_4_non_finite_audio_is_never_written(tiny_ckpts, tmp_path, capsys):
+    import shutil
+
+    import torch
+
+    from kickgen.audio import write_wav
+    from kickgen.output import OutputError
+    from kickgen.producer.recall import write_kick
+
+    with pytest.raises(OutputError, match="NaN or infinite"):
+        write_wav(tmp_path / "a.wav", np.full(100, np.nan, np.float32), subtype="PCM_24")
+    with pytest.raises(OutputError, match="NaN or infinite"):
+        write_kick(tmp_path / "b.wav", np.full(100, np.inf, np.float32), None, "pcm24")
+    assert list(tmp_path.iterdir()) == []
+
+    broken = tmp_path / "ckpts"  # a VAE whose weights are NaN
+    shutil.copytree(tiny_ckpts, broken)
+    ckpt = torch.load(broken / "vae_epoch_100.pt", weights_only=True)
+    ckpt["model_state_dict"] = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
+                                for k, v in ckpt["model_state_dict"].items()}  # fmt: skip
+    torch.save(ckpt, broken / "vae_epoch_100.pt")
+    out = tmp_path / "out"
+    rc = main(["generate", *ckpt_flags(broken), "-n", "2", "--steps", str(STEPS), "--format", "pcm24",
+               "--output", str(out), "-q"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2 and "NaN or infinite" in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_19_temporary_names_are_unique_and_never_left(tmp_path):
+    from kickgen.audio import write_wav
+    from kickgen.output import target_of, temporary_name
+
+    target = tmp_path / "kick.wav"
+    names = {temporary_name(target) for _ in range(50)}
+    assert len(names) == 50 and all(str(os.getpid()) in n.name and n.suffix == ".wav" for n in names)
+    assert {target_of(n) for n in names} == {target}
+    (tmp_path / ".kick.wav.tmp").write_bytes(b"another process's file")  # the old fixed name
+    write_wav(target, kick_wave())
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".kick.wav.tmp", "kick.wav"]

@@ -48,6 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from kickgen import __version__
 from kickgen.audio import NUM_SAMPLES
 from kickgen.errors import KickgenError
+from kickgen.pipeline import MAX_CFG_SCALE
 from kickgen.serve.store import KickStore, encode_wav, kick_filename
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -56,7 +57,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 MAX_PROMPT_CHARS = 200
 MAX_N = 8  # kicks per request
 MIN_STEPS, MAX_STEPS = 1, 200  # sampler steps
-MIN_CFG, MAX_CFG = 0.0, 20.0  # classifier-free guidance scale (1 = no guidance)
+MIN_CFG, MAX_CFG = 0.0, MAX_CFG_SCALE  # classifier-free guidance scale (1 = no guidance)
 MAX_SEED = 2**31 - 1 - MAX_N  # kick i uses seed + i; keeps every seed a positive int32
 DEFAULT_N, DEFAULT_STEPS, DEFAULT_CFG = 4, 50, 3.0
 RANDOM_SEEDS = 1_000_000  # a random seed is drawn below this: short enough to note down
