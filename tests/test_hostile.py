@@ -292,3 +292,55 @@ def test_19_temporary_names_are_unique_and_never_left(tmp_path):
     (tmp_path / ".kick.wav.tmp").write_bytes(b"another process's file")  # the old fixed name
     write_wav(target, kick_wave())
     assert sorted(p.name for p in tmp_path.iterdir()) == [".kick.wav.tmp", "kick.wav"]
+
+
+# --------------------------------------------------------------------------- 7, 12, 18: training
+
+
+@pytest.fixture(scope="module")
+def synth_corpus(tmp_path_factory) -> Path:
+    from kickgen.train.data import write_synth_corpus
+
+    return write_synth_corpus(tmp_path_factory.mktemp("corpus"), n_train=6, n_val=3)
+
+
+def train_args(corpus: Path, run: Path, *extra: str) -> list[str]:
+    return ["train", "vae", "--corpus", str(corpus), "--run-dir", str(run), "--batch-size", "4",
+            "--val-every", "100", "--val-clips", "3", "--channels", "8,8,16,16", *extra]  # fmt: skip
+
+
+def test_7_12_18_train_refuses_to_overwrite_and_names_bad_states(synth_corpus, tmp_path, capsys):
+    import torch
+
+    from kickgen.train.runtime import STATE_FILENAME
+
+    run = tmp_path / "run"
+    assert main(train_args(synth_corpus, run, "--max-steps", "4", "--stop-at", "2")) == 0
+    out = capsys.readouterr().out
+    assert "state in" in out and "nothing exported yet" in out  # #18: stopped before the first export
+    state_file = run / STATE_FILENAME
+    before = state_file.read_bytes()
+
+    assert main(train_args(synth_corpus, run, "--max-steps", "4")) == 2  # #7: no --resume
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--resume" in err and "--overwrite" in err
+    assert state_file.read_bytes() == before
+
+    # #12: --resume with a changed architecture flag names it
+    assert main(train_args(synth_corpus, run, "--resume", "--channels", "8,8,16,32")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--channels (run: 8,8,16,16, now: 8,8,16,32) changed" in err
+
+    good = torch.load(state_file, weights_only=True)
+    for broken, message in [
+        ([1, 2], "holds a list"),
+        ({k: v for k, v in good.items() if k != "opt"}, "lacks opt"),
+        ({**good, "step": "abc"}, "step 'abc'"),
+    ]:
+        torch.save(broken, state_file)
+        assert main(train_args(synth_corpus, run, "--resume")) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+    assert main(train_args(synth_corpus, run, "--max-steps", "1", "--overwrite")) == 0
+    assert torch.load(state_file, weights_only=True)["step"] == 1
