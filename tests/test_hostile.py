@@ -344,3 +344,49 @@ def test_7_12_18_train_refuses_to_overwrite_and_names_bad_states(synth_corpus, t
 
     assert main(train_args(synth_corpus, run, "--max-steps", "1", "--overwrite")) == 0
     assert torch.load(state_file, weights_only=True)["step"] == 1
+
+
+# --------------------------------------------------------------------------- 9: hostile checkpoints
+
+
+@pytest.mark.parametrize(
+    "kind, change, message",
+    [
+        ("diffusion", {"config.timesteps": 2_000_000_000}, "timesteps = 2000000000 is outside"),
+        ("diffusion", {"config.base_channels": 2.5}, "base_channels = 2.5 is not a whole number"),
+        ("diffusion", {"config.prediction_type": "x0"}, "prediction_type = 'x0' is not one of"),
+        ("diffusion", {"vocab": 5}, "vocab is not a list"),
+        ("diffusion", {"ema_state_dict": [1, 2]}, "ema_state_dict is a list"),
+        ("vae", {"config.channels": (10**6,) * 4}, "channels = (1000000, 1000000"),
+        ("vae", {"config.latent_dim": -4}, "latent_dim = -4 is outside"),
+        ("vae", {"config.channels": "wide"}, "channels = 'wide' is not a list"),
+        ("vae", {"config.norm_groups": 3}, "describes no valid model"),
+        ("vae", {"model_state_dict": [1, 2]}, "model_state_dict is a list"),
+        ("vocoder", {"config.upsample_rates": (8, float("nan"))}, "is not a whole number"),
+        ("vocoder", {"config.mel_scale": float("inf")}, "mel_scale = inf is not a finite number"),
+    ],
+)
+def test_9_hostile_checkpoint_values_are_one_line_errors(tiny_ckpts, tmp_path, kind, change, message):
+    import torch
+
+    from kickgen import checkpoints as C
+
+    name = {"vae": C.VAE_FILENAME, "diffusion": C.DIFFUSION_FILENAME, "vocoder": C.VOCODER_FILENAME}[kind]
+    ckpt = torch.load(tiny_ckpts / name, weights_only=True)
+    for key, value in change.items():
+        if key.startswith("config."):
+            setattr(ckpt["config"], key.split(".", 1)[1], value)  # what a crafted file can hold
+        else:
+            ckpt[key] = value
+    path = tmp_path / name
+    torch.save(ckpt, path)
+    load = {"vae": C.load_vae, "diffusion": C.load_diffusion, "vocoder": C.load_vocoder}[kind]
+    tracemalloc.start()
+    try:
+        with pytest.raises(C.CheckpointError) as info:
+            load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert peak < 200 * 2**20
