@@ -7,6 +7,7 @@ import io
 import os
 import tracemalloc
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -390,3 +391,114 @@ def test_9_hostile_checkpoint_values_are_one_line_errors(tiny_ckpts, tmp_path, k
         tracemalloc.stop()
     assert message in str(info.value) and "\n" not in str(info.value)
     assert peak < 200 * 2**20
+
+
+# --------------------------------------------------------------------------- 5, 6, 10, 13, 14, 17: server
+
+
+class StubPipeline:
+    """Stands in for KickPipeline in the server: ``make(n)`` gives the waveforms."""
+
+    vocab = ["808", "deep"]
+
+    def __init__(self, make):
+        self.make = make
+
+    def parse_prompt(self, prompt):
+        return SimpleNamespace(matched=prompt.split(), unknown=[], suggestions={})
+
+    def __call__(self, prompt, *, n, seed, cfg_scale, steps):
+        import torch
+
+        return SimpleNamespace(waveforms=torch.as_tensor(self.make(n)), seeds=list(range(seed, seed + n)))
+
+
+def serve_client(make, **config):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from kickgen.serve.app import ServeConfig, create_app
+
+    return TestClient(create_app(StubPipeline(make), ServeConfig(**config)), raise_server_exceptions=False)
+
+
+def quiet_kicks(n):
+    return np.full((n, SR * 2), 0.1, np.float32)
+
+
+def test_5_6_a_queued_request_whose_client_left_is_dropped_and_retry_after_is_measured():
+    pytest.importorskip("fastapi")
+    import asyncio
+    import threading
+
+    from kickgen.serve.app import ClientGone, GenerationQueue, QueueFull
+
+    async def scenario():
+        queue = GenerationQueue(concurrency=1, queue_size=1)
+        gate, ran = threading.Event(), []
+        running = asyncio.ensure_future(queue.run(lambda: gate.wait(10) and ran.append("first")))
+        while queue.state()["running"] == 0:
+            await asyncio.sleep(0.01)
+
+        async def gone() -> bool:
+            return True
+
+        with pytest.raises(ClientGone):
+            await queue.run(lambda: ran.append("abandoned"), gone=gone)
+        assert queue.state()["queued"] == 0  # its slot is free again
+        gate.set()
+        await running
+        assert ran == ["first"]
+        # Retry-After from measured job times: ~0 s jobs give 1 s, however many kicks x steps
+        await queue.run(lambda: time.sleep(0.05), work=8 * 200)
+        queue._in_flight = queue.capacity
+        with pytest.raises(QueueFull) as full:
+            await queue.run(lambda: None, work=8 * 200)
+        assert full.value.retry_after == 1
+        queue.shutdown()
+
+    import time
+
+    asyncio.run(scenario())
+
+
+def test_10_request_bodies_are_capped_before_parsing():
+    with serve_client(quiet_kicks) as c:
+        big = b'{"prompt": "' + b"a" * 200_000 + b'"}'
+        res = c.post("/api/generate", content=big, headers={"Content-Type": "application/json"})
+        assert res.status_code == 413 and "request body over" in res.json()["detail"]
+        chunked = c.post("/api/generate", content=iter([b"[" + b"1," * 40_000] * 3),
+                         headers={"Content-Type": "application/json"})  # fmt: skip
+        assert chunked.status_code == 413
+        assert c.post("/api/generate", json={"n": 1, "steps": 1}).status_code == 200
+
+
+def test_13_14_store_minimum_and_the_bound_loopback_address(capsys):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from kickgen.serve.app import ServeConfig, create_app
+    from kickgen.serve.cli import allowed_hosts
+
+    assert main(["serve", "--store-mb", "2"]) == 2
+    assert "at least 4 MiB" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="store_bytes"):
+        create_app(StubPipeline(quiet_kicks), ServeConfig(store_bytes=2 * 2**20))
+    app = create_app(StubPipeline(quiet_kicks), ServeConfig(allowed_hosts=allowed_hosts("127.0.0.2")))
+    assert TestClient(app, base_url="http://127.0.0.2:8000").get("/healthz").status_code == 200
+    assert TestClient(app, base_url="http://evil.example:8000").get("/healthz").status_code == 400
+    assert allowed_hosts("0.0.0.0") is None and "[::1]" in allowed_hosts("::1")
+
+
+def test_17_failed_generations_are_json_errors_and_the_server_keeps_answering():
+    def broken(n):
+        raise RuntimeError("CUDA out of memory in kick 3")
+
+    with serve_client(broken) as c:
+        res = c.post("/api/generate", json={"n": 4, "steps": 1})
+        assert res.status_code == 500 and res.json()["detail"] == "generation failed: CUDA out of memory in kick 3"
+        assert c.get("/healthz").json()["status"] == "ok"
+    with serve_client(lambda n: np.full((n, SR * 2), np.nan, np.float32)) as c:
+        res = c.post("/api/generate", json={"n": 2, "steps": 1})
+        assert res.status_code == 500 and "NaN or infinite samples" in res.json()["detail"]
+        assert "shape" not in res.json()["detail"]
