@@ -502,3 +502,28 @@ def test_17_failed_generations_are_json_errors_and_the_server_keeps_answering():
         res = c.post("/api/generate", json={"n": 2, "steps": 1})
         assert res.status_code == 500 and "NaN or infinite samples" in res.json()["detail"]
         assert "shape" not in res.json()["detail"]
+
+
+# --------------------------------------------------------------------------- 15, 18: prompt files, names
+
+
+def test_15_prompt_files_with_a_bom_nul_or_windows_characters(tmp_path):
+    from kickgen.producer.engine import ProducerError
+    from kickgen.producer.pack import read_prompts, slug
+
+    bom = tmp_path / "bom.txt"
+    bom.write_bytes("\ufeff808\ndeep\n".encode())
+    assert read_prompts(bom) == ["808", "deep"]
+    nul = tmp_path / "nul.txt"
+    nul.write_bytes(b"808\nde\x00ep\n")
+    with pytest.raises(ProducerError, match="line 2: holds a control character"):
+        read_prompts(nul)
+    assert all(c not in slug('a<b>:c"d/e\\f|g?h*') for c in '<>:"/\\|?*')
+
+
+def test_18_morph_name_cannot_leave_the_output_folder(tiny_ckpts, tmp_path, capsys):
+    for name in ("../x", "/tmp/x", "..", "a\\b"):
+        assert main(["morph", "1", "2", "--name", name, "--out", str(tmp_path / "m"),
+                     "--checkpoints", str(tiny_ckpts)]) == 2  # fmt: skip
+        assert "--name" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -323,6 +323,8 @@ def run_morph(args: argparse.Namespace) -> int:
         raise CommandError(f"--steps {args.frames}: a morph needs 2 to 1000 kicks")
     if not 0.0 <= args.strength <= 1.0:
         raise CommandError(f"--strength {args.strength}: use 0 to 1")
+    if not args.name or args.name != Path(args.name).name or args.name in (".", "..") or "\\" in args.name:
+        raise CommandError(f"--name {args.name!r}: give a file name stem, without folders (use --out for the folder)")
     hygiene = hygiene_from_args(args)
     try:
         # endpoint errors (unreadable files, a seed and a prompt) before any model is loaded
