@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from fractions import Fraction
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -117,20 +119,59 @@ def log_mel(wave: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------- file I/O
 
 
-def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
+# Bounds every loader applies before it allocates anything: a 40 KB file whose header says 1 Hz
+# would otherwise be resampled to 44.1 kHz as 882 M samples.
+MIN_FILE_RATE = 8_000  # Hz, lowest sample rate a file may have
+MAX_FILE_RATE = 192_000  # Hz, highest
+MAX_FILE_SECONDS = 60.0  # longest audio decoded (a kick one-shot lasts a second or two)
+MAX_FILE_CHANNELS = 32
+
+
+def check_audio_header(name: str, sample_rate: int, frames: int, channels: int) -> None:
+    """Refuse a file whose sample rate, length or channel count no kick has, before decoding it.
+
+    Raises :class:`AudioError` naming ``name``. The resampled length is then at most
+    ``MAX_FILE_SECONDS`` at 44.1 kHz.
+    """
+    if not MIN_FILE_RATE <= sample_rate <= MAX_FILE_RATE:
+        raise AudioError(
+            f"{name}: sample rate {sample_rate} Hz is outside {MIN_FILE_RATE}-{MAX_FILE_RATE} Hz; "
+            "pass a file at a normal audio rate such as 44100 or 48000 Hz"
+        )
+    if not 1 <= channels <= MAX_FILE_CHANNELS:
+        raise AudioError(f"{name}: {channels} channels; pass a mono or stereo file")
+    if frames > MAX_FILE_SECONDS * sample_rate:
+        raise AudioError(
+            f"{name}: {frames / sample_rate:.1f} s long, more than the {MAX_FILE_SECONDS:g} s "
+            "kickgen reads; pass a one-shot"
+        )
+
+
+def read_audio(source: str | Path | BinaryIO, name: str | None = None) -> tuple[np.ndarray, int]:
     """Read any soundfile-supported file (wav, flac, ogg, aiff) as float32 ``(frames, channels)``.
 
-    Raises :class:`AudioError` naming the file when it cannot be decoded or is empty.
+    ``source`` is a path or an open binary file (e.g. uploaded bytes in ``io.BytesIO``; ``name``
+    then names it in errors). The header is checked by :func:`check_audio_header` before any
+    sample is decoded. Raises :class:`AudioError` naming the file when it cannot be decoded,
+    is out of bounds or is empty.
     """
-    path = Path(path)
+    if isinstance(source, (str, Path)):
+        name = name or str(source)
+        source = os.fsencode(source)  # bytes: file names that are not valid UTF-8 open too
+    name = name or "audio"
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        with sf.SoundFile(source) as f:
+            check_audio_header(name, f.samplerate, f.frames, f.channels)
+            data = f.read(dtype="float32", always_2d=True)
+            sr = f.samplerate
+    except AudioError:
+        raise
     except Exception as exc:  # libsndfile raises several types for malformed files
-        raise AudioError(f"{path}: cannot read audio ({exc})") from exc
+        raise AudioError(f"{name}: cannot read audio ({exc})") from exc
     if data.size == 0:
-        raise AudioError(f"{path}: file holds no audio samples")
+        raise AudioError(f"{name}: file holds no audio samples")
     if not np.isfinite(data).all():
-        raise AudioError(f"{path}: audio holds NaN or infinite samples")
+        raise AudioError(f"{name}: audio holds NaN or infinite samples")
     return data, int(sr)
 
 
@@ -209,15 +250,26 @@ def peak_normalize_output(wave: torch.Tensor, peak: float = OUTPUT_PEAK) -> torc
     return torch.where(peaks > 0, wave * (peak / peaks.clamp(min=1e-12)), wave)
 
 
+def check_finite_output(path: str | Path, data: np.ndarray) -> None:
+    """Refuse to write audio with NaN or infinite samples (PCM would turn them into full-scale
+    DC); raises :class:`kickgen.output.OutputError` naming the file."""
+    if not np.isfinite(data).all():
+        from kickgen.output import OutputError, target_of
+
+        raise OutputError(
+            f"{target_of(path)}: the kick holds NaN or infinite samples, so nothing was written; "
+            "lower --cfg-scale (3.0 is the default) or check the checkpoints"
+        )
+
+
 def write_wav(path: str | Path, wave: torch.Tensor | np.ndarray, subtype: str = "FLOAT") -> Path:
-    """Write a mono 44.1 kHz WAV atomically (temp file + rename); ``subtype`` FLOAT, PCM_16 or PCM_24."""
-    path = Path(path)
+    """Write a mono 44.1 kHz WAV atomically (unique temp file + rename); ``subtype`` FLOAT, PCM_16
+    or PCM_24. Non-finite samples and failed writes raise :class:`kickgen.output.OutputError`."""
+    from kickgen.output import write_atomically
+
     data = wave.detach().cpu().numpy() if isinstance(wave, torch.Tensor) else np.asarray(wave)
     data = np.asarray(data, dtype=np.float32).reshape(-1)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        sf.write(str(tmp), data, SAMPLE_RATE, subtype=subtype, format="WAV")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    check_finite_output(path, data)
+    return write_atomically(
+        path, lambda tmp: sf.write(str(tmp), data, SAMPLE_RATE, subtype=subtype, format="WAV")
+    )

@@ -17,6 +17,7 @@ discriminators, RNG) never goes into these files; see ``kickgen.train``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -181,7 +182,109 @@ def load_checkpoint(
         raise CheckpointError(
             f"{path}: format version {version} is newer than this kickgen reads ({FORMAT_VERSION}); upgrade kickgen"
         )
+    check_config(ckpt["config"], path)
+    for key in STATE_KEYS[kind]:
+        _check_state(ckpt[key], path, key)
+    if kind == "diffusion":
+        vocab = ckpt["vocab"]
+        if not isinstance(vocab, list) or not all(isinstance(w, str) for w in vocab) or not 0 < len(vocab) <= MAX_VOCAB:
+            raise CheckpointError(f"{path}: vocab is not a list of 1 to {MAX_VOCAB} keywords; expected {what}")
     return ckpt
+
+
+# --------------------------------------------------------------------------- validation
+
+STATE_KEYS: dict[str, tuple[str, ...]] = {  # kind → the weight tables it holds
+    "vae": ("model_state_dict",),
+    "diffusion": ("ema_state_dict", "text_enc_state_dict"),
+    "vocoder": ("generator",),
+}
+MAX_VOCAB = 100_000
+# Allowed ranges of config fields, by name (the three configs share names). A field not listed
+# gets the defaults below; every value must also have its default's type.
+FIELD_RANGES: dict[str, tuple[float, float]] = {
+    "latent_dim": (1, 256),
+    "channels": (1, 1024),  # each stage
+    "norm_groups": (1, 256),
+    "base_channels": (1, 1024),
+    "channel_mult": (1, 8),
+    "cond_dim": (1, 4096),
+    "text_embed_dim": (1, 4096),
+    "timesteps": (1, 10_000),
+    "beta_start": (1e-8, 0.5),
+    "beta_end": (1e-8, 0.999),
+    "in_channels": (1, 1024),
+    "upsample_initial_channel": (1, 2048),
+    "upsample_rates": (1, 64),
+    "upsample_kernel_sizes": (1, 128),
+    "resblock_kernel_sizes": (1, 63),
+    "resblock_dilations": (1, 64),
+    "istft_n_fft": (0, 4096),
+    "source_harmonics": (0, 64),
+    "refine_iters": (0, 100_000),
+    "segment_samples": (1, 10_000_000),
+}
+DEFAULT_INT_RANGE = (0, 100_000)
+DEFAULT_FLOAT_RANGE = (-1e6, 1e6)
+MAX_SEQUENCE = 16  # stages, branches, dilations
+CHOICES = {"prediction_type": ("v", "epsilon")}
+
+
+def check_config(config: Any, path: str | Path) -> None:
+    """Check every field of a model config has its default's type and a sane range, before any
+    model is built (a 12 MB file must not ask for 16 GB). Raises :class:`CheckpointError`."""
+    for f in dataclasses.fields(config):
+        value, default = getattr(config, f.name), f.default
+        problem = _field_problem(f.name, value, default)
+        if problem:
+            raise CheckpointError(
+                f"{path}: config {type(config).__name__}.{f.name} = {_short(value)} {problem}; "
+                "the file is damaged or not from kickgen"
+            )
+
+
+def _field_problem(name: str, value: Any, default: Any, depth: int = 0) -> str | None:
+    if isinstance(default, tuple):
+        if not isinstance(value, (tuple, list)) or not 1 <= len(value) <= MAX_SEQUENCE:
+            return f"is not a list of 1 to {MAX_SEQUENCE} values"
+        inner = default[0] if default else 0
+        for v in value:
+            problem = _field_problem(name, v, inner, depth + 1)
+            if problem:
+                return problem
+        return None
+    if name in CHOICES:
+        return None if value in CHOICES[name] else f"is not one of {', '.join(CHOICES[name])}"
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "is not true or false"
+    if isinstance(default, int):
+        if not isinstance(value, int) or isinstance(value, bool):
+            return "is not a whole number"
+        lo, hi = FIELD_RANGES.get(name, DEFAULT_INT_RANGE)
+        return None if lo <= value <= hi else f"is outside {lo:g} to {hi:g}"
+    if isinstance(default, float):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            return "is not a finite number"
+        lo, hi = FIELD_RANGES.get(name, DEFAULT_FLOAT_RANGE)
+        return None if lo <= value <= hi else f"is outside {lo:g} to {hi:g}"
+    if isinstance(default, str):
+        return None if isinstance(value, str) and len(value) < 100 else "is not a short text"
+    return None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_state(state: Any, path: Path, key: str) -> None:
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise CheckpointError(
+            f"{path}: {key} is a {type(state).__name__}, not a table of named tensors; "
+            "the file is damaged or not from kickgen"
+        )
 
 
 def _load_state(
@@ -194,6 +297,36 @@ def _load_state(
         raise CheckpointError(
             f"{path}: weights do not fit the {kind} model its config describes ({first})"
         ) from exc
+
+
+def _build_fitting(build, config: Any, state: dict[str, torch.Tensor], path: Path, kind: str):
+    """``build(config)`` with ``state`` loaded. The model is first built on the meta device (no
+    memory), so a config that does not fit its weights is refused, naming the first key that
+    differs, before anything is allocated."""
+    try:
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in build(config).state_dict().items()}
+    except (ValueError, TypeError, AssertionError, RuntimeError, ZeroDivisionError) as exc:
+        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: its {kind} config describes no valid model ({reason})") from exc
+    for key, shape in shapes.items():
+        if key not in state:
+            raise CheckpointError(
+                f"{path}: weights do not fit the {kind} model its config describes (no {key})"
+            )
+        if tuple(state[key].shape) != shape:
+            raise CheckpointError(
+                f"{path}: weights do not fit the {kind} model its config describes ({key} has "
+                f"shape {tuple(state[key].shape)}, the config asks for {shape})"
+            )
+    extra = sorted(set(state) - set(shapes))
+    if extra:
+        raise CheckpointError(
+            f"{path}: weights do not fit the {kind} model its config describes ({extra[0]} has no place)"
+        )
+    module = build(config)
+    _load_state(module, state, path, kind)
+    return module
 
 
 def build_vae(config: VAEConfig) -> KickVAE:
@@ -243,8 +376,7 @@ def _device(device: str | torch.device | None) -> torch.device:
 def load_vae(path: str | Path, device: str | torch.device | None = None) -> KickVAE:
     """Load a VAE checkpoint → KickVAE in eval mode on ``device`` (default CPU)."""
     ckpt = load_checkpoint(path, "vae")
-    vae = build_vae(ckpt["config"])
-    _load_state(vae, ckpt["model_state_dict"], Path(path), "vae")
+    vae = _build_fitting(build_vae, ckpt["config"], ckpt["model_state_dict"], Path(path), "vae")
     return vae.to(_device(device)).eval()
 
 
@@ -256,10 +388,11 @@ def load_diffusion(
     ckpt = load_checkpoint(path, "diffusion")
     cfg: DiffusionConfig = ckpt["config"]
     vocab = [str(w) for w in ckpt["vocab"]]
-    model = build_unet(cfg)
-    _load_state(model, ckpt["ema_state_dict"], path, "diffusion U-Net")
-    text_enc = KeywordEncoder(len(vocab), cfg.text_embed_dim, cfg.cond_dim)
-    _load_state(text_enc, ckpt["text_enc_state_dict"], path, "keyword encoder")
+    model = _build_fitting(build_unet, cfg, ckpt["ema_state_dict"], path, "diffusion U-Net")
+    text_enc = _build_fitting(
+        lambda c: KeywordEncoder(len(vocab), c.text_embed_dim, c.cond_dim),
+        cfg, ckpt["text_enc_state_dict"], path, "keyword encoder",
+    )  # fmt: skip
     dev = _device(device)
     scheduler = NoiseScheduler(cfg.timesteps, cfg.beta_start, cfg.beta_end).to(dev)
     return model.to(dev).eval(), text_enc.to(dev).eval(), scheduler, vocab, cfg
@@ -268,8 +401,7 @@ def load_diffusion(
 def load_vocoder(path: str | Path, device: str | torch.device | None = None) -> HiFiGANGenerator:
     """Load a vocoder checkpoint → HiFiGANGenerator with weight norm removed, eval mode."""
     ckpt = load_checkpoint(path, "vocoder")
-    gen = build_vocoder(ckpt["config"])
-    _load_state(gen, ckpt["generator"], Path(path), "vocoder")
+    gen = _build_fitting(build_vocoder, ckpt["config"], ckpt["generator"], Path(path), "vocoder")
     gen.remove_weight_norm()
     return gen.to(_device(device)).eval()
 

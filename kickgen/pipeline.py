@@ -45,6 +45,7 @@ FADE_END_S = 1.75  # ... to silence here, silent until 2.0 s
 DEFAULT_BATCH = 16  # kicks per batched sampler run
 VOCODER_CHUNK_CPU = 1  # clips per HiFi-GAN call on the CPU (cache-friendly)
 SEED_RANGE = 2**31 - 1  # seeds drawn when none is given (s + n − 1 must fit the generator)
+MAX_CFG_SCALE = 20.0  # guidance above this only overflows (inf gives NaN audio); the server's bound too
 
 
 class PipelineError(KickgenError):
@@ -298,8 +299,8 @@ def check_generation_args(
         raise PipelineError(f"n={n!r}: ask for at least 1 kick")
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
         raise PipelineError(f"steps={steps!r}: use at least 1 sampler step (50 is the default)")
-    if not isinstance(cfg_scale, (int, float)) or cfg_scale != cfg_scale or cfg_scale < 0:
-        raise PipelineError(f"cfg_scale={cfg_scale!r}: use a guidance scale of 0 or more (3.0 is the default)")
+    if not isinstance(cfg_scale, (int, float)) or not 0 <= cfg_scale <= MAX_CFG_SCALE:  # NaN fails too
+        raise PipelineError(f"cfg_scale={cfg_scale!r}: use a guidance scale from 0 to {MAX_CFG_SCALE:g} (3.0 is the default)")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= SEED_RANGE - n):
         raise PipelineError(f"seed={seed!r}: use a whole number from 0 to {SEED_RANGE - n}")
     if not isinstance(batch_size, int) or batch_size < 1:

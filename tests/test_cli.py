@@ -74,7 +74,7 @@ def test_vocab_lists_the_checkpoint_vocabulary(checkpoint_dir, capsys):
     [
         (["--steps", "0"], "--steps 0: use at least 1"),
         (["-n", "0"], "-n/--num 0: ask for at least 1 kick"),
-        (["--cfg-scale", "-1"], "--cfg-scale -1.0: use 0 or more"),
+        (["--cfg-scale", "-1"], "--cfg-scale -1.0: use 0 to 20"),
         (["--seed", "-2"], "--seed -2"),
         (["--output", "/proc/kickgen_no_write/x.wav"], "cannot write into /proc/kickgen_no_write"),
         (["--output", "notes.txt"], "give a .wav file or a directory"),

@@ -321,7 +321,7 @@ def test_vary_waveform_for_the_server(ppipe, tmp_path):
     again = vary_audio_bytes(ppipe, payload, prompt="deep", strength=0.0, seed=2, steps=STEPS)
     direct = vary(ppipe, tmp_path / "up.wav", "deep", strength=0.0, seed=2, steps=STEPS)
     assert np.array_equal(again[0].wave, direct[0].wave)
-    with pytest.raises(ProducerError, match="not readable audio"):
+    with pytest.raises(ProducerError, match="uploaded file: cannot read audio"):
         vary_audio_bytes(ppipe, b"RIFF nonsense")
 
 

@@ -6,7 +6,7 @@
 ``--batch-size``. ``inference/generate.py`` runs the same parser. Checkpoints not named one by
 one come from kickgen's lookup order (:mod:`kickgen.weights`).
 Every argument is checked before any model is loaded; files are written only after all kicks are
-generated, each atomically, and a failed write removes the files of that run.
+generated, all or none: a failed write leaves the output folder as it was.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     from kickgen.weights import LOOKUP_HELP
 
     parser.add_argument("-p", "--prompt", default="", help='text prompt keywords, e.g. "punchy 808" (default: unconditional)')
-    parser.add_argument("--cfg-scale", type=float, default=3.0, help="guidance scale, 0 or more; 1 = no guidance (default 3.0)")
+    parser.add_argument("--cfg-scale", type=float, default=3.0, help="guidance scale, 0 to 20; 1 = no guidance (default 3.0)")
     parser.add_argument("--steps", type=int, default=50, help="sampler steps, at least 1 (default 50)")
     parser.add_argument("-s", "--seed", type=int, default=None, help="random seed; kick i uses seed + i (default: random)")
     parser.add_argument(
@@ -160,11 +160,12 @@ def check_generate_args(args: argparse.Namespace) -> None:
         raise CommandError(f"-n/--num {args.num}: ask for at least 1 kick")
     if args.steps < 1:
         raise CommandError(f"--steps {args.steps}: use at least 1 (50 is the default)")
-    if not args.cfg_scale >= 0:  # also rejects NaN
-        raise CommandError(f"--cfg-scale {args.cfg_scale}: use 0 or more (3.0 is the default; 1 = no guidance)")
+    from kickgen.pipeline import MAX_CFG_SCALE, SEED_RANGE
+
+    if not 0 <= args.cfg_scale <= MAX_CFG_SCALE:  # also rejects NaN and inf
+        raise CommandError(f"--cfg-scale {args.cfg_scale}: use 0 to {MAX_CFG_SCALE:g} (3.0 is the default; 1 = no guidance)")
     if args.batch_size < 1:
         raise CommandError(f"--batch-size {args.batch_size}: use at least 1")
-    from kickgen.pipeline import SEED_RANGE
 
     if args.seed is not None and not 0 <= args.seed <= SEED_RANGE - args.num:
         raise CommandError(f"--seed {args.seed}: use a whole number from 0 to {SEED_RANGE - args.num}")
@@ -236,26 +237,23 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def write_all(paths: list[Path], waveforms, subtype: str, recipes: list[dict] | None = None) -> None:
-    """Write each waveform ``(88200,)`` atomically; on any failure remove what this call wrote.
+    """Write each waveform ``(88200,)``: all of them or none (:class:`kickgen.output.OutputTransaction`:
+    a failure leaves the folder as it was, files it would have replaced included).
 
     With ``recipes`` each WAV carries its recipe in LIST/INFO (``kickgen regenerate`` reads it).
     """
     from kickgen.audio import write_wav
+    from kickgen.output import OutputTransaction
     from kickgen.producer.recall import write_kick
 
     fmt = {v: k for k, v in FORMATS.items()}[subtype]
-    written: list[Path] = []
-    try:
+    with OutputTransaction() as out:
         for i, (path, wave) in enumerate(zip(paths, waveforms, strict=True)):
             if recipes is None:
-                write_wav(path, wave, subtype=subtype)
+                write_wav(out.stage(path), wave, subtype=subtype)
             else:
-                write_kick(path, wave.numpy(), recipes[i], fmt)
-            written.append(path)
-    except OSError as exc:
-        for path in written:
-            path.unlink(missing_ok=True)
-        raise CommandError(f"cannot write {path}: {exc.strerror or exc}; choose a writable --output") from exc
+                write_kick(out.stage(path), wave.numpy(), recipes[i], fmt)
+        out.commit()
 
 
 def run_vocab(args: argparse.Namespace) -> int:

@@ -138,7 +138,7 @@ def add_sampling_arguments(
         parser.add_argument(
             "-p", "--prompt", default="", help='text prompt keywords, e.g. "punchy 808"'
         )
-    parser.add_argument("--cfg-scale", type=float, default=3.0, help="guidance scale (default 3.0)")
+    parser.add_argument("--cfg-scale", type=float, default=3.0, help="guidance scale, 0 to 20 (default 3.0)")
     parser.add_argument(
         steps_flag, dest="sample_steps", type=int, default=50, help="sampler steps (default 50)"
     )
@@ -156,11 +156,12 @@ def add_sampling_arguments(
 def check_sampling_args(args: argparse.Namespace) -> None:
     if args.sample_steps < 1:
         raise CommandError(f"sampler steps {args.sample_steps}: use at least 1 (50 is the default)")
-    if not args.cfg_scale >= 0:
-        raise CommandError(f"--cfg-scale {args.cfg_scale}: use 0 or more (3.0 is the default)")
+    from kickgen.pipeline import MAX_CFG_SCALE, SEED_RANGE
+
+    if not 0 <= args.cfg_scale <= MAX_CFG_SCALE:  # also rejects NaN and inf
+        raise CommandError(f"--cfg-scale {args.cfg_scale}: use 0 to {MAX_CFG_SCALE:g} (3.0 is the default)")
     if args.batch_size < 1:
         raise CommandError(f"--batch-size {args.batch_size}: use at least 1")
-    from kickgen.pipeline import SEED_RANGE
 
     if args.seed is not None and not 0 <= args.seed < SEED_RANGE:
         raise CommandError(f"--seed {args.seed}: use a whole number from 0 to {SEED_RANGE - 1}")
@@ -323,6 +324,8 @@ def run_morph(args: argparse.Namespace) -> int:
         raise CommandError(f"--steps {args.frames}: a morph needs 2 to 1000 kicks")
     if not 0.0 <= args.strength <= 1.0:
         raise CommandError(f"--strength {args.strength}: use 0 to 1")
+    if not args.name or args.name != Path(args.name).name or args.name in (".", "..") or "\\" in args.name:
+        raise CommandError(f"--name {args.name!r}: give a file name stem, without folders (use --out for the folder)")
     hygiene = hygiene_from_args(args)
     try:
         # endpoint errors (unreadable files, a seed and a prompt) before any model is loaded
@@ -354,32 +357,28 @@ def run_morph(args: argparse.Namespace) -> int:
 
 
 def write_outputs(paths, kicks, fmt: str, sample_rate: int, sidecar: bool, plot: bool) -> None:
-    """Write kicks (and their plots); on failure remove what this call wrote."""
-    from kickgen.producer.recall import write_kick
+    """Write kicks (their sidecars and plots): all of them or none, so a failure leaves the
+    folder as it was (:class:`kickgen.output.OutputTransaction`)."""
+    from kickgen.output import OutputTransaction
 
-    written: list[Path] = []
-    try:
+    with OutputTransaction() as out:
         for path, kick in zip(paths, kicks, strict=True):
-            written.append(write_kick(path, kick.wave, kick.recipe, fmt, sample_rate, sidecar))
-            if sidecar:
-                written.append(path.with_suffix(".json"))
-            if plot:
-                from kickgen.producer.plot import plot_kick
+            stage_kick(out, path, kick, fmt, sample_rate, sidecar, plot)
+        out.commit()
 
-                prompt = kick.recipe["rows"][kick.recipe["index"]].get("prompt", "")
-                written.append(
-                    plot_kick(kick.wave, path.with_suffix(".png"), f"{prompt}  seed {kick.seed}")
-                )
-    except OSError as exc:
-        for p in written:
-            p.unlink(missing_ok=True)
-        raise CommandError(
-            f"cannot write {path}: {exc.strerror or exc}; choose a writable output folder"
-        ) from exc
-    except BaseException:
-        for p in written:
-            p.unlink(missing_ok=True)
-        raise
+
+def stage_kick(out, path: Path, kick, fmt: str, sample_rate: int, sidecar: bool, plot: bool) -> None:
+    """Write one kick (and its ``.json`` and ``.png`` when asked) to names staged in ``out``."""
+    from kickgen.producer.recall import write_kick, write_sidecar
+
+    write_kick(out.stage(path), kick.wave, kick.recipe, fmt, sample_rate)
+    if sidecar:
+        write_sidecar(out.stage(path.with_suffix(".json")), {**kick.recipe, "format": fmt, "sample_rate": sample_rate})
+    if plot:
+        from kickgen.producer.plot import plot_kick
+
+        prompt = kick.recipe["rows"][kick.recipe["index"]].get("prompt", "")
+        plot_kick(kick.wave, out.stage(path.with_suffix(".png")), f"{prompt}  seed {kick.seed}")
 
 
 def run_regenerate(args: argparse.Namespace) -> int:

@@ -375,11 +375,11 @@ def build_corpus(config: BuildConfig, *, quiet: bool = False, command: str = "")
     log = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
     start = time.perf_counter()
     out = Path(config.out).expanduser().resolve()
-    _prepare_out(out)
     sources, skipped = gather_sources(config, log)
     t_sources = time.perf_counter() - start
     if not sources and config.synth <= 0:
         raise BuildError("no sources: pass --open CACHE, --library DIR, --sources CSV or --synth N")
+    _prepare_out(out)  # after the sources are found: a failure there leaves no output folder
     results = make_clips(plan_tasks(sources, config), out, config.workers, quiet)
     t_clips = time.perf_counter() - start - t_sources
 

@@ -25,6 +25,7 @@ from kickgen.keywords import keywords_from_text
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".aif", ".aiff"})
 MIN_BYTES = 5_000  # the reference's size bounds for library files
 MAX_BYTES = 1_000_000
+MIN_SECONDS = 0.03  # shortest source accepted: a kick's body needs a few 40-100 Hz cycles
 SILENT_DBFS = -60.0  # a source whose raw peak is below this is silent
 HIT_FRAME = 0.010  # s, RMS frames used to count hits
 HIT_LOW_DB, HIT_HIGH_DB = -30.0, -12.0  # a new hit: down below -30 dB, then back above -12 dB
@@ -123,9 +124,15 @@ def load_source(path: str | Path) -> np.ndarray:
     """Read a source file as a mono 44.1 kHz float32 ``(L,)`` and check it is one usable kick.
 
     Raises :class:`kickgen.audio.AudioError` with a one-line reason when the file is
-    unreadable, empty, silent or holds several hits (a loop).
+    unreadable, out of the loaders' bounds (sample rate, length), shorter than
+    :data:`MIN_SECONDS`, silent or holds several hits (a loop).
     """
     data, sr = read_audio(path)
+    if data.shape[0] < MIN_SECONDS * sr:
+        raise AudioError(
+            f"{path}: {1000 * data.shape[0] / sr:.0f} ms long, shorter than the "
+            f"{1000 * MIN_SECONDS:.0f} ms of a recorded kick"
+        )
     mono = resample(to_mono(data), sr, SAMPLE_RATE)
     peak = float(np.abs(mono).max()) if mono.size else 0.0
     if peak <= 10.0 ** (SILENT_DBFS / 20.0):
@@ -197,7 +204,11 @@ def collect_library(
                 if is_loop_path(path):
                     skipped.append((str(path), "loop or BPM-tagged name"))
                     continue
-                size = path.stat().st_size
+                try:
+                    size = path.stat().st_size  # follows links: a broken or looping one fails
+                except OSError as exc:
+                    skipped.append((str(path), f"cannot open ({exc.strerror or exc}: a broken link?)"))
+                    continue
                 if not min_bytes <= size <= max_bytes:
                     skipped.append(
                         (str(path), f"size {size} bytes outside {min_bytes}-{max_bytes}")
@@ -209,7 +220,11 @@ def collect_library(
                     except AudioError as exc:
                         skipped.append((str(path), str(exc).removeprefix(f"{path}: ")))
                         continue
-                digest = file_digest(path)
+                try:
+                    digest = file_digest(path)
+                except OSError as exc:
+                    skipped.append((str(path), f"cannot read ({exc.strerror or exc})"))
+                    continue
                 if digest in seen:
                     skipped.append((str(path), f"duplicate of {seen[digest]}"))
                     continue

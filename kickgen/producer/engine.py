@@ -32,6 +32,7 @@ import torch
 from kickgen import griffin_lim
 from kickgen.audio import NUM_SAMPLES, AudioError, load_audio, log_mel
 from kickgen.errors import KickgenError
+from kickgen.pipeline import MAX_CFG_SCALE
 from kickgen.sampling import make_sampler
 
 LATENT_HW = (8, 11)  # the VAE's latent grid for a 128 × 173 log-mel
@@ -84,8 +85,10 @@ class Settings:
             raise ProducerError(
                 f"steps={self.steps!r}: use at least 1 sampler step (50 is the default)"
             )
-        if not self.cfg_scale >= 0:
-            raise ProducerError(f"cfg_scale={self.cfg_scale!r}: use 0 or more (3.0 is the default)")
+        if not isinstance(self.cfg_scale, (int, float)) or not 0 <= self.cfg_scale <= MAX_CFG_SCALE:
+            raise ProducerError(
+                f"cfg_scale={self.cfg_scale!r}: use 0 to {MAX_CFG_SCALE:g} (3.0 is the default)"
+            )
         if not 0.0 <= self.strength <= 1.0:
             raise ProducerError(
                 f"strength={self.strength!r}: use a value from 0 (keep the kick) to 1 (ignore it)"

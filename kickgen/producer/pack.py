@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,10 +27,11 @@ import numpy as np
 from kickgen.audio import SAMPLE_RATE
 from kickgen.descriptors import describe
 from kickgen.keywords import keywords_from_text
+from kickgen.output import OutputTransaction
 from kickgen.producer.engine import ProducerError
 from kickgen.producer.hygiene import HygieneConfig, integrated_loudness, to_db, true_peak
 from kickgen.producer.kicks import DEFAULT_BATCH, Kick, generate_kicks, resolve_seed
-from kickgen.producer.recall import FORMATS, SAMPLE_RATES, write_kick
+from kickgen.producer.recall import FORMATS, SAMPLE_RATES, write_kick, write_sidecar
 
 FIRST_KEY = 36  # MIDI note of the first kick: General MIDI's bass drum 1 (c2 in SFZ's naming)
 LAST_KEY = 127
@@ -56,11 +58,14 @@ def read_prompts(path: str | Path) -> list[str]:
     """Prompts from a text file, one per line; blank lines and ``#`` comments are skipped."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # -sig: a leading BOM is no keyword
     except OSError as exc:
         raise ProducerError(f"cannot read prompts file {path}: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise ProducerError(f"prompts file {path} is not UTF-8 text: one prompt per line") from exc
+    for number, line in enumerate(lines, 1):
+        if any(ord(c) < 32 and c != "\t" for c in line):
+            raise ProducerError(f"prompts file {path}, line {number}: holds a control character (NUL?); write plain text")
     prompts = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
     if not prompts:
         raise ProducerError(f"prompts file {path} holds no prompts: write one prompt per line")
@@ -74,7 +79,8 @@ def note_name(key: int) -> str:
 
 def slug(prompt: str) -> str:
     """File-name part of a prompt: its keywords joined by ``_`` (``uncond`` for none)."""
-    return "_".join(keywords_from_text(prompt))[:60] or "uncond"
+    words = "_".join(keywords_from_text(prompt))
+    return re.sub(r'[<>:"/\\|?*\x00-\x1f]+', "", words).strip(". ")[:60] or "uncond"  # portable names
 
 
 def check_pack_args(prompts: Sequence[str], n: int, fmt: str, sample_rate: int) -> None:
@@ -133,7 +139,8 @@ def make_pack(
 ) -> Pack:
     """Generate ``n`` kicks per prompt and write the pack (see the module docstring).
 
-    Everything is generated before anything is written; a failed run removes what it wrote.
+    Everything is generated before anything is written, and written all or none: a failed run
+    leaves the folder exactly as it was (files it would have replaced included).
     ``callback(done, total)`` counts sampler steps over the whole pack.
     """
     prompts = list(prompts)
@@ -143,7 +150,6 @@ def make_pack(
     seed = resolve_seed(seed, len(prompts) * n * best_of)
     out_dir = Path(out_dir)
     created = prepare_pack_dir(out_dir, force)
-    written: list[Path] = []
     try:
         kicks: list[tuple[int, str, Kick]] = []
         per_prompt = math.ceil(n * best_of / batch_size) * steps  # sampler steps per prompt
@@ -158,32 +164,32 @@ def make_pack(
                 sampler=sampler, hygiene=hygiene, best_of=best_of, batch_size=batch_size, callback=cb,
             )  # fmt: skip
             kicks.extend((p, prompt, k) for k in batch)
-        rows = []
-        for k, (p, prompt, kick) in enumerate(kicks):
-            j = sum(1 for q, _, _ in kicks[:k] if q == p)
-            path = out_dir / f"{p + 1:02d}-{slug(prompt)}-{j + 1:02d}.wav"
-            written.append(write_kick(path, kick.wave, kick.recipe, fmt, sample_rate, sidecar))
-            if sidecar:
-                written.append(path.with_suffix(".json"))
-            if plot:
-                from kickgen.producer.plot import plot_kick
+        # All files or none: with --force, files of an earlier pack that this one replaces come
+        # back if any write fails, so the folder, its manifest and .sfz stay consistent.
+        with OutputTransaction() as out:
+            rows = []
+            for k, (p, prompt, kick) in enumerate(kicks):
+                j = sum(1 for q, _, _ in kicks[:k] if q == p)
+                path = out_dir / f"{p + 1:02d}-{slug(prompt)}-{j + 1:02d}.wav"
+                write_kick(out.stage(path), kick.wave, kick.recipe, fmt, sample_rate)
+                if sidecar:
+                    recipe = {**kick.recipe, "format": fmt, "sample_rate": sample_rate}
+                    write_sidecar(out.stage(path.with_suffix(".json")), recipe)
+                if plot:
+                    from kickgen.producer.plot import plot_kick
 
-                written.append(
-                    plot_kick(kick.wave, path.with_suffix(".png"), f"{prompt}  seed {kick.seed}")
-                )
-            rows.append(_manifest_row(path, prompt, kick, FIRST_KEY + k, fmt, sample_rate))
-        manifest = out_dir / "manifest.csv"
-        written.append(manifest)
-        with manifest.open("w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=MANIFEST_FIELDS)
-            writer.writeheader()
-            writer.writerows(rows)
-        sfz = out_dir / f"{out_dir.resolve().name or 'pack'}.sfz"
-        written.append(sfz)
-        sfz.write_text(sfz_text(rows), encoding="utf-8")
+                    title = f"{prompt}  seed {kick.seed}"
+                    plot_kick(kick.wave, out.stage(path.with_suffix(".png")), title)
+                rows.append(_manifest_row(path, prompt, kick, FIRST_KEY + k, fmt, sample_rate))
+            manifest = out_dir / "manifest.csv"
+            with out.stage(manifest).open("w", newline="", encoding="utf-8") as f:
+                writer = csv.DictWriter(f, fieldnames=MANIFEST_FIELDS)
+                writer.writeheader()
+                writer.writerows(rows)
+            sfz = out_dir / f"{out_dir.resolve().name or 'pack'}.sfz"
+            out.stage(sfz).write_text(sfz_text(rows), encoding="utf-8")
+            out.commit()
     except BaseException:
-        for path in written:
-            path.unlink(missing_ok=True)
         if created:
             shutil.rmtree(out_dir, ignore_errors=True)
         raise

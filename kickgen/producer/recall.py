@@ -31,7 +31,8 @@ import soundfile as sf
 import torch
 
 from kickgen import __version__
-from kickgen.audio import SAMPLE_RATE, resample
+from kickgen.audio import SAMPLE_RATE, check_finite_output, resample
+from kickgen.output import target_of, write_atomically
 from kickgen.producer.engine import ProducerError, Row, Settings, file_sha256, render_rows
 from kickgen.producer.hygiene import HygieneConfig, apply_hygiene
 
@@ -42,6 +43,7 @@ FORMATS = {
     "pcm24": "PCM_24",
 }  # same names as `generate --format`
 SAMPLE_RATES = (44_100, 48_000)
+MAX_COMMENT_BYTES = 32_000  # libsndfile silently drops a longer LIST/INFO comment
 
 
 # --------------------------------------------------------------------------- recipes
@@ -147,11 +149,18 @@ def write_kick(
     data = np.asarray(wave, dtype=np.float32).reshape(-1)
     if sample_rate != SAMPLE_RATE:
         data = resample(data, SAMPLE_RATE, sample_rate)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    check_finite_output(path, data)
+    comment = None if recipe is None else json.dumps(recipe, separators=(",", ":"), sort_keys=True)
+    if comment is not None and len(comment.encode()) > MAX_COMMENT_BYTES:
+        raise ProducerError(
+            f"{target_of(path)}: its recipe is {len(comment.encode())} bytes, more than the {MAX_COMMENT_BYTES} "
+            "a WAV comment holds; use a shorter prompt or fewer kicks per batch (--batch-size)"
+        )
+
+    def write(tmp: Path) -> None:
         with sf.SoundFile(str(tmp), "w", sample_rate, 1, FORMATS[fmt], format="WAV") as f:
-            if recipe is not None:
-                f.comment = json.dumps(recipe, separators=(",", ":"), sort_keys=True)
+            if comment is not None:
+                f.comment = comment
                 rows = recipe.get("rows") or []
                 prompt = str(rows[int(recipe.get("index", 0))].get("prompt", "")) if rows else ""
                 if prompt:  # libsndfile refuses empty strings
@@ -159,12 +168,17 @@ def write_kick(
             f.software = f"kickgen {__version__}"
             f.write(data)
         _zero_peak_timestamp(tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    write_atomically(path, write)
     if sidecar and recipe is not None:
-        path.with_suffix(".json").write_text(json.dumps(recipe, indent=1, sort_keys=True) + "\n")
+        write_sidecar(path.with_suffix(".json"), recipe)
     return path
+
+
+def write_sidecar(path: str | Path, recipe: dict[str, object]) -> Path:
+    """The recipe as indented JSON in ``path`` (``FILE.json`` beside a kick), atomically."""
+    text = json.dumps(recipe, indent=1, sort_keys=True) + "\n"
+    return write_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def _riff_chunks(data: bytes):

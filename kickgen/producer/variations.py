@@ -28,6 +28,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from kickgen.audio import AudioError, check_audio_header
 from kickgen.producer.engine import ProducerError
 from kickgen.producer.hygiene import HygieneConfig
 from kickgen.producer.kicks import DEFAULT_BATCH, Kick, generate_kicks
@@ -93,10 +94,12 @@ def vary_waveform(
         )
     if not np.isfinite(x).all():
         raise ProducerError("init audio holds NaN or infinite samples: pass finite samples")
-    if not isinstance(sample_rate, int) or not 8_000 <= sample_rate <= 192_000:
-        raise ProducerError(
-            f"sample_rate={sample_rate!r}: pass the audio's rate in Hz (8000 to 192000)"
-        )
+    if not isinstance(sample_rate, int) or isinstance(sample_rate, bool):
+        raise ProducerError(f"sample_rate={sample_rate!r}: pass the audio's rate in Hz as a whole number")
+    try:  # the loaders' bounds on rate and length, before anything is resampled
+        check_audio_header("init audio", sample_rate, x.size, 1)
+    except AudioError as exc:
+        raise ProducerError(str(exc)) from exc
     digest = hashlib.sha256(x.tobytes() + str(sample_rate).encode()).hexdigest()[:16]
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(keep_dir) if keep_dir is not None else Path(tmp)
@@ -117,16 +120,14 @@ def vary_audio_bytes(pipe, payload: bytes, **kwargs) -> list[Kick]:
     """
     import io
 
-    import soundfile as sf
+    from kickgen.audio import read_audio
 
     if not payload:
         raise ProducerError("the uploaded file is empty: send a WAV, FLAC, AIFF or OGG kick")
-    try:
-        data, sample_rate = sf.read(io.BytesIO(payload), dtype="float32", always_2d=True)
-    except Exception as exc:  # libsndfile raises several types for malformed data
-        raise ProducerError(
-            f"the uploaded file is not readable audio ({exc}): send a WAV, FLAC, AIFF or OGG kick"
-        ) from exc
+    try:  # the loaders' guard: sample rate, length and channels are checked before decoding
+        data, sample_rate = read_audio(io.BytesIO(payload), "the uploaded file")
+    except AudioError as exc:
+        raise ProducerError(f"{exc}: send a WAV, FLAC, AIFF or OGG kick") from exc
     if data.size == 0:
         raise ProducerError("the uploaded file holds no samples: send a kick")
     return vary_waveform(pipe, data, int(sample_rate), **kwargs)

@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -48,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from kickgen import __version__
 from kickgen.audio import NUM_SAMPLES
 from kickgen.errors import KickgenError
+from kickgen.pipeline import MAX_CFG_SCALE
 from kickgen.serve.store import KickStore, encode_wav, kick_filename
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -56,10 +58,14 @@ STATIC_DIR = Path(__file__).parent / "static"
 MAX_PROMPT_CHARS = 200
 MAX_N = 8  # kicks per request
 MIN_STEPS, MAX_STEPS = 1, 200  # sampler steps
-MIN_CFG, MAX_CFG = 0.0, 20.0  # classifier-free guidance scale (1 = no guidance)
+MIN_CFG, MAX_CFG = 0.0, MAX_CFG_SCALE  # classifier-free guidance scale (1 = no guidance)
 MAX_SEED = 2**31 - 1 - MAX_N  # kick i uses seed + i; keeps every seed a positive int32
 DEFAULT_N, DEFAULT_STEPS, DEFAULT_CFG = 4, 50, 3.0
 RANDOM_SEEDS = 1_000_000  # a random seed is drawn below this: short enough to note down
+MAX_BODY_BYTES = 64 * 1024  # a request body (JSON); larger ones get 413 before they are parsed
+BODY_TIMEOUT_S = 10.0  # a body that stalls this long between chunks gets 408
+WAV_BYTES = 352_880  # one 2 s float32 WAV: the store must hold at least one full answer
+DISCONNECT_POLL_S = 0.1  # how often a queued request checks that its client is still there
 
 T = TypeVar("T")
 
@@ -96,6 +102,14 @@ class QueueFull(Exception):
         self.retry_after = retry_after
 
 
+class GenerationFailed(Exception):
+    """The pipeline gave no usable audio; answered as a JSON 500 naming why."""
+
+
+class ClientGone(Exception):
+    """The client of a queued request disconnected; the request was dropped unrun."""
+
+
 class GenerationQueue:
     """Runs blocking jobs on ``concurrency`` threads, admitting at most ``queue_size`` waiting."""
 
@@ -112,8 +126,7 @@ class GenerationQueue:
         self._lock = threading.Lock()
         self._in_flight = 0  # admitted jobs not finished (running or waiting)
         self._running = 0
-        self._pending_work = 0.0  # sum of the admitted jobs' work units (kicks x steps)
-        self._seconds_per_unit: float | None = None  # moving average over finished jobs
+        self._seconds_per_job: float | None = None  # moving average of finished jobs' times
 
     def state(self) -> dict[str, int]:
         with self._lock:
@@ -124,23 +137,27 @@ class GenerationQueue:
             }
 
     def _retry_after(self) -> int:
-        """Seconds until the admitted work is likely done (so retries find room), at least 1 s."""
-        if self._seconds_per_unit is None:
+        """Seconds until a slot is likely free, from the measured time of recent jobs (the fixed
+        per-kick VAE and vocoder cost dominates, so kicks x steps is no measure), at least 1 s."""
+        if self._seconds_per_job is None:
             return 5
-        wait = self._seconds_per_unit * self._pending_work / self.concurrency
+        # the queue is full: one slot frees when the oldest of the in-flight jobs finishes
+        wait = self._seconds_per_job * max(self._in_flight - self.concurrency + 1, 1) / self.concurrency
         return int(min(max(math.ceil(wait), 1), 3600))
 
-    async def run(self, job: Callable[[], T], work: float = 1.0) -> T:
+    async def run(
+        self, job: Callable[[], T], work: float = 1.0, gone: Callable[[], Awaitable[bool]] | None = None
+    ) -> T:
         """Run ``job()`` on a worker thread; raise :class:`QueueFull` when no slot is left.
 
-        A request abandoned while waiting is dropped from the queue; one abandoned while running
-        finishes (torch cannot be interrupted) and frees its slot when done.
+        ``gone()`` is polled while the job waits: a request whose client has disconnected is
+        dropped from the queue (:class:`ClientGone`); one abandoned while running finishes (torch
+        cannot be interrupted) and frees its slot when done. ``work`` is kept for callers.
         """
         with self._lock:
             if self._in_flight >= self.capacity:
                 raise QueueFull(self._in_flight, self._retry_after())
             self._in_flight += 1
-            self._pending_work += work
 
         def timed() -> T:
             with self._lock:
@@ -149,22 +166,26 @@ class GenerationQueue:
             try:
                 return job()
             finally:
-                per_unit = (time.perf_counter() - start) / max(work, 1e-9)
+                seconds = time.perf_counter() - start
                 with self._lock:
                     self._running -= 1
-                    prev = self._seconds_per_unit
-                    self._seconds_per_unit = (
-                        per_unit if prev is None else 0.7 * prev + 0.3 * per_unit
-                    )
+                    prev = self._seconds_per_job
+                    self._seconds_per_job = seconds if prev is None else 0.7 * prev + 0.3 * seconds
 
         def release(_future: object) -> None:
             with self._lock:
                 self._in_flight -= 1
-                self._pending_work -= work
 
         future = self.executor.submit(timed)
         future.add_done_callback(release)
-        return await asyncio.wrap_future(future)
+        waiting = asyncio.wrap_future(future)
+        while gone is not None and not future.running() and not future.done():
+            try:
+                return await asyncio.wait_for(asyncio.shield(waiting), DISCONNECT_POLL_S)
+            except asyncio.TimeoutError:
+                if await gone() and future.cancel():  # still queued: drop it
+                    raise ClientGone() from None
+        return await waiting
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -224,9 +245,70 @@ def _suggestions(info: Any) -> dict[str, list[str]]:
     return {}
 
 
+class BodyLimit:
+    """ASGI middleware: a request body over ``max_bytes`` is answered 413 before it is parsed
+    (by its Content-Length, or as soon as a chunked body passes the limit), and a body that
+    stalls ``timeout_s`` between chunks is answered 408."""
+
+    def __init__(self, app, max_bytes: int, timeout_s: float):
+        self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            return await self._refuse(send, 413, f"request body over {self.max_bytes} bytes")
+        seen = 0
+        started = False
+
+        async def limited_receive():
+            nonlocal seen
+            try:
+                message = await asyncio.wait_for(receive(), self.timeout_s)
+            except asyncio.TimeoutError:
+                raise _BodyRefused(408, f"request body stalled for {self.timeout_s:g} s") from None
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyRefused(413, f"request body over {self.max_bytes} bytes")
+            return message
+
+        async def tracked_send(message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracked_send)
+        except _BodyRefused as refused:
+            if not started:
+                await self._refuse(send, refused.status, refused.detail)
+
+    @staticmethod
+    async def _refuse(send, status: int, detail: str) -> None:
+        body = json.dumps({"detail": detail}).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
+
+
+class _BodyRefused(HTTPException):
+    """Raised from the body stream; an HTTPException, so the route answers it as JSON itself."""
+
+    def __init__(self, status: int, detail: str):
+        super().__init__(status_code=status, detail=detail)
+        self.status = status
+
+
 def create_app(pipe: Pipeline, config: ServeConfig | None = None) -> FastAPI:
     """Build the FastAPI app serving ``pipe`` (loaded once by the caller)."""
     config = config or ServeConfig()
+    if config.store_bytes < MAX_N * WAV_BYTES:
+        raise ValueError(
+            f"store_bytes={config.store_bytes}: hold at least one answer of {MAX_N} kicks ({MAX_N * WAV_BYTES} bytes)"
+        )
     queue = GenerationQueue(config.concurrency, config.queue_size)
     store = KickStore(config.store_items, config.store_bytes)
 
@@ -243,6 +325,13 @@ def create_app(pipe: Pipeline, config: ServeConfig | None = None) -> FastAPI:
     )
     if config.allowed_hosts is not None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(config.allowed_hosts))
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES, timeout_s=BODY_TIMEOUT_S)
+
+    @app.exception_handler(Exception)
+    async def _failed(request: Request, exc: Exception) -> JSONResponse:
+        # anything unforeseen (a generation failing mid-batch) is still the API's JSON error
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        return JSONResponse(status_code=500, content={"detail": f"generation failed: {reason}"})
     app.state.pipe = pipe
     app.state.queue = queue
     app.state.store = store
@@ -275,7 +364,9 @@ def create_app(pipe: Pipeline, config: ServeConfig | None = None) -> FastAPI:
             suggestions=_suggestions(info),
         )
 
-    async def generate(req: KickRequest, n: int) -> tuple[list[bytes], list[int], float]:
+    async def generate(
+        req: KickRequest, n: int, request: Request
+    ) -> tuple[list[bytes], list[int], float]:
         """Run the pipeline off the event loop: (n WAV files, their seeds, seconds)."""
         seed = req.seed if req.seed is not None else secrets.randbelow(RANDOM_SEEDS)
 
@@ -283,15 +374,19 @@ def create_app(pipe: Pipeline, config: ServeConfig | None = None) -> FastAPI:
             start = time.perf_counter()
             out = pipe(req.prompt, n=n, seed=seed, cfg_scale=req.cfg_scale, steps=req.steps)
             waves = out.waveforms.detach().cpu().float().numpy()  # (n, 88200)
-            if waves.shape != (n, NUM_SAMPLES) or not np.isfinite(waves).all():
-                raise RuntimeError(
-                    f"pipeline returned waveforms of shape {waves.shape}, expected ({n}, {NUM_SAMPLES})"
+            if waves.shape != (n, NUM_SAMPLES):
+                raise GenerationFailed(
+                    f"the pipeline returned waveforms of shape {waves.shape}, expected ({n}, {NUM_SAMPLES})"
                 )
+            if not np.isfinite(waves).all():
+                raise GenerationFailed("the pipeline returned NaN or infinite samples (check the checkpoints)")
             wavs = [encode_wav(wave) for wave in waves]
             return wavs, [int(s) for s in out.seeds], time.perf_counter() - start
 
         try:
-            return await queue.run(job, work=n * req.steps)
+            return await queue.run(job, work=n * req.steps, gone=request.is_disconnected)
+        except ClientGone:
+            raise HTTPException(status_code=408, detail="client disconnected; request dropped") from None
         except QueueFull as full:
             raise HTTPException(
                 status_code=503,
@@ -338,9 +433,9 @@ def create_app(pipe: Pipeline, config: ServeConfig | None = None) -> FastAPI:
         return parse(prompt)
 
     @app.post("/api/generate", response_model=GenerateResponse)
-    async def generate_route(req: GenerateRequest) -> GenerateResponse:
+    async def generate_route(req: GenerateRequest, request: Request) -> GenerateResponse:
         words = parse(req.prompt)
-        wavs, seeds, seconds = await generate(req, req.n)
+        wavs, seeds, seconds = await generate(req, req.n, request)
         kicks = []
         for wav, seed in zip(wavs, seeds, strict=True):
             stored = store.add(wav, seed, tuple(words.matched))
@@ -364,9 +459,9 @@ def create_app(pipe: Pipeline, config: ServeConfig | None = None) -> FastAPI:
     }
 
     @app.post("/api/generate.wav", response_class=Response, responses=wav_response)
-    async def generate_wav_route(req: KickRequest) -> Response:
+    async def generate_wav_route(req: KickRequest, request: Request) -> Response:
         words = parse(req.prompt)
-        wavs, seeds, _ = await generate(req, 1)
+        wavs, seeds, _ = await generate(req, 1, request)
         return Response(
             wavs[0],
             media_type="audio/wav",

@@ -42,6 +42,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 # Host headers a loopback-bound server answers (with any port).
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]", "::1")
+MIN_STORE_MB = 4  # MiB: 8 kicks of 352,880 bytes, so no answer's kicks are evicted before it is read
+
+
+def allowed_hosts(host: str) -> tuple[str, ...] | None:
+    """Host headers answered on ``host``: loopback names and the bound address itself (e.g.
+    127.0.0.2) on a loopback address, any on another."""
+    if not is_loopback(host):
+        return None
+    own = (f"[{host}]",) if ":" in host else (host,)
+    return tuple(dict.fromkeys((*LOOPBACK_NAMES, *own)))
 
 
 def is_loopback(host: str) -> bool:
@@ -58,9 +68,10 @@ def serve(args: argparse.Namespace) -> int:
     """Load the pipeline, then run uvicorn until Ctrl-C."""
     if not 0 < args.port < 65536:
         raise CommandError(f"--port {args.port} is not a TCP port: pick one in 1-65535")
-    if args.queue_size < 0 or args.store_mb < 1:
+    if args.queue_size < 0 or args.store_mb < MIN_STORE_MB:
         raise CommandError(
-            f"--queue-size {args.queue_size} / --store-mb {args.store_mb}: use a queue of 0 or more and at least 1 MiB"
+            f"--queue-size {args.queue_size} / --store-mb {args.store_mb}: use a queue of 0 or more and at least "
+            f"{MIN_STORE_MB} MiB (one answer of 8 kicks)"
         )
     try:
         import uvicorn
@@ -89,7 +100,7 @@ def serve(args: argparse.Namespace) -> int:
         config = ServeConfig(
             queue_size=args.queue_size,
             store_bytes=args.store_mb * 2**20,
-            allowed_hosts=LOOPBACK_NAMES if is_loopback(args.host) else None,
+            allowed_hosts=allowed_hosts(args.host),
         )
         app = create_app(pipe, config)
         # Each answer lists the prompt words the model ignored; the server log need not warn too.

@@ -49,6 +49,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "--resume", action="store_true", help="continue the run in --run-dir from its state"
         )
         p.add_argument(
+            "--overwrite",
+            action="store_true",
+            help="start afresh in a --run-dir that holds a run's state (the state is replaced)",
+        )
+        p.add_argument(
             "--stop-at",
             type=int,
             default=0,
@@ -80,8 +85,9 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kickgen.errors import CommandError
     from kickgen.train.config import build_configs
-    from kickgen.train.runtime import load_state, setup_runtime, shutdown_runtime
+    from kickgen.train.runtime import STATE_FILENAME, load_state, setup_runtime, shutdown_runtime
 
     train_cls, model_cls, _ = _recipes()[args.recipe]
     base = None
@@ -89,6 +95,12 @@ def run(args: argparse.Namespace) -> int:
         run_dir = Path(args.run_dir or train_cls.run_dir)
         base = load_state(run_dir, args.recipe)["config"]
     train_cfg, model_cfg = build_configs((train_cls, model_cls), args.config, args, base)
+    state = Path(train_cfg.run_dir) / STATE_FILENAME
+    if not args.resume and not args.overwrite and state.exists():
+        raise CommandError(
+            f"{state} holds a run's state: continue it with --resume, start afresh with "
+            "--overwrite, or choose another --run-dir"
+        )
     rt = setup_runtime(train_cfg.device, train_cfg.threads)
     try:
         if args.recipe == "vae":
@@ -101,5 +113,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         shutdown_runtime(rt)
     if rt.is_main:
-        print(f"kickgen: {args.recipe} run at step {step}; state and export in {train_cfg.run_dir}")
+        export = Path(train_cfg.run_dir) / "export"
+        where = f"state and export in {train_cfg.run_dir}" if export.is_dir() else f"state in {train_cfg.run_dir} (nothing exported yet)"
+        print(f"kickgen: {args.recipe} run at step {step}; {where}")
     return 0

@@ -34,6 +34,7 @@ from kickgen.train.runtime import (
     load_state,
     lr_lambda,
     replicas_identical,
+    restore,
     step_seed,
     wrap_ddp,
 )
@@ -241,10 +242,8 @@ def train(
     )
     step = 0
     if state is not None:
-        core.load_state_dict(state["model"])
-        ema.model.load_state_dict(state["ema"])
-        opt.load_state_dict(state["opt"])
-        lr_sched.load_state_dict(state["sched"])
+        parts = {"model": core, "ema": ema.model, "opt": opt, "sched": lr_sched}
+        restore(state, parts, model_cfg, run_dir)
         step = int(state["step"])
 
     def snapshot() -> dict:

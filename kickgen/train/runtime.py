@@ -9,6 +9,7 @@ uninterrupted run would have taken.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -27,6 +28,11 @@ from kickgen.checkpoints import atomic_save
 from kickgen.errors import KickgenError
 
 STATE_FILENAME = "train_state.pt"
+STATE_KEYS = {  # what a training state must hold, per model type
+    "vae": ("step", "config", "model", "opt", "sched"),
+    "diffusion": ("step", "config", "vocab", "model", "ema", "opt", "sched"),
+    "vocoder": ("step", "config", "generator", "discriminator", "opt_g", "opt_d", "sched_g", "sched_d"),
+}
 
 
 class TrainingError(KickgenError):
@@ -261,11 +267,55 @@ def load_state(run_dir: Path, model_type: str) -> dict[str, Any]:
         raise TrainingError(
             f"{path}: training state is unreadable ({type(exc).__name__}); start a new run"
         ) from exc
+    if not isinstance(state, dict):
+        raise TrainingError(
+            f"{path}: holds a {type(state).__name__}, not a training state; start a new run"
+        )
     if state.get("kind") != "train_state" or state.get("model_type") != model_type:
         raise TrainingError(
             f"{path}: holds a {state.get('model_type')} run, not {model_type}; pick another --run-dir"
         )
+    missing = [k for k in STATE_KEYS[model_type] if k not in state]
+    if missing:
+        raise TrainingError(f"{path}: training state lacks {', '.join(missing)}; start a new run")
+    step = state["step"]
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise TrainingError(f"{path}: training state has step {step!r}, not a count; start a new run")
+    if not isinstance(state["config"], dict):
+        raise TrainingError(f"{path}: training state's config is not a table; start a new run")
     return state
+
+
+def restore(state: dict[str, Any], parts: dict[str, Any], model_cfg: Any, run_dir: Path) -> None:
+    """``part.load_state_dict(state[key])`` for each ``key: part`` (modules, optimisers,
+    schedulers). When the saved weights do not fit, the error names the model flags whose
+    values differ from the saved run's (architecture changed on ``--resume``)."""
+    for key, part in parts.items():
+        try:
+            part.load_state_dict(state[key])
+        except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            saved = state["config"].get(type(model_cfg).__name__, {})
+            now = dataclasses.asdict(model_cfg)
+            changed = [
+                f"--{k.replace('_', '-')} (run: {_flag(saved[k])}, now: {_flag(now[k])})"
+                for k in now
+                if k in saved and _plain(saved[k]) != _plain(now[k])
+            ]
+            because = f"{', '.join(changed)} changed" if changed else f"{key} does not fit this model"
+            raise TrainingError(
+                f"{run_dir / STATE_FILENAME}: cannot resume, {because}; resume with the run's own "
+                "settings (drop those flags) or start a new --run-dir"
+            ) from exc
+
+
+def _flag(value: Any) -> str:
+    """A config value as its flag is written (``8,16,32``)."""
+    return ",".join(_flag(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
+
+
+def _plain(value: Any) -> Any:
+    """Tuples and lists compare equal (a saved config holds lists)."""
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
 # --------------------------------------------------------------------------- logging

@@ -30,6 +30,7 @@ from kickgen.train.runtime import (
     load_state,
     lr_lambda,
     replicas_identical,
+    restore,
     step_seed,
     wrap_ddp,
 )
@@ -166,9 +167,7 @@ def train(
     )
     step = 0
     if state is not None:
-        vae.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
+        restore(state, {"model": vae, "opt": opt, "sched": sched}, model_cfg, run_dir)
         step = int(state["step"])
 
     def snapshot() -> dict:

@@ -48,6 +48,7 @@ from kickgen.train.runtime import (
     batch_indices,
     load_state,
     replicas_identical,
+    restore,
     step_seed,
     unwrap,
     wrap_ddp,
@@ -270,12 +271,9 @@ def train(
     sched_d = torch.optim.lr_scheduler.ExponentialLR(opt_d, cfg.lr_decay)
     step = 0
     if state is not None:
-        gen_core.load_state_dict(state["generator"])
-        disc_core.load_state_dict(state["discriminator"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        sched_g.load_state_dict(state["sched_g"])
-        sched_d.load_state_dict(state["sched_d"])
+        parts = {"generator": gen_core, "discriminator": disc_core, "opt_g": opt_g, "opt_d": opt_d,
+                 "sched_g": sched_g, "sched_d": sched_d}  # fmt: skip
+        restore(state, parts, model_cfg, run_dir)
         step = int(state["step"])
     elif cfg.init_from:
         init_generator(gen_core, cfg.init_from)
