@@ -8,6 +8,8 @@ Any test may use them:
   weights: VAE and vocoder at the shipped sizes, a narrow U-Net (``base_channels=16``) so sampling
   is fast. Vocabulary: ``kickgen.checkpoints.DEFAULT_TEST_VOCAB`` (808 909 deep punchy ...).
   Treat it as read-only; copy it if a test must change files.
+- ``tiny_checkpoint_dir``: the same with a tiny vocoder too (16 initial channels, one kernel),
+  for tests that run many generations through the vocoder.
 - ``pipeline``: a ``KickPipeline`` loaded once from ``checkpoint_dir`` on the CPU.
 - ``guide_workdir``: a fresh directory with ``checkpoints/`` holding the three files, for tests
   that run the guide's commands with the working directory as the guide assumes.
@@ -42,6 +44,27 @@ def checkpoint_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     directory = tmp_path_factory.mktemp("checkpoints")
     write_random_checkpoints(directory, seed=0, diffusion_config=DiffusionConfig(base_channels=TEST_UNET_CHANNELS))
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+
+    from kickgen.checkpoints import (
+        VOCODER_FILENAME,
+        build_vocoder,
+        save_vocoder,
+        write_random_checkpoints,
+    )
+    from kickgen.models.diffusion import DiffusionConfig
+    from kickgen.models.vocoder import VocoderConfig
+
+    directory = tmp_path_factory.mktemp("tiny_checkpoints")
+    write_random_checkpoints(directory, seed=0, diffusion_config=DiffusionConfig(base_channels=TEST_UNET_CHANNELS))
+    cfg = VocoderConfig(upsample_initial_channel=16, resblock_kernel_sizes=(3,), resblock_dilations=((1,),))
+    torch.manual_seed(0)
+    save_vocoder(directory / VOCODER_FILENAME, build_vocoder(cfg), cfg, epoch=0, random_weights=True)
     return directory
 
 

@@ -123,25 +123,9 @@ STEPS = 2
 
 
 @pytest.fixture(scope="module")
-def tiny_ckpts(tmp_path_factory) -> Path:
+def tiny_ckpts(tiny_checkpoint_dir: Path) -> Path:
     """Random checkpoints (narrow U-Net, tiny vocoder) under the guide's names."""
-    import torch
-
-    from kickgen.checkpoints import (
-        VOCODER_FILENAME,
-        build_vocoder,
-        save_vocoder,
-        write_random_checkpoints,
-    )
-    from kickgen.models.diffusion import DiffusionConfig
-    from kickgen.models.vocoder import VocoderConfig
-
-    directory = tmp_path_factory.mktemp("tiny_ckpts")
-    write_random_checkpoints(directory, seed=0, diffusion_config=DiffusionConfig(base_channels=16))
-    cfg = VocoderConfig(upsample_initial_channel=16, resblock_kernel_sizes=(3,), resblock_dilations=((1,),))
-    torch.manual_seed(0)
-    save_vocoder(directory / VOCODER_FILENAME, build_vocoder(cfg), cfg, epoch=0, random_weights=True)
-    return directory
+    return tiny_checkpoint_dir
 
 
 def ckpt_flags(d: Path) -> list[str]:
