@@ -204,6 +204,7 @@ MAX_VOCAB = 100_000
 # gets the defaults below; every value must also have its default's type.
 FIELD_RANGES: dict[str, tuple[float, float]] = {
     "latent_dim": (1, 256),
+    "time_fold": (1, 4),
     "channels": (1, 1024),  # each stage
     "norm_groups": (1, 256),
     "base_channels": (1, 1024),
@@ -337,6 +338,7 @@ def build_vae(config: VAEConfig) -> KickVAE:
         config.norm_groups,
         config.mel_center,
         config.mel_scale,
+        config.time_fold,
     )
 
 

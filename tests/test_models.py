@@ -48,6 +48,33 @@ def test_vae_shapes_and_scaled_latent():
     torch.testing.assert_close(vae.decode(z_scaled), vae.decode_raw(mu_raw).clamp(min=LOG_MEL_MIN))
 
 
+@pytest.mark.parametrize("time_fold", [2, 4])
+def test_vae_time_fold_keeps_the_guide_latent_shape_and_finer_time(time_fold):
+    """A folded VAE still speaks (latent_dim, 8, 11); inside, fine column f·j + k is channel block
+    k of column j, so a change in one fine column changes the decoded mel near its own frames."""
+    torch.manual_seed(0)
+    vae = KickVAE(latent_dim=16, time_fold=time_fold).eval()
+    x = log_mel(torch.randn(2, 88200) * torch.exp(-torch.arange(88200) / 4000.0)).unsqueeze(1)
+    mu, logvar = vae.encode_dist(x)
+    assert mu.shape == logvar.shape == (2, 16, 8, 11)
+    assert vae.decode(vae.encode(x)).shape == (2, 1, 128, 173)
+    fine = torch.randn(1, 16 // time_fold, 8, 11 * time_fold)
+    assert torch.equal(vae.unfold(vae.fold(fine)), fine)
+    folded = vae.fold(fine)
+    j, k = 5, time_fold - 1
+    assert torch.equal(folded[0, k * (16 // time_fold) : (k + 1) * (16 // time_fold), :, j], fine[0, :, :, time_fold * j + k])
+    # locality: nudge fine column 0, the decoded mel moves most in the first frames (GroupNorm
+    # spreads a little of any change over the whole map)
+    with torch.no_grad():
+        base = vae.decode_raw(folded)
+        nudged = fine.clone()
+        nudged[..., 0] += 3.0
+        diff = (vae.decode_raw(vae.fold(nudged)) - base).abs().mean(dim=(0, 1, 2))  # (173,)
+    assert diff[:8].mean() > 2 * diff[-60:].mean() and int(diff.argmax()) < 16
+    with pytest.raises(ValueError, match="time_fold"):
+        KickVAE(latent_dim=6, time_fold=4)
+
+
 def test_default_sizes_are_the_shipped_recipe():
     assert KickVAE().latent_dim == VAEConfig().latent_dim == DiffusionConfig().latent_dim
     unet = LatentUNet(latent_dim=8, base_channels=64, cond_dim=256)

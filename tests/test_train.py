@@ -290,3 +290,23 @@ def test_torchrun_two_cpu_processes_keep_replicas_identical(corpus, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert log[-1]["replicas_identical"] == 1.0 and log[-1]["step"] == 3
+
+
+def test_vae_onset_and_low_band_losses_weigh_the_sweep():
+    """The extra terms score the first ONSET_FRAMES and the bins below 400 Hz on their own, so an
+    error there costs more than the same error in the tail."""
+    from kickgen.models.autoencoder import KickVAE
+
+    torch.manual_seed(0)
+    model = KickVAE()
+    x = torch.randn(2, 1, 128, 173)
+    plain = train_vae.VAETrainConfig()
+    weighted = train_vae.VAETrainConfig(onset_weight=1.0, low_band_weight=0.5)
+    torch.manual_seed(1)
+    loss_plain, parts_plain = train_vae.vae_loss(model, x, plain, step=0)
+    torch.manual_seed(1)
+    loss_weighted, parts = train_vae.vae_loss(model, x, weighted, step=0)
+    assert "onset_l1" not in parts_plain and parts["onset_l1"] > 0 and parts["low_l1"] > 0
+    expected = loss_plain.item() + parts["onset_l1"] + 0.5 * parts["low_l1"]
+    assert loss_weighted.item() == pytest.approx(expected, rel=1e-5)
+    assert train_vae._low_bins() == 16  # mel bins centred below 400 Hz (HTK, 0 Hz–Nyquist)

@@ -664,6 +664,59 @@ def _run(checkpoints: Path, corpus: Path, out: Path, config: EvalConfig, command
     return results
 
 
+# --------------------------------------------------------------------------- a VAE candidate
+
+
+def run_chain_eval(vae: Path, checkpoints: Path, corpus: Path, out: Path, config: EvalConfig | None = None,
+                   command: str | None = None) -> dict:  # fmt: skip
+    """``kickgen eval --vae FILE``: the reconstruction chain alone (recordings → VAE round trip →
+    vocoder, with the benchmark's tables and pitch tracks) for a VAE checkpoint, with the vocoder
+    of ``checkpoints`` (Griffin-Lim when it holds none). A VAE candidate needs no diffusion model,
+    so candidates of any latent size can be compared before one is trained on. Writes
+    results.json, report.md and the pitch-track PNG to ``out``."""
+    from types import SimpleNamespace
+
+    from kickgen.checkpoints import load_vae, load_vocoder
+    from kickgen.pipeline import VOCODER_NAME, resolve_device
+
+    config = config or EvalConfig()
+    vae, checkpoints, corpus, out = Path(vae), Path(checkpoints), Path(corpus), Path(out)
+    _check_corpus(corpus)
+    _make_out(out)
+    previous_threads = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    try:
+        started = time.perf_counter()
+        device = resolve_device(config.device)
+        vocoder_file = checkpoints / VOCODER_NAME
+        pipe = SimpleNamespace(vae=load_vae(vae, device), device=device,
+                               vocoder=load_vocoder(vocoder_file, device) if vocoder_file.is_file() else None)  # fmt: skip
+        val = load_eval_split(corpus, "val")
+        reference = Reference.of(val, config)
+        recon, examples = reconstruction(pipe, val, config, reference.std)
+        results = {"command": command, "vae": str(vae), "corpus": str(corpus), "config": asdict(config),
+                   "vocoder": str(vocoder_file) if pipe.vocoder is not None else "griffin-lim",
+                   "reconstruction": recon, "figures": {}}  # fmt: skip
+        from kickgen.evaluation import report
+
+        try:
+            report.pitch_track_figure(out / report.PITCH_TRACKS_PNG, {
+                "recordings": examples["pitch/recordings"], "vocoder (true mel)": examples["pitch/vocoder"],
+                "VAE round trip": examples["pitch/round_trip"]})  # fmt: skip
+            results["figures"]["pitch_tracks"] = report.PITCH_TRACKS_PNG
+        except ImportError:
+            pass  # no matplotlib
+        results["machine"] = report.machine_description()
+        results["timings_s"] = {"total": time.perf_counter() - started}
+    finally:
+        torch.set_num_threads(previous_threads)
+    results = _to_json(results)
+    (out / RESULTS_NAME).write_text(json.dumps(results, indent=2) + "\n")
+    (out / REPORT_NAME).write_text(report.chain_markdown(results))
+    return results
+
+
 # --------------------------------------------------------------------------- any folder of kicks
 
 KICK_SUFFIXES = (".wav", ".flac", ".aif", ".aiff", ".ogg")
@@ -787,6 +840,14 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
         "checkpoints (another generator's output, a sample library)",
     )
     p.add_argument(
+        "--vae",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="measure only the reconstruction chain with this VAE checkpoint (a candidate of any "
+        "latent size: no diffusion model needed) and the vocoder of --checkpoints",
+    )
+    p.add_argument(
         "--corpus",
         type=Path,
         required=True,
@@ -885,6 +946,14 @@ def run_eval_command(args: argparse.Namespace) -> int:
         return 0
     from kickgen.weights import find_checkpoint_dir
 
+    if args.vae is not None:
+        checkpoints, _ = find_checkpoint_dir(args.checkpoints, ("vocoder",))
+        results = run_chain_eval(args.vae, checkpoints, args.corpus, args.out, config, command=command)
+        rt = results["reconstruction"]["benchmark"]["realism"]["round_trip"]
+        print(f"eval: VAE round trip log-mel {results['reconstruction']['vae_log_mel_db']['mean']:.2f} dB"
+              + (f", classifier AUC {rt['classifier']['auc']:.2f}" if "classifier" in rt else "")
+              + f"; report {Path(args.out) / REPORT_NAME}")  # fmt: skip
+        return 0
     checkpoints, _ = find_checkpoint_dir(args.checkpoints, ("diffusion", "vae"))  # vocoder optional
     results = run_eval(checkpoints, args.corpus, args.out, config, command=command)
     print(f"eval: {results['kicks_generated']} kicks in {results['timings_s']['total']:.0f} s; "
@@ -908,6 +977,7 @@ __all__ = [
     "load_eval_split",
     "load_kicks",
     "register",
+    "run_chain_eval",
     "run_eval",
     "run_kicks_eval",
 ]

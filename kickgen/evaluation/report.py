@@ -274,6 +274,57 @@ def benchmark_markdown(bench: dict, reference: str) -> list[str]:
     return lines
 
 
+def reconstruction_lines(rec: dict) -> list[str]:
+    """The reconstruction section's text and table (VAE round trip, vocoders)."""
+    kinds = sorted(set(rec["kinds"]))
+    lines = [
+        f"{rec['n']} validation clips ({rec['n_real']} real recordings; kinds {', '.join(kinds)}). Distances in dB "
+        "(lower is better): log-mel distance and multi-resolution STFT log-magnitude distance (windows "
+        "256/1024/4096), both floored 80 dB below the recording's peak; mean ± 95 % interval, and the mean "
+        "over the real recordings alone in brackets.",
+        "",
+        f"VAE round trip log-mel error: **{rec['vae_log_mel_db']['mean']:.2f} ± {rec['vae_log_mel_db']['ci95']:.2f} dB** "
+        f"[real {_f(rec['vae_log_mel_db']['real_mean'])}]",
+        "",
+        "| vocoder | log-mel dB (true mel) | MR-STFT dB (true mel) | log-mel dB (VAE → vocoder) | MR-STFT dB (VAE → vocoder) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for m, label in METHOD_LABELS.items():
+        if f"true_mel/{m}" not in rec:
+            continue
+        cells = []
+        for src in ("true_mel", "vae_mel"):
+            for name in ("log_mel_db", "mrstft_db"):
+                s = rec[f"{src}/{m}"][name]
+                cells.append(f"{s['mean']:.2f} ± {s['ci95']:.2f} [{_f(s['real_mean'])}]")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    for src, label in (("true_mel", "true mels"), ("vae_mel", "VAE mels")):
+        ratio = rec.get(f"{src}/hifigan_over_griffin_lim_mrstft")
+        if ratio is not None:
+            lines.append(
+                f"\nHiFi-GAN MR-STFT distance / kickgen Griffin-Lim's on {label}: **{100 * ratio:.0f} %**"
+            )
+    return lines
+
+
+def chain_markdown(results: dict) -> str:
+    """The report of ``kickgen eval --vae FILE``: the chain alone, no generation."""
+    rec = results["reconstruction"]
+    chain = rec["benchmark"]
+    lines = ["# kickgen eval report: the reconstruction chain", ""]
+    if results.get("command"):
+        lines += ["Command:", "", "```", results["command"], "```", ""]
+    lines += [f"VAE `{results['vae']}`, vocoder {results['vocoder']}, corpus `{results['corpus']}`. Machine: "
+              f"{results['machine']}; {results['timings_s']['total']:.0f} s.", "",
+              f"## The chain on {chain['n']} real validation recordings (vocoder: {chain['vocoder']})", "",
+              *benchmark_markdown(chain, "recordings"), "", "## Reconstruction of validation recordings", "",
+              *reconstruction_lines(rec)]  # fmt: skip
+    figs = results.get("figures", {})
+    if "pitch_tracks" in figs:
+        lines += ["", f"![Pitch envelopes]({figs['pitch_tracks']})"]
+    return "\n".join(lines) + "\n"
+
+
 def kicks_markdown(results: dict) -> str:
     """The report of ``kickgen eval --kicks DIR``."""
     lines = ["# kickgen kick benchmark: a folder of kicks", ""]
@@ -332,34 +383,7 @@ def markdown(results: dict) -> str:
         "## Reconstruction of validation recordings",
         "",
     ]
-    kinds = sorted(set(rec["kinds"]))
-    lines += [
-        f"{rec['n']} validation clips ({rec['n_real']} real recordings; kinds {', '.join(kinds)}). Distances in dB "
-        "(lower is better): log-mel distance and multi-resolution STFT log-magnitude distance (windows "
-        "256/1024/4096), both floored 80 dB below the recording's peak; mean ± 95 % interval, and the mean "
-        "over the real recordings alone in brackets.",
-        "",
-        f"VAE round trip log-mel error: **{rec['vae_log_mel_db']['mean']:.2f} ± {rec['vae_log_mel_db']['ci95']:.2f} dB** "
-        f"[real {_f(rec['vae_log_mel_db']['real_mean'])}]",
-        "",
-        "| vocoder | log-mel dB (true mel) | MR-STFT dB (true mel) | log-mel dB (VAE → vocoder) | MR-STFT dB (VAE → vocoder) |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for m, label in METHOD_LABELS.items():
-        if f"true_mel/{m}" not in rec:
-            continue
-        cells = []
-        for src in ("true_mel", "vae_mel"):
-            for name in ("log_mel_db", "mrstft_db"):
-                s = rec[f"{src}/{m}"][name]
-                cells.append(f"{s['mean']:.2f} ± {s['ci95']:.2f} [{_f(s['real_mean'])}]")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    for src, label in (("true_mel", "true mels"), ("vae_mel", "VAE mels")):
-        ratio = rec.get(f"{src}/hifigan_over_griffin_lim_mrstft")
-        if ratio is not None:
-            lines.append(
-                f"\nHiFi-GAN MR-STFT distance / kickgen Griffin-Lim's on {label}: **{100 * ratio:.0f} %**"
-            )
+    lines += reconstruction_lines(rec)
     fd = gen["frechet"]
     lines += [
         "",

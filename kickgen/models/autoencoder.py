@@ -1,7 +1,15 @@
 """KickVAE: log-mel spectrogram (B, 1, 128, 173) <-> latent (B, latent_dim, 8, 11).
 
 Four stride-2 stages halve both axes (128→64→32→16→8, 173→87→44→22→11); the decoder mirrors
-them with transposed convolutions and crops 128×176 back to 128×173.
+them with transposed convolutions and crops 128×176 back to 128×173. One latent column then spans
+16 mel frames (186 ms), longer than a kick's whole pitch sweep.
+
+``time_fold`` keeps finer time inside the same latent shape: with ``time_fold = f`` (2 or 4) the
+last log2(f) stages halve frequency only, the latent is ``(latent_dim / f, 8, 11·f)`` (one column
+per 4 mel frames, 46 ms, at f = 4), and it is folded into ``(latent_dim, 8, 11)`` by
+space-to-depth along time (fine column f·j + k becomes channel block k of column j); ``decode``
+unfolds it. The guide fixes only the latent's
+shape, so the diffusion model sees ``(latent_dim, 8, 11)`` either way.
 
 The latent the outside world sees is *scaled*: ``encode`` returns ``(mu - latent_shift) /
 latent_scale`` and ``decode`` undoes it, with shift and scale stored as buffers (so they travel in
@@ -27,6 +35,7 @@ class VAEConfig:
     norm_groups: int = 4  # GroupNorm groups in every residual block
     mel_center: float = 0.0  # log-mel value mapped to 0 at the input (log-mels span ≈ -11.5..12.5)
     mel_scale: float = 6.0  # log-mel units per unit of normalised input
+    time_fold: int = 1  # 1, 2 or 4: latent columns per 16 mel frames, folded into the channels
 
 
 class ResBlock2d(nn.Module):
@@ -59,37 +68,48 @@ class KickVAE(nn.Module):
         norm_groups: int = VAEConfig.norm_groups,
         mel_center: float = VAEConfig.mel_center,
         mel_scale: float = VAEConfig.mel_scale,
+        time_fold: int = VAEConfig.time_fold,
     ):
         super().__init__()
         if len(channels) != 4:
             raise ValueError(f"KickVAE needs 4 stage channels (one per halving), got {channels}")
-        self.config = VAEConfig(latent_dim, tuple(channels), norm_groups, mel_center, mel_scale)
+        if time_fold not in (1, 2, 4) or latent_dim % time_fold:
+            raise ValueError(
+                f"time_fold {time_fold} must be 1, 2 or 4 and divide latent_dim {latent_dim}"
+            )
+        self.config = VAEConfig(latent_dim, tuple(channels), norm_groups, mel_center, mel_scale,
+                                time_fold)  # fmt: skip
         self.latent_dim = latent_dim
+        self.time_fold = time_fold
+        fine = latent_dim // time_fold  # channels of the unfolded latent
+        freq_only = {1: 0, 2: 1, 4: 2}[time_fold]  # trailing stages that keep the time axis
         c = list(channels)
-        # encoder: (B, 1, 128, 173) → (B, c3, 8, 11)
+        # encoder: (B, 1, 128, 173) → (B, c3, 8, 11·time_fold)
         self.enc_in = nn.Conv2d(1, c[0], 3, padding=1)
         enc = []
         prev = c[0]
-        for ch in c:
-            enc += [nn.Conv2d(prev, ch, 3, stride=2, padding=1), ResBlock2d(ch, norm_groups)]
+        for i, ch in enumerate(c):
+            stride = (2, 1) if i >= 4 - freq_only else 2
+            enc += [nn.Conv2d(prev, ch, 3, stride=stride, padding=1), ResBlock2d(ch, norm_groups)]
             prev = ch
         self.encoder = nn.Sequential(*enc)
         self.enc_out = nn.Sequential(
-            nn.GroupNorm(norm_groups, c[-1]), nn.SiLU(), nn.Conv2d(c[-1], 2 * latent_dim, 1)
+            nn.GroupNorm(norm_groups, c[-1]), nn.SiLU(), nn.Conv2d(c[-1], 2 * fine, 1)
         )
-        # decoder: (B, latent_dim, 8, 11) → (B, 1, 128, 176) → crop to 173 frames
+        # decoder: (B, latent_dim / f, 8, 11·f) → (B, 1, 128, 176) → crop to 173 frames
         self.dec_in = nn.Sequential(
-            nn.Conv2d(latent_dim, c[-1], 3, padding=1), ResBlock2d(c[-1], norm_groups)
+            nn.Conv2d(fine, c[-1], 3, padding=1), ResBlock2d(c[-1], norm_groups)
         )
         dec = []
         outs = c[-2::-1] + [c[0]]  # e.g. 128, 64, 32, 32
         prev = c[-1]
         for i, ch in enumerate(outs):
-            dec += [
-                nn.GroupNorm(norm_groups, prev),
-                nn.SiLU(),
-                nn.ConvTranspose2d(prev, ch, 4, stride=2, padding=1),
-            ]
+            up = (
+                nn.ConvTranspose2d(prev, ch, (4, 3), stride=(2, 1), padding=1)
+                if i < freq_only  # mirrors the encoder's frequency-only stages
+                else nn.ConvTranspose2d(prev, ch, 4, stride=2, padding=1)
+            )
+            dec += [nn.GroupNorm(norm_groups, prev), nn.SiLU(), up]
             if i < len(outs) - 1:  # no residual block at full resolution (too slow on CPU)
                 dec.append(ResBlock2d(ch, norm_groups))
             prev = ch
@@ -99,6 +119,23 @@ class KickVAE(nn.Module):
         self.register_buffer("latent_shift", torch.zeros(1, latent_dim, 1, 1))
         self.register_buffer("latent_scale", torch.ones(1, latent_dim, 1, 1))
 
+    # ------------------------------------------------------------------ time folding
+    def fold(self, z: torch.Tensor) -> torch.Tensor:
+        """Fine latent (B, C, 8, 11·f) → (B, C·f, 8, 11): fine column f·j + k → block k of column j."""
+        f = self.time_fold
+        if f == 1:
+            return z
+        b, c, h, w = z.shape
+        return z.view(b, c, h, w // f, f).permute(0, 4, 1, 2, 3).reshape(b, c * f, h, w // f)
+
+    def unfold(self, z: torch.Tensor) -> torch.Tensor:
+        """The inverse of :meth:`fold`: (B, C·f, 8, 11) → (B, C, 8, 11·f)."""
+        f = self.time_fold
+        if f == 1:
+            return z
+        b, cf, h, w = z.shape
+        return z.view(b, f, cf // f, h, w).permute(0, 2, 3, 4, 1).reshape(b, cf // f, h, w * f)
+
     # ------------------------------------------------------------------ training interface
     def encode_dist(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-mel (B, 1, 128, 173) → unscaled (mu, logvar), each (B, latent_dim, 8, 11)."""
@@ -106,11 +143,11 @@ class KickVAE(nn.Module):
         h = self.enc_in((x - cfg.mel_center) / cfg.mel_scale)
         h = self.enc_out(self.encoder(h))
         mu, logvar = h.chunk(2, dim=1)
-        return mu, logvar.clamp(-30.0, 20.0)
+        return self.fold(mu), self.fold(logvar.clamp(-30.0, 20.0))
 
     def decode_raw(self, z_raw: torch.Tensor) -> torch.Tensor:
         """Unscaled latent (B, latent_dim, 8, 11) → unclamped log-mel (B, 1, 128, 173)."""
-        h = self.dec_out(self.decoder(self.dec_in(z_raw)))
+        h = self.dec_out(self.decoder(self.dec_in(self.unfold(z_raw))))
         h = h[..., :N_MELS, :N_FRAMES]  # (B, 1, 128, 176) → (B, 1, 128, 173)
         return h * self.config.mel_scale + self.config.mel_center
 

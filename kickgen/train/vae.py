@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -48,6 +49,8 @@ class VAETrainConfig:
     weight_decay: float = 0.01  # AdamW weight decay
     grad_clip: float = 1.0  # max gradient norm
     mse_weight: float = 0.5  # MSE beside L1 (log-mel units)
+    onset_weight: float = 0.0  # extra L1 on the first ONSET_FRAMES (the sweep, the click), 0 = off
+    low_band_weight: float = 0.0  # extra L1 on the mel bins below LOW_BAND_HZ (where the body lives)
     kl_weight: float = 1e-4  # final KL weight (mean KL per latent element)
     kl_weight_start: float = 1e-6  # KL weight at step 0 (annealed geometrically)
     kl_anneal_steps: int = 1000  # steps to reach kl_weight
@@ -59,6 +62,18 @@ class VAETrainConfig:
     seed: int = 0  # data order, sampling noise
     threads: int = 0  # torch CPU threads (0 = torch's default)
     device: str = "auto"  # auto (CUDA if present), cpu, cuda
+
+
+ONSET_FRAMES = 9  # mel frames (hop 512) from the clip start: 104 ms, the onset is at 1 ms
+LOW_BAND_HZ = 400.0
+
+
+def _low_bins() -> int:
+    """Mel bins whose centre lies below ``LOW_BAND_HZ``."""
+    from kickgen.audio import N_MELS, SAMPLE_RATE, hz_to_mel, mel_to_hz
+
+    edges = mel_to_hz(np.linspace(0.0, hz_to_mel(SAMPLE_RATE / 2), N_MELS + 2))  # the contract's 0 Hz–Nyquist
+    return int((np.asarray(edges[1:-1]) < LOW_BAND_HZ).sum())
 
 
 def kl_weight_at(cfg: VAETrainConfig, step: int) -> float:
@@ -75,7 +90,17 @@ def vae_loss(
     mse = F.mse_loss(recon, x)
     kl = 0.5 * torch.mean(mu.square() + logvar.exp() - 1.0 - logvar)
     loss = l1 + cfg.mse_weight * mse + kl_weight_at(cfg, step) * kl
-    return loss, {"loss": loss.item(), "l1": l1.item(), "mse": mse.item(), "kl": kl.item()}
+    parts = {"l1": l1.item(), "mse": mse.item(), "kl": kl.item()}
+    if cfg.onset_weight:
+        onset = F.l1_loss(recon[..., :ONSET_FRAMES], x[..., :ONSET_FRAMES])
+        loss = loss + cfg.onset_weight * onset
+        parts["onset_l1"] = onset.item()
+    if cfg.low_band_weight:
+        low = _low_bins()
+        low_l1 = F.l1_loss(recon[..., :low, :], x[..., :low, :])
+        loss = loss + cfg.low_band_weight * low_l1
+        parts["low_l1"] = low_l1.item()
+    return loss, {"loss": loss.item(), **parts}
 
 
 def train_step(
