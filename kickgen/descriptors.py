@@ -19,7 +19,7 @@ loops over clips. About 15 ms per 2 s clip on one idle core.
 | ``body_pitch`` | Hz | median instantaneous frequency of the low-passed body from ``BODY_START`` (40 ms) to 1 s after the onset, while it is within 30 dB of its maximum |
 | ``start_pitch`` | Hz | frequency of the first full cycle of the body after the onset |
 | ``pitch_glide`` | semitones | ``12·log2(start_pitch / body_pitch)``: positive for a downward sweep |
-| ``f0_10ms``, ``f0_25ms``, ``f0_50ms``, ``f0_100ms`` | Hz | the body's frequency 10/25/50/100 ms after the onset: the pitch track (one value per cycle, at the cycle's middle) interpolated there |
+| ``f0_10ms``, ``f0_25ms``, ``f0_50ms``, ``f0_100ms`` | Hz | the body's frequency 10/25/50/100 ms after the onset: the pitch track interpolated there (zero crossings of the band-passed body: one period per half cycle, at its middle, through a 5-value running median) |
 | ``sweep_time`` | s | onset until the pitch track first comes within ``SWEEP_TOLERANCE`` (10 %) of ``body_pitch`` |
 | ``click_db`` | dB | share of the energy of the first 20 ms after the onset that lies above 1 kHz (0 dB: all click) |
 | ``punch`` | 0..1 | energy in the first 50 ms after the onset over the energy in the first 300 ms |

@@ -207,7 +207,7 @@ def pitch_track_figure(path: Path, sets: dict[str, torch.Tensor | np.ndarray], e
         ax.tick_params(labelsize=6)
         ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel("body frequency (Hz)", fontsize=7)
-    fig.suptitle("pitch envelope: body frequency from zero crossings, one value per cycle", fontsize=8)
+    fig.suptitle("pitch envelope: body frequency from zero crossings (kickgen.descriptors.pitch_envelope)", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
