@@ -639,3 +639,63 @@ def test_11_oversized_deep_or_huge_number_recipes_are_refused(tmp_path):
     plain.with_suffix(".json").write_text(json.dumps(big, indent=1))  # a sidecar has no INFO limit
     with pytest.raises(ProducerError, match=f"more than the {MAX_COMMENT_BYTES} kickgen writes"):
         read_recipe(plain)
+
+
+def test_18_a_recipe_over_the_wav_comment_limit_is_refused_not_dropped(tmp_path):
+    import json
+
+    from kickgen.producer.engine import ProducerError
+    from kickgen.producer.recall import MAX_COMMENT_BYTES, read_recipe, write_kick
+
+    def recipe_of_size(size: int) -> dict:
+        recipe = valid_recipe()
+        recipe["rows"][0]["prompt"] = recipe["rows"][1]["prompt"] = ""
+        recipe["rows"][0]["prompt"] = "x" * (size - len(json.dumps(recipe, separators=(",", ":"))))
+        return recipe
+
+    fits = write_kick(tmp_path / "fits.wav", kick_wave(), recipe_of_size(MAX_COMMENT_BYTES), "pcm24", 48000)
+    assert read_recipe(fits) == recipe_of_size(MAX_COMMENT_BYTES)  # the largest recipe survives
+    with pytest.raises(ProducerError, match=rf"over.wav: its recipe is {MAX_COMMENT_BYTES + 1} bytes, more than"):
+        write_kick(tmp_path / "over.wav", kick_wave(), recipe_of_size(MAX_COMMENT_BYTES + 1), "pcm24", 48000)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fits.wav"]
+
+
+def test_18_a_save_killed_midway_leaves_no_temporary_once_the_run_is_saved_or_resumed(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from kickgen.checkpoints import atomic_save
+    from kickgen.train.runtime import STATE_FILENAME, STATE_KEYS, load_state
+
+    def killed_save(run: Path) -> Path:
+        """The temporary a process killed with SIGKILL in the middle of saving ``run``'s state leaves."""
+        code = ("import os, sys, time; p = os.path.join(sys.argv[1], f'.train_state.pt.{os.getpid()}.tmp'); "
+                "open(p, 'wb').write(b'half a state'); print(p, flush=True); time.sleep(60)")  # fmt: skip
+        proc = subprocess.Popen([sys.executable, "-c", code, str(run)], stdout=subprocess.PIPE, text=True)
+        left = Path(proc.stdout.readline().strip())
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+        assert left.is_file()
+        return left
+
+    run = tmp_path / "run"
+    run.mkdir()
+    saving = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:  # a live process's save in progress is not touched
+        live = run / f".{STATE_FILENAME}.{saving.pid}.tmp"
+        live.write_bytes(b"being written")
+        other = run / ".vae_epoch_100.pt.1.tmp"  # another file's temporary: its own save cleans it
+        other.write_bytes(b"")
+        stale = killed_save(run)
+        state = {"model_type": "vae", **{k: {} for k in STATE_KEYS["vae"]}, "step": 3}
+        atomic_save({"kind": "train_state", **state}, run / STATE_FILENAME)
+        assert not stale.exists() and live.is_file() and other.is_file()
+        stale = killed_save(run)
+        assert load_state(run, "vae")["step"] == 3  # resuming cleans up too
+        assert not stale.exists() and live.is_file()
+        assert sorted(p.name for p in run.iterdir()) == sorted([STATE_FILENAME, live.name, other.name])
+    finally:
+        saving.kill()
+        saving.wait()
