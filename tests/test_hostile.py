@@ -3,6 +3,7 @@ recipes, prompt files, request bodies and writes made to fail. Each test names i
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tracemalloc
@@ -699,3 +700,123 @@ def test_18_a_save_killed_midway_leaves_no_temporary_once_the_run_is_saved_or_re
     finally:
         saving.kill()
         saving.wait()
+
+
+# --------------------------------------------------------------------------- 10: slow request heads
+
+
+@contextlib.contextmanager
+def real_server(head_timeout_s: float, max_connections: int = 256):
+    """``kickgen serve``'s uvicorn server (stub pipeline) on a free loopback port, in a thread."""
+    pytest.importorskip("fastapi")
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from kickgen.serve.app import create_app
+    from kickgen.serve.server import server_config
+
+    sock = socket.create_server(("127.0.0.1", 0))
+    config = server_config(create_app(StubPipeline(quiet_kicks)), head_timeout_s, max_connections)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield sock.getsockname()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+GET = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+def read_response(conn) -> bytes:
+    """One HTTP response (head and Content-Length body) from a socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        assert chunk, f"connection closed after {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(v for k, v in (h.split(b":", 1) for h in head.split(b"\r\n")[1:]) if k.lower() == b"content-length"))
+    while len(body) < length:
+        body += conn.recv(65536)
+    return head.split(b"\r\n", 1)[0]
+
+
+def closed_by_server(conn, within_s: float) -> bool:
+    """True when the server closes ``conn`` within ``within_s`` seconds."""
+    conn.settimeout(within_s)
+    try:
+        return conn.recv(1024) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_10_connections_that_do_not_finish_their_headers_are_closed():
+    import socket
+    import time
+
+    with real_server(head_timeout_s=0.5) as address:
+        start = time.monotonic()
+        silent = [socket.create_connection(address) for _ in range(30)]  # send nothing
+        partial = [socket.create_connection(address) for _ in range(71)]
+        for c in partial:
+            c.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        trickle = socket.create_connection(address)  # a byte every 0.1 s does not move the deadline
+        trickle.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        sent = 0
+        try:
+            while sent < 30 and not closed_by_server(trickle, 0.1):
+                trickle.sendall(b"a")
+                sent += 1
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        assert 2 <= sent < 25  # closed after about 0.5 s, not at the end of the 3 s trickle
+        assert all(closed_by_server(c, 3.0) for c in silent + partial)
+        assert time.monotonic() - start < 4.0
+        for c in [*silent, *partial, trickle]:
+            c.close()
+
+        with socket.create_connection(address) as kept:  # keep-alive still works: idle, then a request
+            kept.sendall(GET)
+            assert read_response(kept) == b"HTTP/1.1 200 OK"
+            time.sleep(1.0)  # longer than the head timeout, shorter than uvicorn's 5 s keep-alive
+            kept.sendall(GET[:10])
+            time.sleep(0.2)  # a request split across packets, in time
+            kept.sendall(GET[10:])
+            assert read_response(kept) == b"HTTP/1.1 200 OK"
+            kept.sendall(GET[:10])  # the next head starts and stalls: closed
+            assert closed_by_server(kept, 3.0)
+
+
+def test_10_serve_refuses_bad_head_timeouts_and_caps(capsys):
+    for flags in (["--head-timeout", "0"], ["--head-timeout", "nan"], ["--max-connections", "0"]):
+        assert main(["serve", *flags]) == 2
+        assert "--head-timeout" in capsys.readouterr().err
+
+
+def test_10_connections_beyond_the_cap_get_503():
+    import socket
+
+    with real_server(head_timeout_s=5.0, max_connections=3) as address:
+        idle = [socket.create_connection(address)]
+        with socket.create_connection(address) as c:
+            c.sendall(GET)
+            assert read_response(c) == b"HTTP/1.1 200 OK"
+        idle.append(socket.create_connection(address))
+        with socket.create_connection(address) as c:
+            c.sendall(GET)
+            assert read_response(c) == b"HTTP/1.1 503 Service Unavailable"
+        for c in idle:
+            c.close()
