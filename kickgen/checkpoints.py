@@ -17,8 +17,10 @@ discriminators, RNG) never goes into these files; see ``kickgen.train``.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +60,46 @@ class CheckpointError(KickgenError):
 # --------------------------------------------------------------------------- saving
 
 
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (True when that cannot be told: on Windows,
+    where ``os.kill`` would end it, or for another user's process)."""
+    if os.name == "nt":
+        return True
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Remove the temporaries ``.NAME.<pid>.tmp`` of :func:`atomic_save` beside ``path`` whose
+    process is gone (a ``kill -9`` in the middle of a save leaves one); returns what was removed.
+    A save in progress in a live process keeps its file."""
+    path = Path(path)
+    own = re.compile(rf"^\.{re.escape(path.name)}\.(\d+)\.tmp$")
+    removed = []
+    for name in glob.glob(glob.escape(str(path.parent / f".{path.name}.")) + "*.tmp"):
+        m = own.match(Path(name).name)
+        if m and not process_alive(int(m[1])):
+            try:
+                os.unlink(name)
+            except OSError:  # removed meanwhile, or not ours to remove
+                continue
+            removed.append(Path(name))
+    return removed
+
+
 def atomic_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to a temp file beside ``path``, fsync, then ``os.replace`` (never a half file)."""
+    """``torch.save`` to a temp file beside ``path``, fsync, then ``os.replace`` (never a half file).
+    Temporaries that killed processes left for ``path`` are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as fh:

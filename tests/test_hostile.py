@@ -3,6 +3,7 @@ recipes, prompt files, request bodies and writes made to fail. Each test names i
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tracemalloc
@@ -511,3 +512,311 @@ def test_18_morph_name_cannot_leave_the_output_folder(tiny_ckpts, tmp_path, caps
                      "--checkpoints", str(tiny_ckpts)]) == 2  # fmt: skip
         assert "--name" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- 11: recipes
+
+
+def valid_recipe() -> dict:
+    """A recipe as ``make_recipe`` writes it (a variation with hygiene, one init file)."""
+    return {
+        "recipe": 1, "kickgen": "0.1.0", "device": "cpu", "format": "pcm24", "sample_rate": 48000,
+        "settings": {"cfg_scale": 3.0, "steps": 2, "sampler": "ddim", "strength": 0.5},
+        "rows": [{"seed": 7, "prompt": "deep", "init": "my_kick.wav"}, {"seed": 8, "prompt": "deep", "init": "my_kick.wav"}],
+        "index": 1,
+        "hygiene": {"align_onset": True, "preroll_ms": 0.5, "dc_hz": 10.0, "fade": "decay",
+                    "decay_fade_ms": 100.0, "level": "peak", "peak": 0.95, "true_peak": False,
+                    "lufs": -22.0, "ceiling_dbtp": -1.0, "trim": True, "trim_db": -60.0},
+        "model": {"diffusion": {"name": "d.pt", "sha256": "0123456789abcdef"},
+                  "vae": {"name": "v.pt", "sha256": "0123456789abcdef"}, "vocoder": None},
+        "init": {"my_kick.wav": "fedcba9876543210"},
+    }  # fmt: skip
+
+
+def tampered_wav(path: Path, comment: str) -> Path:
+    """A WAV whose LIST/INFO comment is ``comment``, written as an editor would (not by kickgen)."""
+    with sf.SoundFile(str(path), "w", SR, 1, "FLOAT", format="WAV") as f:
+        f.comment = comment
+        f.write(kick_wave())
+    return path
+
+
+def test_11_a_valid_recipe_passes_the_schema(tmp_path):
+    import json
+
+    from kickgen.producer.recall import check_recipe, read_recipe
+
+    recipe = valid_recipe()
+    wav = tampered_wav(tmp_path / "k.wav", json.dumps(recipe))
+    assert read_recipe(wav) == recipe
+    parsed = check_recipe(recipe)
+    assert parsed.index == 1 and parsed.rows[1].seed == 8 and parsed.hygiene.trim
+    assert parsed.settings.strength == 0.5 and (parsed.fmt, parsed.sample_rate) == ("pcm24", 48000)
+    plain = {k: v for k, v in recipe.items() if k not in ("hygiene", "format", "sample_rate", "init", "kickgen", "device")}
+    plain["rows"], plain["index"] = [{"seed": 1}], 0
+    plain["settings"] = {"cfg_scale": 1, "steps": 50, "sampler": "dpm", "strength": 1.0}
+    assert check_recipe(plain).fmt == "float32"  # optional fields take kickgen's defaults
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda r: r["settings"].update(colour="red"), "settings has unknown field 'colour'"),
+        (lambda r: r["hygiene"].update(gain=2), "hygiene has unknown field 'gain'"),
+        (lambda r: r.update(extra=1), "the recipe has unknown field 'extra'"),
+        (lambda r: r["settings"].update(cfg_scale="x"), "settings.cfg_scale is 'x': use a finite number"),
+        (lambda r: r["settings"].update(cfg_scale=float("inf")), "settings.cfg_scale is inf"),
+        (lambda r: r["settings"].update(cfg_scale=50.0), "settings.cfg_scale=50.0: use 0 to 20"),
+        (lambda r: r["settings"].update(steps=0), "settings.steps is 0: use a whole number from 1"),
+        (lambda r: r["settings"].update(steps=2.5), "settings.steps is 2.5"),
+        (lambda r: r["settings"].update(sampler="euler"), "settings.sampler is 'euler': use one of ddim, dpm"),
+        (lambda r: r["settings"].update(strength=2), "settings.strength=2"),
+        (lambda r: r.update(index=99), "index is 99: use a row of the batch, 0 to 1"),
+        (lambda r: r.update(index=-1), "index is -1: use a whole number from 0"),
+        (lambda r: r.update(index=True), "index is True"),
+        (lambda r: r.update(index="1"), "index is '1'"),
+        (lambda r: r.pop("index"), "the recipe lacks 'index'"),
+        (lambda r: r["rows"][0].update(seed=2**70), "rows[0].seed is 1180591620717411303424: use a whole number"),
+        (lambda r: r["rows"][0].update(seed=-3), "rows[0].seed is -3"),
+        (lambda r: r["rows"][1].pop("seed"), "rows[1] lacks 'seed'"),
+        (lambda r: r["rows"][1].update(t=1.5), "rows[1].t is 1.5: use a finite number from 0 to 1"),
+        (lambda r: r["rows"][1].update(prompt=5), "rows[1].prompt is 5: use a string"),
+        (lambda r: r["rows"][1].update(init="other.wav"), "rows[1].init 'other.wav' has no SHA-256 in init"),
+        (lambda r: r.update(rows=[5]), "rows[0] is 5: it should be an object"),
+        (lambda r: r.update(rows=[]), "rows is []: it should be a list of at least one row"),
+        (lambda r: r.update(rows={"seed": 1}), "rows is {'seed': 1}"),
+        (lambda r: r.update(model={"vae": "x"}), "model is {'vae': 'x'}: it should name diffusion, vae, vocoder"),
+        (lambda r: r.update(model={}), "model is {}: it should name diffusion, vae, vocoder"),
+        (lambda r: r["model"].update(vae="x"), "model.vae is 'x': it should be an object"),
+        (lambda r: r["model"]["vae"].update(sha256="zz"), "model.vae.sha256 is 'zz': use the 16 hex digits"),
+        (lambda r: r["model"]["vae"].pop("sha256"), "model.vae lacks 'sha256'"),
+        (lambda r: r.update(init={"my_kick.wav": 5}), "init['my_kick.wav'] is 5"),
+        (lambda r: r.update(sample_rate="abc"), "sample_rate is 'abc': use one of 44100, 48000"),
+        (lambda r: r.update(sample_rate=22050), "sample_rate is 22050"),
+        (lambda r: r.update(format="mp3"), "format is 'mp3': use one of float32, pcm16, pcm24"),
+        (lambda r: r["hygiene"].update(fade=3), "hygiene.fade is 3: use one of decay, reference, none"),
+        (lambda r: r["hygiene"].update(level="loud"), "hygiene.level is 'loud': use one of peak"),
+        (lambda r: r["hygiene"].update(peak="loud"), "hygiene.peak is 'loud'"),
+        (lambda r: r["hygiene"].update(peak=7.0), "hygiene.peak=7.0: use a linear peak"),
+        (lambda r: r["hygiene"].update(trim="yes"), "hygiene.trim is 'yes': use true or false"),
+        (lambda r: r.update(hygiene=[1]), "hygiene is [1]: it should be an object"),
+        (lambda r: r.update(settings=None), "settings is None: it should be an object"),
+    ],
+)
+def test_11_tampered_recipes_are_one_line_errors_naming_the_field(tmp_path, capsys, change, message):
+    import json
+
+    from kickgen.producer.engine import ProducerError
+    from kickgen.producer.recall import read_recipe
+
+    recipe = valid_recipe()
+    change(recipe)
+    wav = tampered_wav(tmp_path / "k.wav", json.dumps(recipe))
+    with pytest.raises(ProducerError, match="k.wav: its kickgen recipe is damaged or edited") as err:
+        read_recipe(wav)
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert main(["regenerate", str(wav), "-q"]) == 2  # refused before any model is loaded
+    err_text = capsys.readouterr().err
+    assert message in err_text and err_text.count("\n") == 1 and "Traceback" not in err_text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.wav"]
+
+
+def test_11_oversized_deep_or_huge_number_recipes_are_refused(tmp_path):
+    import json
+
+    from kickgen.producer.engine import ProducerError
+    from kickgen.producer.recall import MAX_COMMENT_BYTES, read_recipe
+
+    deep = tampered_wav(tmp_path / "deep.wav", '{"a":' + "[" * 5000 + "]" * 5000 + "}")
+    with pytest.raises(ProducerError, match="deep.wav: the kickgen recipe is not JSON that kickgen writes"):
+        read_recipe(deep)
+    huge = tampered_wav(tmp_path / "huge.wav", '{"recipe": 1, "rows": [], "index": ' + "9" * 5000 + "}")
+    with pytest.raises(ProducerError, match="not JSON that kickgen writes"):
+        read_recipe(huge)
+    big = valid_recipe()
+    big["rows"] = [{"seed": i, "prompt": "deep", "init": "my_kick.wav"} for i in range(2000)]
+    plain = tmp_path / "plain.wav"
+    sf.write(str(plain), kick_wave(), SR)
+    plain.with_suffix(".json").write_text(json.dumps(big, indent=1))  # a sidecar has no INFO limit
+    with pytest.raises(ProducerError, match=f"more than the {MAX_COMMENT_BYTES} kickgen writes"):
+        read_recipe(plain)
+
+
+def test_18_a_recipe_over_the_wav_comment_limit_is_refused_not_dropped(tmp_path):
+    import json
+
+    from kickgen.producer.engine import ProducerError
+    from kickgen.producer.recall import MAX_COMMENT_BYTES, read_recipe, write_kick
+
+    def recipe_of_size(size: int) -> dict:
+        recipe = valid_recipe()
+        recipe["rows"][0]["prompt"] = recipe["rows"][1]["prompt"] = ""
+        recipe["rows"][0]["prompt"] = "x" * (size - len(json.dumps(recipe, separators=(",", ":"))))
+        return recipe
+
+    fits = write_kick(tmp_path / "fits.wav", kick_wave(), recipe_of_size(MAX_COMMENT_BYTES), "pcm24", 48000)
+    assert read_recipe(fits) == recipe_of_size(MAX_COMMENT_BYTES)  # the largest recipe survives
+    with pytest.raises(ProducerError, match=rf"over.wav: its recipe is {MAX_COMMENT_BYTES + 1} bytes, more than"):
+        write_kick(tmp_path / "over.wav", kick_wave(), recipe_of_size(MAX_COMMENT_BYTES + 1), "pcm24", 48000)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fits.wav"]
+
+
+def test_18_a_save_killed_midway_leaves_no_temporary_once_the_run_is_saved_or_resumed(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from kickgen.checkpoints import atomic_save
+    from kickgen.train.runtime import STATE_FILENAME, STATE_KEYS, load_state
+
+    def killed_save(run: Path) -> Path:
+        """The temporary a process killed with SIGKILL in the middle of saving ``run``'s state leaves."""
+        code = ("import os, sys, time; p = os.path.join(sys.argv[1], f'.train_state.pt.{os.getpid()}.tmp'); "
+                "open(p, 'wb').write(b'half a state'); print(p, flush=True); time.sleep(60)")  # fmt: skip
+        proc = subprocess.Popen([sys.executable, "-c", code, str(run)], stdout=subprocess.PIPE, text=True)
+        left = Path(proc.stdout.readline().strip())
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+        assert left.is_file()
+        return left
+
+    run = tmp_path / "run"
+    run.mkdir()
+    saving = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:  # a live process's save in progress is not touched
+        live = run / f".{STATE_FILENAME}.{saving.pid}.tmp"
+        live.write_bytes(b"being written")
+        other = run / ".vae_epoch_100.pt.1.tmp"  # another file's temporary: its own save cleans it
+        other.write_bytes(b"")
+        stale = killed_save(run)
+        state = {"model_type": "vae", **{k: {} for k in STATE_KEYS["vae"]}, "step": 3}
+        atomic_save({"kind": "train_state", **state}, run / STATE_FILENAME)
+        assert not stale.exists() and live.is_file() and other.is_file()
+        stale = killed_save(run)
+        assert load_state(run, "vae")["step"] == 3  # resuming cleans up too
+        assert not stale.exists() and live.is_file()
+        assert sorted(p.name for p in run.iterdir()) == sorted([STATE_FILENAME, live.name, other.name])
+    finally:
+        saving.kill()
+        saving.wait()
+
+
+# --------------------------------------------------------------------------- 10: slow request heads
+
+
+@contextlib.contextmanager
+def real_server(head_timeout_s: float, max_connections: int = 256):
+    """``kickgen serve``'s uvicorn server (stub pipeline) on a free loopback port, in a thread."""
+    pytest.importorskip("fastapi")
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from kickgen.serve.app import create_app
+    from kickgen.serve.server import server_config
+
+    sock = socket.create_server(("127.0.0.1", 0))
+    config = server_config(create_app(StubPipeline(quiet_kicks)), head_timeout_s, max_connections)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield sock.getsockname()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+GET = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+def read_response(conn) -> bytes:
+    """One HTTP response (head and Content-Length body) from a socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        assert chunk, f"connection closed after {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(v for k, v in (h.split(b":", 1) for h in head.split(b"\r\n")[1:]) if k.lower() == b"content-length"))
+    while len(body) < length:
+        body += conn.recv(65536)
+    return head.split(b"\r\n", 1)[0]
+
+
+def closed_by_server(conn, within_s: float) -> bool:
+    """True when the server closes ``conn`` within ``within_s`` seconds."""
+    conn.settimeout(within_s)
+    try:
+        return conn.recv(1024) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_10_connections_that_do_not_finish_their_headers_are_closed():
+    import socket
+    import time
+
+    with real_server(head_timeout_s=0.5) as address:
+        start = time.monotonic()
+        silent = [socket.create_connection(address) for _ in range(30)]  # send nothing
+        partial = [socket.create_connection(address) for _ in range(71)]
+        for c in partial:
+            c.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        trickle = socket.create_connection(address)  # a byte every 0.1 s does not move the deadline
+        trickle.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        sent = 0
+        try:
+            while sent < 30 and not closed_by_server(trickle, 0.1):
+                trickle.sendall(b"a")
+                sent += 1
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        assert 2 <= sent < 25  # closed after about 0.5 s, not at the end of the 3 s trickle
+        assert all(closed_by_server(c, 3.0) for c in silent + partial)
+        assert time.monotonic() - start < 4.0
+        for c in [*silent, *partial, trickle]:
+            c.close()
+
+        with socket.create_connection(address) as kept:  # keep-alive still works: idle, then a request
+            kept.sendall(GET)
+            assert read_response(kept) == b"HTTP/1.1 200 OK"
+            time.sleep(1.0)  # longer than the head timeout, shorter than uvicorn's 5 s keep-alive
+            kept.sendall(GET[:10])
+            time.sleep(0.2)  # a request split across packets, in time
+            kept.sendall(GET[10:])
+            assert read_response(kept) == b"HTTP/1.1 200 OK"
+            kept.sendall(GET[:10])  # the next head starts and stalls: closed
+            assert closed_by_server(kept, 3.0)
+
+
+def test_10_serve_refuses_bad_head_timeouts_and_caps(capsys):
+    for flags in (["--head-timeout", "0"], ["--head-timeout", "nan"], ["--max-connections", "0"]):
+        assert main(["serve", *flags]) == 2
+        assert "--head-timeout" in capsys.readouterr().err
+
+
+def test_10_connections_beyond_the_cap_get_503():
+    import socket
+
+    with real_server(head_timeout_s=5.0, max_connections=3) as address:
+        idle = [socket.create_connection(address)]
+        with socket.create_connection(address) as c:
+            c.sendall(GET)
+            assert read_response(c) == b"HTTP/1.1 200 OK"
+        idle.append(socket.create_connection(address))
+        with socket.create_connection(address) as c:
+            c.sendall(GET)
+            assert read_response(c) == b"HTTP/1.1 503 Service Unavailable"
+        for c in idle:
+            c.close()

@@ -17,13 +17,18 @@ prompt and ``ISFT`` the kickgen version, which samplers and DAWs show) and, on r
 | ``device`` | device type it ran on (bits match on the same type) |
 
 :func:`regenerate` reads it back, checks the checkpoints and init files are the ones that made
-the kick, renders the batch again and writes the kick with the same format.
+the kick, renders the batch again and writes the kick with the same format. A recipe is checked
+against :data:`RECIPE_SCHEMA` before anything is loaded (:func:`check_recipe`): an edited or damaged
+one is a one-line :class:`~kickgen.producer.engine.ProducerError` naming the field.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import struct
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +39,8 @@ from kickgen import __version__
 from kickgen.audio import SAMPLE_RATE, check_finite_output, resample
 from kickgen.output import target_of, write_atomically
 from kickgen.producer.engine import ProducerError, Row, Settings, file_sha256, render_rows
-from kickgen.producer.hygiene import HygieneConfig, apply_hygiene
+from kickgen.producer.hygiene import FADES, LEVELS, HygieneConfig, HygieneError, apply_hygiene
+from kickgen.sampling import SAMPLERS
 
 RECIPE_VERSION = 1
 FORMATS = {
@@ -124,6 +130,220 @@ def finish(raw: torch.Tensor, hygiene: HygieneConfig | None) -> np.ndarray:
 
         return postprocess(raw[None])[0].numpy()
     return apply_hygiene(raw, hygiene)
+
+
+# --------------------------------------------------------------------------- the recipe schema
+
+# A check takes a field's value and returns None when it is fine, else what to use instead.
+Check = Callable[[object], "str | None"]
+
+
+def whole(lo: int, hi: int) -> Check:
+    def check(v: object) -> str | None:
+        ok = isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+        return None if ok else f"use a whole number from {lo} to {hi}"
+
+    return check
+
+
+def number(lo: float = -math.inf, hi: float = math.inf) -> Check:
+    """A finite int or float in ``[lo, hi]``."""
+
+    def check(v: object) -> str | None:
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        if ok and lo <= v <= hi:  # type: ignore[operator]
+            return None
+        return "use a finite number" + (f" from {lo:g} to {hi:g}" if math.isfinite(lo + hi) else "")
+
+    return check
+
+
+def text(v: object) -> str | None:
+    return None if isinstance(v, str) else "use a string"
+
+
+def flag(v: object) -> str | None:
+    return None if isinstance(v, bool) else "use true or false"
+
+
+def hex16(v: object) -> str | None:
+    ok = isinstance(v, str) and len(v) == 16 and all(c in "0123456789abcdef" for c in v)
+    return None if ok else "use the 16 hex digits of a SHA-256 prefix"
+
+
+def choice(options) -> Check:
+    options = tuple(options)
+    return lambda v: None if v in options and not isinstance(v, bool) else (
+        f"use one of {', '.join(map(str, options))}"
+    )
+
+
+def optional(check: Check) -> Check:
+    return lambda v: None if v is None else (None if check(v) is None else f"{check(v)}, or null")
+
+
+SEEDS = whole(0, 2**64 - 1)  # what torch.Generator.manual_seed takes
+
+# Every field a version-1 recipe may hold: {key: (check, required)}; "settings", "hygiene" and each
+# row are checked field by field, then their dataclasses' own range checks run (Settings.check,
+# HygieneConfig.check). "index" must name a row, every init file of a row needs its SHA-256 in
+# "init", and "model" names all three parts (null: the part came from no file, e.g. Griffin-Lim).
+RECIPE_SCHEMA: dict[str, tuple[Check | None, bool]] = {
+    "recipe": (choice([RECIPE_VERSION]), True),
+    "kickgen": (text, False),
+    "settings": (None, True),
+    "rows": (None, True),
+    "index": (whole(0, 2**31), True),
+    "hygiene": (None, False),
+    "format": (choice(FORMATS), False),
+    "sample_rate": (choice(SAMPLE_RATES), False),
+    "model": (None, True),
+    "init": (None, False),
+    "device": (text, False),
+}
+SETTINGS_SCHEMA: dict[str, Check] = {
+    "cfg_scale": number(),
+    "steps": whole(1, 100_000),
+    "sampler": choice(SAMPLERS),
+    "strength": number(),
+}
+ROW_SCHEMA: dict[str, Check] = {
+    "seed": SEEDS,
+    "prompt": text,
+    "seed_b": optional(SEEDS),
+    "prompt_b": optional(text),
+    "init": optional(text),
+    "init_b": optional(text),
+    "t": number(0.0, 1.0),
+}
+HYGIENE_SCHEMA: dict[str, Check] = {
+    "align_onset": flag,
+    "preroll_ms": number(),
+    "dc_hz": optional(number()),
+    "fade": choice(FADES),
+    "decay_fade_ms": number(),
+    "level": choice(LEVELS),
+    "peak": number(),
+    "true_peak": flag,
+    "lufs": number(),
+    "ceiling_dbtp": number(),
+    "trim": flag,
+    "trim_db": number(),
+}
+MODEL_PARTS = ("diffusion", "vae", "vocoder")
+MODEL_SCHEMA: dict[str, Check] = {"name": text, "sha256": hex16}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A recipe that passed :func:`check_recipe`, as the objects that render it."""
+
+    rows: list[Row]
+    index: int
+    settings: Settings
+    hygiene: HygieneConfig | None
+    fmt: str
+    sample_rate: int
+    model: dict[str, dict[str, str] | None]
+    init: dict[str, str]
+
+
+class _Bad(Exception):
+    """A field that does not fit the schema: ``(field name, message)``."""
+
+
+def _short(v: object) -> str:
+    r = repr(v)
+    return r if len(r) <= 40 else r[:37] + "..."
+
+
+def _fields(d: object, name: str, schema: dict[str, Check], required: tuple[str, ...] = ()) -> dict:
+    """``d`` checked against ``schema``: an object with known fields, each of the right kind."""
+    if not isinstance(d, dict):
+        raise _Bad(f"{name} is {_short(d)}: it should be an object")
+    unknown = sorted(set(d) - set(schema))
+    if unknown:
+        raise _Bad(f"{name} has unknown field {unknown[0]!r} (known: {', '.join(schema)})")
+    for key in required:
+        if key not in d:
+            raise _Bad(f"{name} lacks {key!r}")
+    for key, value in d.items():
+        problem = schema[key](value)
+        if problem is not None:
+            raise _Bad(f"{name}.{key} is {_short(value)}: {problem}")
+    return d
+
+
+def _parse(recipe: object) -> Recipe:
+    if not isinstance(recipe, dict):
+        raise _Bad("it is not a JSON object")
+    checks = {k: (c or (lambda v: None)) for k, (c, _) in RECIPE_SCHEMA.items()}
+    _fields(recipe, "the recipe", checks, tuple(k for k, (_, req) in RECIPE_SCHEMA.items() if req))
+
+    settings = _fields(recipe["settings"], "settings", SETTINGS_SCHEMA)
+    raw_rows = recipe["rows"]
+    if not isinstance(raw_rows, list) or not raw_rows:
+        raise _Bad(f"rows is {_short(raw_rows)}: it should be a list of at least one row")
+    rows = [Row(**_fields(r, f"rows[{i}]", ROW_SCHEMA, ("seed",))) for i, r in enumerate(raw_rows)]
+    index = recipe["index"]
+    if index >= len(rows):
+        raise _Bad(f"index is {index}: use a row of the batch, 0 to {len(rows) - 1}")
+
+    hygiene = recipe.get("hygiene")
+    if hygiene is not None:
+        hygiene = HygieneConfig(**_fields(hygiene, "hygiene", HYGIENE_SCHEMA))
+        try:
+            hygiene.check()
+        except HygieneError as exc:
+            raise _Bad(f"hygiene.{exc}") from None
+    settings = Settings(**settings)
+    try:
+        settings.check()
+    except ProducerError as exc:
+        raise _Bad(f"settings.{exc}") from None
+
+    model = recipe["model"]
+    if not isinstance(model, dict) or set(model) != set(MODEL_PARTS):
+        raise _Bad(f"model is {_short(model)}: it should name {', '.join(MODEL_PARTS)}")
+    for part, value in model.items():
+        if value is not None:
+            _fields(value, f"model.{part}", MODEL_SCHEMA, tuple(MODEL_SCHEMA))
+
+    init = recipe.get("init", {})
+    if not isinstance(init, dict):
+        raise _Bad(f"init is {_short(init)}: it should map init files to SHA-256 prefixes")
+    for name, sha in init.items():
+        if hex16(sha) is not None:
+            raise _Bad(f"init[{_short(name)}] is {_short(sha)}: {hex16(sha)}")
+    for i, r in enumerate(rows):
+        for key in ("init", "init_b"):
+            name = getattr(r, key)
+            if name is not None and name not in init:
+                raise _Bad(f"rows[{i}].{key} {_short(name)} has no SHA-256 in init")
+        if r.init_b is not None and r.init is None:
+            raise _Bad(f"rows[{i}].init_b is set without init")
+    return Recipe(
+        rows=rows,
+        index=index,
+        settings=settings,
+        hygiene=hygiene,
+        fmt=recipe.get("format", "float32"),
+        sample_rate=recipe.get("sample_rate", SAMPLE_RATE),
+        model=model,
+        init=init,
+    )
+
+
+def check_recipe(recipe: object, source: str | Path | None = None) -> Recipe:
+    """``recipe`` checked against :data:`RECIPE_SCHEMA`; a field that does not fit is a one-line
+    :class:`ProducerError` naming ``source`` and the field."""
+    try:
+        return _parse(recipe)
+    except _Bad as exc:
+        where = f"{source}: " if source is not None else ""
+        raise ProducerError(
+            f"{where}its kickgen recipe is damaged or edited: {exc}; regenerate only kicks as kickgen wrote them"
+        ) from None
 
 
 # --------------------------------------------------------------------------- WAV I/O
@@ -224,7 +444,8 @@ def read_info(path: str | Path) -> dict[str, str]:
 
 
 def read_recipe(path: str | Path) -> dict[str, object]:
-    """The recipe of a kickgen WAV, from its LIST/INFO comment or its ``.json`` sidecar."""
+    """The recipe of a kickgen WAV, from its LIST/INFO comment or its ``.json`` sidecar, checked
+    against :data:`RECIPE_SCHEMA` (:func:`check_recipe`)."""
     path = Path(path)
     if not path.is_file():
         raise ProducerError(f"{path} not found: pass a WAV written by kickgen")
@@ -237,28 +458,39 @@ def read_recipe(path: str | Path) -> dict[str, object]:
                 f"{path} carries no kickgen recipe (no LIST/INFO comment, no {sidecar.name}): "
                 "only kicks written by kickgen can be regenerated"
             )
-        text, source = sidecar.read_text(), sidecar
+        if sidecar.stat().st_size > 8 * MAX_COMMENT_BYTES:  # indented JSON of the largest recipe
+            raise ProducerError(
+                f"{sidecar}: {sidecar.stat().st_size} bytes is more than any kickgen recipe; "
+                "regenerate only kicks as kickgen wrote them"
+            )
+        text, source = sidecar.read_text(encoding="utf-8", errors="replace"), sidecar
     try:
         recipe = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ProducerError(f"{source}: the kickgen recipe is not valid JSON ({exc.msg})") from exc
-    if (
-        not isinstance(recipe, dict)
-        or recipe.get("recipe") != RECIPE_VERSION
-        or "rows" not in recipe
-    ):
+    except (ValueError, RecursionError) as exc:  # a number of over 4300 digits, deep nesting
+        raise ProducerError(f"{source}: the kickgen recipe is not JSON that kickgen writes") from exc
+    if not isinstance(recipe, dict) or recipe.get("recipe") != RECIPE_VERSION or "rows" not in recipe:
         raise ProducerError(f"{source}: not a kickgen recipe of version {RECIPE_VERSION}")
+    size = len(json.dumps(recipe, separators=(",", ":"), sort_keys=True).encode())
+    if size > MAX_COMMENT_BYTES:
+        raise ProducerError(
+            f"{source}: its recipe is {size} bytes, more than the {MAX_COMMENT_BYTES} kickgen writes; "
+            "regenerate only kicks as kickgen wrote them"
+        )
+    check_recipe(recipe, source)
     return recipe
 
 
 # --------------------------------------------------------------------------- regenerate
 
 
-def check_model(pipe, recipe: dict[str, object], source: Path) -> None:
+def check_model(pipe, recipe: dict[str, object] | Recipe, source: Path | None = None) -> None:
     """Raise when the pipeline's checkpoints are not the ones that made the kick."""
+    model = (recipe if isinstance(recipe, Recipe) else check_recipe(recipe, source)).model
     have = model_version(pipe)
-    for part, want in (recipe.get("model") or {}).items():
-        got = have.get(part)
+    for part in MODEL_PARTS:
+        want, got = model[part], have.get(part)
         if (want is None) != (got is None) or (want and got and want["sha256"] != got["sha256"]):
             w = "none (Griffin-Lim)" if want is None else f"{want['name']} sha256 {want['sha256']}"
             g = "none (Griffin-Lim)" if got is None else f"{got['name']} sha256 {got['sha256']}"
@@ -268,10 +500,12 @@ def check_model(pipe, recipe: dict[str, object], source: Path) -> None:
             )
 
 
-def render_recipe(pipe, recipe: dict[str, object], source: Path | None = None) -> np.ndarray:
+def render_recipe(
+    pipe, recipe: dict[str, object] | Recipe, source: Path | None = None
+) -> np.ndarray:
     """Re-run a recipe's batch and return its kick, float32 ``(L,)`` at 44.1 kHz."""
-    rows = [Row.from_dict(r) for r in recipe["rows"]]  # type: ignore[union-attr]
-    for name, sha in (recipe.get("init") or {}).items():
+    r = recipe if isinstance(recipe, Recipe) else check_recipe(recipe, source)
+    for name, sha in r.init.items():
         if not Path(name).is_file():
             raise ProducerError(
                 f"{source}: its init audio {name} is gone: restore it to regenerate"
@@ -280,22 +514,18 @@ def render_recipe(pipe, recipe: dict[str, object], source: Path | None = None) -
             raise ProducerError(
                 f"{source}: its init audio {name} has changed since (sha256 {sha} expected)"
             )
-    settings = Settings(**recipe["settings"])  # type: ignore[arg-type]
-    hygiene = None if recipe.get("hygiene") is None else HygieneConfig(**recipe["hygiene"])  # type: ignore[arg-type]
-    index = int(recipe["index"])  # type: ignore[arg-type]
-    out = render_rows(pipe, rows, settings)
-    return finish(out.raw[index], hygiene)
+    out = render_rows(pipe, r.rows, r.settings)
+    return finish(out.raw[r.index], r.hygiene)
 
 
 def regenerate(pipe, path: str | Path, output: str | Path) -> tuple[Path, bool]:
     """Regenerate the kick of ``path`` into ``output``; returns ``(output, bit-identical samples?)``."""
     path = Path(path)
     recipe = read_recipe(path)
-    check_model(pipe, recipe, path)
-    wave = render_recipe(pipe, recipe, path)
-    fmt = str(recipe.get("format", "float32"))
-    rate = int(recipe.get("sample_rate", SAMPLE_RATE))  # type: ignore[arg-type]
-    written = write_kick(output, wave, recipe, fmt, rate)
+    parsed = check_recipe(recipe, path)
+    check_model(pipe, parsed, path)
+    wave = render_recipe(pipe, parsed, path)
+    written = write_kick(output, wave, recipe, parsed.fmt, parsed.sample_rate)
     a, _ = sf.read(str(path), dtype="float64", always_2d=False)
     b, _ = sf.read(str(written), dtype="float64", always_2d=False)
     return written, bool(a.shape == b.shape and np.array_equal(a, b))

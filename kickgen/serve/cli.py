@@ -37,12 +37,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--queue-size", type=int, default=8, help="requests waiting before 503")
     p.add_argument("--store-mb", type=int, default=64, help="memory kept for generated WAVs (MiB)")
+    p.add_argument(
+        "--head-timeout",
+        type=float,
+        default=HEAD_TIMEOUT_S,
+        metavar="S",
+        help=f"close a connection whose request line and headers take longer (default {HEAD_TIMEOUT_S:g} s)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=MAX_CONNECTIONS,
+        help=f"connections served at once; requests beyond get 503 (default {MAX_CONNECTIONS})",
+    )
     p.set_defaults(func=serve)
 
 
 # Host headers a loopback-bound server answers (with any port).
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]", "::1")
 MIN_STORE_MB = 4  # MiB: 8 kicks of 352,880 bytes, so no answer's kicks are evicted before it is read
+HEAD_TIMEOUT_S = 10.0  # a connection's request line and headers must arrive within this
+MAX_CONNECTIONS = 256  # connections served at once (well under the usual limit of 1024 open files)
 
 
 def allowed_hosts(host: str) -> tuple[str, ...] | None:
@@ -73,10 +88,16 @@ def serve(args: argparse.Namespace) -> int:
             f"--queue-size {args.queue_size} / --store-mb {args.store_mb}: use a queue of 0 or more and at least "
             f"{MIN_STORE_MB} MiB (one answer of 8 kicks)"
         )
+    if not 0 < args.head_timeout <= 3600 or args.max_connections < 1:  # NaN fails too
+        raise CommandError(
+            f"--head-timeout {args.head_timeout} / --max-connections {args.max_connections}: use more than 0 "
+            "and at most 3600 s, and at least 1 connection"
+        )
     try:
         import uvicorn
 
         from kickgen.serve.app import ServeConfig, create_app
+        from kickgen.serve.server import server_config
     except ModuleNotFoundError as exc:
         raise CommandError(
             f"kickgen serve needs {exc.name}: install the serve extra with pip install 'kickgen[serve]'"
@@ -112,5 +133,6 @@ def serve(args: argparse.Namespace) -> int:
             )
         shown = f"[{args.host}]" if ":" in args.host else args.host
         print(f"kickgen serving on http://{shown}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
-        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+        http = server_config(app, args.head_timeout, args.max_connections)
+        uvicorn.Server(http).run(sockets=[sock])
     return 0

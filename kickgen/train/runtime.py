@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from kickgen.checkpoints import atomic_save
+from kickgen.checkpoints import atomic_save, remove_stale_temporaries
 from kickgen.errors import KickgenError
 
 STATE_FILENAME = "train_state.pt"
@@ -259,6 +259,7 @@ class PeriodicSaver:
 def load_state(run_dir: Path, model_type: str) -> dict[str, Any]:
     """Read a run's training state (``weights_only=True``) and check it belongs to ``model_type``."""
     path = run_dir / STATE_FILENAME
+    remove_stale_temporaries(path)  # a save cut short by kill -9
     if not path.exists():
         raise TrainingError(f"{path}: no training state to resume; start without --resume")
     try:
