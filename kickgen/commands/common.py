@@ -117,6 +117,23 @@ def hygiene_from_args(args: argparse.Namespace, default_on: bool = False):
     return cfg
 
 
+def add_output_arguments(parser, default_format: str | None = "float32", sample_rate: bool = True,
+                         sidecar_help: str = "also write each kick's recipe as FILE.json") -> None:
+    """``--format`` (unless ``default_format`` is None), ``--sample-rate``, ``--plot``, ``--sidecar``."""
+    if default_format is not None:
+        parser.add_argument("--format", choices=sorted(FORMATS), default=default_format,
+                            help=f"WAV sample format (default {default_format})")  # fmt: skip
+    if sample_rate:
+        parser.add_argument("--sample-rate", type=int, choices=(44100, 48000), default=44100, help="(default 44100)")
+    parser.add_argument("--plot", action="store_true", help="PNG of waveform and mel beside each WAV (needs matplotlib)")
+    parser.add_argument("--sidecar", action="store_true", help=sidecar_help)
+
+
+def add_best_of_argument(parser) -> None:
+    parser.add_argument("--best-of", type=int, default=1,
+                        help="candidates per kick; keep the one passing the most sanity checks")  # fmt: skip
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     from kickgen.weights import LOOKUP_HELP
 

@@ -18,7 +18,9 @@ from pathlib import Path
 from kickgen.commands.common import (
     FORMATS,
     GENERATIONS_DIR,
+    add_best_of_argument,
     add_hygiene_arguments,
+    add_output_arguments,
     bar_callback,
     check_readable,
     check_sampling_values,
@@ -196,20 +198,8 @@ def add_generate_producer_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="with --init-audio: 0 keeps the kick, 1 ignores it (default 0.5)",
     )
-    g.add_argument(
-        "--best-of",
-        type=int,
-        default=1,
-        help="candidates per kick; keep the one passing the most sanity checks",
-    )
-    g.add_argument(
-        "--plot",
-        action="store_true",
-        help="PNG of waveform and mel beside each WAV (needs matplotlib)",
-    )
-    g.add_argument(
-        "--sidecar", action="store_true", help="also write each kick's recipe as FILE.json"
-    )
+    add_best_of_argument(g)
+    add_output_arguments(g, default_format=None, sample_rate=False)
     add_hygiene_arguments(parser)
 
 

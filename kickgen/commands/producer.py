@@ -11,8 +11,10 @@ import sys
 from pathlib import Path
 
 from kickgen.commands.common import (
+    add_best_of_argument,
     add_hygiene_arguments,
     add_model_arguments,
+    add_output_arguments,
     add_sampling_arguments,
     bar_callback,
     check_sampling_args,
@@ -67,21 +69,7 @@ def register(subparsers) -> None:
         default="morph",
         help="file name stem: NAME_00.wav, NAME_01.wav, ... (default morph)",
     )
-    m.add_argument(
-        "--format",
-        choices=("float32", "pcm16", "pcm24"),
-        default="float32",
-        help="WAV sample format (default float32)",
-    )
-    m.add_argument(
-        "--sample-rate", type=int, choices=(44100, 48000), default=44100, help="(default 44100)"
-    )
-    m.add_argument(
-        "--plot",
-        action="store_true",
-        help="PNG of waveform and mel beside each WAV (needs matplotlib)",
-    )
-    m.add_argument("--sidecar", action="store_true", help="also write the recipe as FILE.json")
+    add_output_arguments(m, sidecar_help="also write the recipe as FILE.json")
     add_hygiene_arguments(m)
     add_model_arguments(m)
     m.set_defaults(func=run_morph)
@@ -119,27 +107,8 @@ def register(subparsers) -> None:
         required=True,
         help="pack folder (new or empty; see --force)",
     )
-    p.add_argument(
-        "--format",
-        choices=("float32", "pcm16", "pcm24"),
-        default="pcm24",
-        help="WAV sample format (default pcm24)",
-    )
-    p.add_argument(
-        "--sample-rate", type=int, choices=(44100, 48000), default=44100, help="(default 44100)"
-    )
-    p.add_argument(
-        "--best-of",
-        type=int,
-        default=1,
-        help="candidates per kick; keep the one passing the most sanity checks",
-    )
-    p.add_argument(
-        "--plot",
-        action="store_true",
-        help="PNG of waveform and mel beside each WAV (needs matplotlib)",
-    )
-    p.add_argument("--sidecar", action="store_true", help="also write each recipe as FILE.json")
+    add_output_arguments(p, default_format="pcm24")
+    add_best_of_argument(p)
     p.add_argument("--force", action="store_true", help="write into a folder that is not empty")
     add_sampling_arguments(p, prompt=False)
     add_hygiene_arguments(p, default_on=True)
