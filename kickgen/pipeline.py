@@ -4,6 +4,11 @@
     out = pipe("punchy 808", n=16, seed=42)                      # one batched run
     out.waveforms                                                # (16, 88200) float32, peak 0.95
 
+It is the one generation engine: :meth:`KickPipeline.render` runs a batch of :class:`Row` descriptions
+(seed or seed mix, prompt or prompt mix, optional init kick and strength) through sampler → VAE
+decoder → vocoder, and a plain call is the simplest such batch; the producer features
+(variations, morphs, best-of, packs, regenerate), the server and eval describe rows and call it.
+
 The pipeline is assembled from injected parts (text encoder, U-Net, noise scheduler, VAE,
 vocoder or Griffin-Lim) and keeps them on one device. Kick i of seed s starts from noise drawn
 with seed s + i on the CPU, so it is the same kick whatever the batch size, and on any device.
@@ -15,17 +20,18 @@ checkpoint paths and modification times, instead of reloading three checkpoints 
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 import threading
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
 from kickgen import griffin_lim
-from kickgen.audio import NUM_SAMPLES, SAMPLE_RATE, write_wav
+from kickgen.audio import NUM_SAMPLES, SAMPLE_RATE, log_mel, write_wav
 from kickgen.errors import KickgenError
 from kickgen.prompts import PromptInfo, UnknownKeywordWarning, analyze_prompt
 from kickgen.sampling import SamplerError, make_sampler
@@ -108,6 +114,97 @@ def postprocess(waves: torch.Tensor) -> torch.Tensor:
     waves = waves * fade_envelope().to(waves.device)
     peaks = waves.abs().amax(dim=-1, keepdim=True)  # (B, 1)
     return torch.where(peaks > 0, waves * (OUTPUT_PEAK / peaks.clamp(min=1e-12)), waves)
+
+
+# --------------------------------------------------------------------------- kick descriptions
+
+
+@dataclass(frozen=True)
+class Row:
+    """One kick to generate, as plain data that JSON can hold. ``t`` in [0, 1] mixes A → B.
+
+    - the starting noise: the seed's (:func:`seed_noise`), or the spherical interpolation of two
+      seeds' noises (``seed_b``, ``t``);
+    - the conditioning: the prompt's text vector, or a linear mix of two prompts' (``prompt_b``, ``t``);
+    - an optional init kick: an audio file's VAE latent (or the spherical mix of two files'
+      latents), noised to the timestep that the batch's ``strength`` selects and denoised from there.
+    """
+
+    seed: int  # noise seed (A)
+    prompt: str = ""  # prompt (A)
+    seed_b: int | None = None  # slerp the noise towards this seed's noise by t
+    prompt_b: str | None = None  # mix the text vector towards this prompt's by t
+    init: str | None = None  # init kick (audio file) for a variation
+    init_b: str | None = None  # slerp the init latent towards this file's latent by t
+    t: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        """The fields that differ from the defaults (compact JSON)."""
+        d = asdict(self)
+        return {k: v for k, v in d.items() if k == "seed" or v != Row.__dataclass_fields__[k].default}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> Row:
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise PipelineError(f"row has unknown fields {sorted(unknown)}: written by a newer kickgen?")
+        return cls(**d)  # type: ignore[arg-type]
+
+
+@dataclass
+class Rendered:
+    """One batch of rows, rendered."""
+
+    raw: torch.Tensor  # (B, 88200) float32 vocoder output on the CPU, before fade and normalisation
+    log_mels: torch.Tensor  # (B, 128, 173) decoded log-mels
+    latents: torch.Tensor  # (B, latent_dim, 8, 11)
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """Spherical interpolation of two tensors of one shape, treated as flat vectors.
+
+    ``t = 0`` returns ``a`` and ``t = 1`` returns ``b`` exactly; nearly parallel vectors fall back to
+    a linear mix. Computed in float64, returned in ``a``'s dtype. Two independent Gaussian noises
+    are almost orthogonal, so the mix keeps the norm a Gaussian sample of that size has.
+    """
+    if a.shape != b.shape:
+        raise PipelineError(f"cannot interpolate shapes {tuple(a.shape)} and {tuple(b.shape)}")
+    t = float(t)
+    if t == 0.0:
+        return a.clone()
+    if t == 1.0:
+        return b.clone()
+    a64, b64 = a.double(), b.double()
+    cos = (a64.flatten() @ b64.flatten()) / (a64.norm() * b64.norm()).clamp(min=1e-12)
+    theta = math.acos(float(cos.clamp(-1.0, 1.0)))
+    if theta < 1e-4:
+        out = (1.0 - t) * a64 + t * b64
+    else:
+        out = (math.sin((1.0 - t) * theta) * a64 + math.sin(t * theta) * b64) / math.sin(theta)
+    return out.to(a.dtype)
+
+
+def seed_noise(seed: int, latent_dim: int) -> torch.Tensor:
+    """The starting noise ``(latent_dim, 8, 11)`` of a seed, drawn on the CPU
+    (``torch.Generator().manual_seed(seed)``), so a seed gives the same kick on every device."""
+    g = torch.Generator().manual_seed(int(seed))
+    return torch.randn((latent_dim, *LATENT_HW), generator=g, dtype=torch.float32)
+
+
+def row_noise(row: Row, latent_dim: int) -> torch.Tensor:
+    """A row's starting noise ``(latent_dim, 8, 11)``: its seed's, or the slerp of two seeds'."""
+    if row.seed_b is None:
+        return seed_noise(row.seed, latent_dim)
+    return slerp(seed_noise(row.seed, latent_dim), seed_noise(row.seed_b, latent_dim), row.t)
+
+
+def start_index(steps: int, strength: float) -> int:
+    """Index in the sampler's timestep list where a variation of ``strength`` starts.
+
+    ``round(strength · steps)`` steps are run: strength 1 runs all of them from pure noise,
+    strength 0 none (the init latent is decoded as it is).
+    """
+    return steps - int(round(strength * steps))
 
 
 # --------------------------------------------------------------------------- pipeline
@@ -219,6 +316,12 @@ class KickPipeline:
         both = self.text_encoder([list(token_ids), []], self.device)  # (2, cond_dim)
         return both[:1].clone(), both[1:].clone()
 
+    @torch.inference_mode()
+    def encode_audio(self, wave: torch.Tensor) -> torch.Tensor:
+        """VAE latents ``(B, latent_dim, 8, 11)`` of waveforms ``(B, 88200)`` (44.1 kHz, preprocessed)."""
+        mel = log_mel(wave.float().to(self.device)).unsqueeze(1)  # (B, 1, 128, 173)
+        return self.vae.encode(mel).float()
+
     # ------------------------------------------------------------------ generation
     def __call__(
         self,
@@ -232,7 +335,7 @@ class KickPipeline:
         callback: Callable[[int, int], None] | None = None,
         warn_unknown: bool = True,
     ) -> GenerationOutput:
-        """Generate ``n`` kicks for ``prompt``.
+        """Generate ``n`` kicks for ``prompt``: the simplest batch of rows, ``Row(seed + i, prompt)``.
 
         ``seed`` None draws one; kick i uses seed + i. ``steps`` sampler steps, ``cfg_scale`` ≥ 0
         (1 = no guidance). ``callback(done, total)`` reports sampler steps over all batches.
@@ -245,12 +348,10 @@ class KickPipeline:
         if seed is None:
             seed = secrets.randbelow(SEED_RANGE - n)
         seeds = [int(seed) + i for i in range(n)]
-        solver = make_sampler(sampler, self.scheduler, steps)
         batches = [seeds[i : i + batch_size] for i in range(0, n, batch_size)]
         total_steps = len(batches) * steps
         waves, mels = [], []
         with self._lock, torch.inference_mode():
-            cond, uncond = self.encode_prompt(info.token_ids)
             for b, batch_seeds in enumerate(batches):
                 step_cb = None
                 if callback is not None:
@@ -258,37 +359,119 @@ class KickPipeline:
                     def step_cb(i: int, _total: int, _b: int = b) -> None:
                         callback(_b * steps + i + 1, total_steps)
 
-                gens = [torch.Generator().manual_seed(s) for s in batch_seeds]
-                latents = solver.sample(
-                    self.unet,
-                    shape=(len(batch_seeds), self.latent_dim, *LATENT_HW),
-                    cond=cond,
-                    uncond=uncond,
-                    cfg_scale=cfg_scale,
-                    device=self.device,
-                    generator=gens,
-                    callback=step_cb,
-                )  # (b, latent_dim, 8, 11)
-                log_mel = self.vae.decode(latents).squeeze(1)  # (b, 128, 173)
-                waves.append(self.vocode(log_mel).cpu())
-                mels.append(log_mel.float().cpu())
+                rows = [Row(seed=s, prompt=prompt) for s in batch_seeds]
+                out = self._render(rows, float(cfg_scale), steps, sampler, 1.0, None, step_cb)
+                waves.append(postprocess(out.raw))
+                mels.append(out.log_mels)
         settings = {"cfg_scale": float(cfg_scale), "steps": steps, "sampler": sampler,
                     "vocoder": "hifigan" if self.vocoder is not None else "griffin-lim"}  # fmt: skip
         return GenerationOutput(torch.cat(waves), seeds, info, torch.cat(mels), settings)
 
+    def render(
+        self,
+        rows: Sequence[Row],
+        cfg_scale: float = 3.0,
+        steps: int = 50,
+        sampler: str = "ddim",
+        strength: float = 1.0,
+        init_audio: Mapping[str, torch.Tensor] | None = None,
+        callback: Callable[[int, int], None] | None = None,
+    ) -> Rendered:
+        """Run one batch of rows through sampler → VAE decoder → vocoder (one sampler call).
+
+        Rows with an init kick (all or none of the batch) start from its VAE latent noised to the
+        timestep ``strength`` selects (:func:`start_index`); ``init_audio`` maps each init file name
+        to its loaded waveform ``(88200,)``. ``callback(i, n)`` runs after each sampler step.
+        Running the same rows in the same batch again gives the same bits on the same device type.
+        """
+        with self._lock, torch.inference_mode():
+            return self._render(rows, float(cfg_scale), steps, sampler, float(strength), init_audio, callback)
+
+    def _render(self, rows, cfg_scale, steps, sampler, strength, init_audio, callback) -> Rendered:
+        if not rows:
+            raise PipelineError("no rows to render: ask for at least 1 kick")
+        has_init = [r.init is not None for r in rows]
+        if any(has_init) and not all(has_init):
+            raise PipelineError("a batch mixes rows with and without an init kick: render them apart")
+        if not any(has_init) and strength != 1.0:
+            raise PipelineError(f"strength={strength} needs an init kick: pass --init-audio FILE")
+        noise = torch.stack([row_noise(r, self.latent_dim) for r in rows])  # (B, C, 8, 11) on the CPU
+        cond, uncond = self._conditioning(rows)
+        x0 = self._init_latents(rows, init_audio or {}) if any(has_init) else None
+        first = start_index(steps, strength) if x0 is not None else 0
+        if x0 is not None and first == steps:
+            latents = x0  # strength 0: nothing to denoise
+        else:
+            solver = make_sampler(sampler, self.scheduler, steps)
+            solver.timesteps = solver.timesteps[first:]  # a variation starts part-way down
+            x = noise.to(self.device)
+            if x0 is not None and first > 0:
+                t = torch.full((len(rows),), int(solver.timesteps[0]), dtype=torch.long, device=self.device)
+                x = self.scheduler.add_noise(x0, x, t)  # x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε
+            latents = solver.sample(self.unet, shape=tuple(x.shape), cond=cond, uncond=uncond, cfg_scale=cfg_scale,
+                                    device=self.device, noise=x, callback=callback)  # fmt: skip
+        mels = self.vae.decode(latents).squeeze(1)  # (B, 128, 173)
+        raw = self.vocode_raw(mels)
+        return Rendered(raw, mels.float().cpu(), latents.float().cpu())
+
+    def _conditioning(self, rows: Sequence[Row]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(cond (B, cond_dim), uncond (1, cond_dim))``; a prompt mix is linear in the text vectors."""
+        cache: dict[str, torch.Tensor] = {}
+        uncond = None
+
+        def vector(prompt: str) -> torch.Tensor:
+            nonlocal uncond
+            if prompt not in cache:
+                c, uncond = self.encode_prompt(self.parse_prompt(prompt).token_ids)
+                cache[prompt] = c[0]
+            return cache[prompt]
+
+        conds = []
+        for r in rows:
+            c = vector(r.prompt)
+            if r.prompt_b is not None and r.t == 1.0:
+                c = vector(r.prompt_b)  # the endpoint exactly
+            elif r.prompt_b is not None and r.t != 0.0:
+                c = (1.0 - r.t) * c + r.t * vector(r.prompt_b)
+            conds.append(c)
+        return torch.stack(conds), uncond
+
+    def _init_latents(self, rows: Sequence[Row], audio: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Encoded init kicks ``(B, C, 8, 11)`` (one VAE pass over the distinct files)."""
+        names: list[str] = []
+        for r in rows:
+            for name in (r.init, r.init_b):
+                if name is not None and name not in names:
+                    names.append(name)
+        missing = [n for n in names if n not in audio]
+        if missing:
+            raise PipelineError(f"init kick {missing[0]} was not loaded: pass its waveform in init_audio")
+        z = self.encode_audio(torch.stack([audio[n] for n in names]))  # (F, C, 8, 11)
+        latent = {n: z[i] for i, n in enumerate(names)}
+        out = [latent[r.init] if r.init_b is None else slerp(latent[r.init], latent[r.init_b], r.t) for r in rows]
+        return torch.stack(out)
+
     @torch.inference_mode()
-    def vocode(self, log_mel: torch.Tensor) -> torch.Tensor:
-        """Log-mel ``(B, 128, T)`` → post-processed waveforms ``(B, 88200)`` (HiFi-GAN or Griffin-Lim).
+    def vocode_raw(self, log_mel: torch.Tensor) -> torch.Tensor:
+        """Log-mel ``(B, 128, T)`` → vocoder output ``(B, 88200)`` on the CPU, trimmed, not faded or normalised.
 
         On the CPU, HiFi-GAN runs one clip at a time: its full-rate activations for several clips
         overflow the caches, and per clip a batch of 4 measured slower than single clips.
         """
         log_mel = log_mel.to(self.device)
         if self.vocoder is None:
-            return postprocess(griffin_lim.log_mel_to_audio(log_mel))  # (B, 88200)
-        chunk = VOCODER_CHUNK_CPU if self.device.type == "cpu" else log_mel.shape[0]
-        audio = torch.cat([self.vocoder(part).squeeze(1) for part in log_mel.split(chunk)])  # (B, T·512)
-        return postprocess(audio)
+            audio = griffin_lim.log_mel_to_audio(log_mel)  # (B, 88200)
+        else:
+            chunk = VOCODER_CHUNK_CPU if self.device.type == "cpu" else log_mel.shape[0]
+            audio = torch.cat([self.vocoder(part).squeeze(1) for part in log_mel.split(chunk)])  # (B, T·512)
+        audio = audio.float().cpu()
+        if audio.shape[-1] >= NUM_SAMPLES:
+            return audio[:, :NUM_SAMPLES]
+        return torch.nn.functional.pad(audio, (0, NUM_SAMPLES - audio.shape[-1]))
+
+    def vocode(self, log_mel: torch.Tensor) -> torch.Tensor:
+        """Log-mel ``(B, 128, T)`` → post-processed waveforms ``(B, 88200)`` (HiFi-GAN or Griffin-Lim)."""
+        return postprocess(self.vocode_raw(log_mel))
 
 
 def check_generation_args(
@@ -413,6 +596,8 @@ __all__ = [
     "GenerationOutput",
     "KickPipeline",
     "PipelineError",
+    "Rendered",
+    "Row",
     "SamplerError",
     "auto_output_path",
     "cached_pipeline",
@@ -422,4 +607,7 @@ __all__ = [
     "postprocess",
     "resolve_device",
     "resolve_vocoder_path",
+    "seed_noise",
+    "slerp",
+    "start_index",
 ]

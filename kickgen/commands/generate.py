@@ -12,16 +12,28 @@ generated, all or none: a failed write leaves the output folder as it was.
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
 import sys
-import tempfile
 from pathlib import Path
 
+from kickgen.commands.common import (
+    FORMATS,
+    GENERATIONS_DIR,
+    add_best_of_argument,
+    add_hygiene_arguments,
+    add_output_arguments,
+    bar_callback,
+    check_readable,
+    check_sampling_values,
+    hygiene_from_args,
+    plan_outputs,
+    prepare_output_dir,
+    remove_dirs,
+    resolve_checkpoint_args,
+    write_outputs,
+)
 from kickgen.errors import CommandError
 
-FORMATS = {"float32": "FLOAT", "pcm16": "PCM_16", "pcm24": "PCM_24"}  # --format → WAV subtype
-GENERATIONS_DIR = Path("generations")
+__all__ = ["FORMATS", "GENERATIONS_DIR", "add_generate_arguments", "register", "run_generate"]
 
 
 def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,8 +68,6 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sampler", choices=("ddim", "dpm"), default="ddim", help="ddim (the reference's) or dpm (DPM-Solver++ 2M, good at ~20 steps)")
     parser.add_argument("--batch-size", type=int, default=16, help="kicks per batched sampler run (default 16)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    from kickgen.commands.producer import add_generate_producer_arguments  # producer features' hook
-
     add_generate_producer_arguments(parser)
 
 
@@ -77,98 +87,11 @@ def register(subparsers) -> None:
 # --------------------------------------------------------------------------- checks
 
 
-def _check_readable(path: Path, what: str) -> None:
-    if not path.exists():
-        raise CommandError(f"{what} checkpoint {path} not found: pass its path with --{what}-ckpt")
-    if not path.is_file():
-        raise CommandError(f"{what} checkpoint {path} is not a file: pass the .pt file with --{what}-ckpt")
-    if not os.access(path, os.R_OK):
-        raise CommandError(f"cannot read {what} checkpoint {path}: check its permissions")
-
-
-def prepare_output_dir(directory: Path) -> list[Path]:
-    """Create ``directory`` if needed and prove it writable with a probe file.
-
-    Returns the directories it created (for :func:`remove_dirs` if the run fails); raises
-    :class:`CommandError` naming the directory when it cannot be written, leaving nothing behind.
-    """
-    missing: list[Path] = []
-    probe = directory
-    while not probe.exists() and probe.parent != probe:
-        missing.append(probe)
-        probe = probe.parent
-    if not probe.is_dir():
-        raise CommandError(f"cannot write into {directory}: {probe} is not a directory; choose another --output")
-    created: list[Path] = []
-    try:
-        for d in reversed(missing):
-            d.mkdir()
-            created.append(d)
-        with tempfile.TemporaryFile(dir=directory):
-            pass
-    except OSError as exc:
-        remove_dirs(created)
-        raise CommandError(f"cannot write into {directory}: {exc.strerror or exc}; choose another --output") from exc
-    return created
-
-
-def remove_dirs(created: list[Path]) -> None:
-    """Remove directories made by :func:`prepare_output_dir` when they are still empty."""
-    for d in reversed(created):
-        try:
-            d.rmdir()
-        except OSError:
-            pass
-
-
-def plan_outputs(output: Path | None, n: int) -> tuple[Path, list[Path] | None]:
-    """``(directory, explicit file paths or None for auto names)`` for ``--output`` and ``n`` kicks."""
-    if output is None:
-        return GENERATIONS_DIR, None
-    as_dir = output.is_dir() or str(output).endswith(("/", os.sep)) or output.suffix == ""
-    if as_dir:
-        return output, None
-    if output.suffix.lower() != ".wav":
-        raise CommandError(f"--output {output}: give a .wav file or a directory")
-    if n == 1:
-        return output.parent, [output]
-    width = len(str(n - 1))
-    return output.parent, [output.with_name(f"{output.stem}_{i:0{width}d}{output.suffix}") for i in range(n)]
-
-
-def resolve_checkpoint_args(args: argparse.Namespace) -> None:
-    """Set ``args.diffusion_ckpt``, ``vae_ckpt`` and ``vocoder_ckpt`` (None with --no-vocoder) to
-    the files this run uses: named files as given, the others by kickgen's lookup order."""
-    from kickgen.weights import find_checkpoints
-
-    files = find_checkpoints(args.checkpoints, args.diffusion_ckpt, args.vae_ckpt, args.vocoder_ckpt,
-                             use_vocoder=not args.no_vocoder)  # fmt: skip
-    for part, path in files.parts().items():
-        if part == "vocoder" and path is None:
-            continue
-        if files.origins[part] == "file" and not path.exists():
-            extra = " or --no-vocoder for Griffin-Lim" if part == "vocoder" else ""
-            raise CommandError(f"{part} checkpoint {path} not found: pass its path with --{part}-ckpt{extra}")
-        _check_readable(path, part)
-    args.diffusion_ckpt, args.vae_ckpt, args.vocoder_ckpt = files.diffusion, files.vae, files.vocoder
-    args.no_vocoder = files.vocoder is None
-
-
 def check_generate_args(args: argparse.Namespace) -> None:
     """Every user error of ``generate`` as one line, before anything is loaded or written."""
     if args.num < 1:
         raise CommandError(f"-n/--num {args.num}: ask for at least 1 kick")
-    if args.steps < 1:
-        raise CommandError(f"--steps {args.steps}: use at least 1 (50 is the default)")
-    from kickgen.pipeline import MAX_CFG_SCALE, SEED_RANGE
-
-    if not 0 <= args.cfg_scale <= MAX_CFG_SCALE:  # also rejects NaN and inf
-        raise CommandError(f"--cfg-scale {args.cfg_scale}: use 0 to {MAX_CFG_SCALE:g} (3.0 is the default; 1 = no guidance)")
-    if args.batch_size < 1:
-        raise CommandError(f"--batch-size {args.batch_size}: use at least 1")
-
-    if args.seed is not None and not 0 <= args.seed <= SEED_RANGE - args.num:
-        raise CommandError(f"--seed {args.seed}: use a whole number from 0 to {SEED_RANGE - args.num}")
+    check_sampling_values(args, args.steps, "--steps", count=args.num)
     resolve_checkpoint_args(args)
     plan_outputs(args.output, args.num)  # a bad --output fails here, before any loading
 
@@ -176,33 +99,34 @@ def check_generate_args(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- commands
 
 
-def run_generate(args: argparse.Namespace) -> int:
-    """Generate ``--num`` kicks and write them; prints each written path on stdout."""
-    from kickgen.commands.producer import producer_requested, run_producer_generate
+def open_run(args: argparse.Namespace, count: int):
+    """What both ``generate`` paths start with, after their checks: the pipeline for the checked
+    checkpoint files, the prompt (unknown words reported on stderr), the first of ``count`` seeds,
+    and the output plan ``(directory, paths or None, created directories)``."""
+    from kickgen.pipeline import SEED_RANGE, KickPipeline, resolve_device
+    from kickgen.producer.kicks import resolve_seed
 
-    if producer_requested(args):  # --init-audio, --best-of, --plot, hygiene flags ...
-        return run_producer_generate(args)
-    check_generate_args(args)
-    from kickgen.pipeline import (
-        SEED_RANGE,
-        KickPipeline,
-        auto_output_path,
-        output_key,
-        resolve_device,
-    )
-    from kickgen.progress import Progress
-
-    device = resolve_device(args.device)
-    pipe = KickPipeline.from_checkpoints(
-        args.diffusion_ckpt, args.vae_ckpt, None if args.no_vocoder else args.vocoder_ckpt, device
-    )
+    if args.seed is not None and not 0 <= args.seed <= SEED_RANGE - count:
+        raise CommandError(f"--seed {args.seed}: use a whole number from 0 to {SEED_RANGE - count}")
+    pipe = KickPipeline.from_checkpoints(args.diffusion_ckpt, args.vae_ckpt,
+                                         None if args.no_vocoder else args.vocoder_ckpt, resolve_device(args.device))  # fmt: skip
     info = pipe.parse_prompt(args.prompt)
     if info.unknown:
         print(f"kickgen: warning: {info.warning_text()}", file=sys.stderr)
-    seed = args.seed if args.seed is not None else secrets.randbelow(SEED_RANGE - args.num)
-
+    seed = resolve_seed(args.seed, count)
     directory, paths = plan_outputs(args.output, args.num)
-    created = prepare_output_dir(directory)
+    return pipe, info, seed, directory, paths, prepare_output_dir(directory)
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    """Generate ``--num`` kicks and write them; prints each written path on stdout."""
+    if producer_requested(args):  # --init-audio, --best-of, --plot, hygiene flags ...
+        return run_producer_generate(args)
+    check_generate_args(args)
+    from kickgen.pipeline import auto_output_path, output_key
+    from kickgen.progress import Progress
+
+    pipe, info, seed, directory, paths, created = open_run(args, args.num)
     try:
         batches = -(-args.num // args.batch_size)
         with Progress(batches * args.steps, f"generating {args.num} kick(s)", disable=args.quiet) as bar:
@@ -256,13 +180,109 @@ def write_all(paths: list[Path], waveforms, subtype: str, recipes: list[dict] | 
         out.commit()
 
 
+# --------------------------------------------------------------------------- producer options
+
+
+def add_generate_producer_arguments(parser: argparse.ArgumentParser) -> None:
+    """The producer options of ``kickgen generate``."""
+    g = parser.add_argument_group("producer options")
+    g.add_argument(
+        "--init-audio",
+        type=Path,
+        default=None,
+        help="make variations of this kick (audio-to-audio)",
+    )
+    g.add_argument(
+        "--strength",
+        type=float,
+        default=None,
+        help="with --init-audio: 0 keeps the kick, 1 ignores it (default 0.5)",
+    )
+    add_best_of_argument(g)
+    add_output_arguments(g, default_format=None, sample_rate=False)
+    add_hygiene_arguments(parser)
+
+
+def producer_requested(args: argparse.Namespace) -> bool:
+    """True when ``generate`` was given any producer option."""
+    return bool(
+        getattr(args, "init_audio", None) is not None or getattr(args, "strength", None) is not None
+        or getattr(args, "best_of", 1) != 1 or getattr(args, "plot", False) or getattr(args, "sidecar", False)
+        or (hasattr(args, "fade") and hygiene_from_args(args) is not None)
+    )  # fmt: skip
+
+
+def run_producer_generate(args: argparse.Namespace) -> int:
+    """``kickgen generate`` with producer options (same outputs and naming as the plain path)."""
+    check_generate_args(args)
+    if args.strength is not None and args.init_audio is None:
+        raise CommandError("--strength needs --init-audio FILE (the kick to vary)")
+    strength = 0.5 if args.strength is None else args.strength
+    if args.init_audio is None:
+        strength = 1.0
+    elif not 0.0 <= strength <= 1.0:
+        raise CommandError(f"--strength {strength}: use 0 (keep the kick) to 1 (ignore it)")
+    if args.best_of < 1:
+        raise CommandError(f"--best-of {args.best_of}: use 1 or more candidates per kick")
+    hygiene = hygiene_from_args(args)
+    from kickgen.pipeline import auto_output_path, output_key
+    from kickgen.producer.engine import ProducerError, load_init_audio
+    from kickgen.producer.kicks import generate_kicks
+    from kickgen.progress import Progress
+
+    if args.init_audio is not None:
+        try:
+            load_init_audio(args.init_audio)
+        except ProducerError as exc:
+            raise CommandError(f"--init-audio: {exc}") from exc
+    pipe, info, seed, directory, paths, created = open_run(args, args.num * args.best_of)
+    try:
+        with Progress(None, f"generating {args.num} kick(s)", disable=args.quiet) as bar:
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # unknown words were reported above
+                kicks = generate_kicks(
+                    pipe, args.prompt, n=args.num, seed=seed, cfg_scale=args.cfg_scale, steps=args.steps,
+                    sampler=args.sampler, hygiene=hygiene, best_of=args.best_of, init_audio=args.init_audio,
+                    strength=strength, batch_size=args.batch_size, callback=bar_callback(bar),
+                )  # fmt: skip
+        if paths is None:
+            extra = f"|init={args.init_audio}|strength={strength}|best_of={args.best_of}|hygiene={hygiene}"
+            keys = [
+                output_key(
+                    args.prompt, k.seed, args.cfg_scale, args.steps, pipe.sources, args.sampler
+                )
+                + extra
+                for k in kicks
+            ]
+            paths = [directory / auto_output_path(info, key).name for key in keys]
+        write_outputs(paths, kicks, args.format, 44100, args.sidecar, args.plot)
+    except ProducerError as exc:
+        remove_dirs(created)
+        raise CommandError(str(exc)) from exc
+    except BaseException:
+        remove_dirs(created)
+        raise
+    for path, kick in zip(paths, kicks, strict=True):
+        print(path)
+        if not args.quiet:
+            note = (
+                f" (best of {kick.candidates}: {sum(kick.checks.values())}/{len(kick.checks)} checks)"
+                if kick.checks
+                else ""
+            )
+            print(f"  seed {kick.seed}{note}", file=sys.stderr)
+    return 0
+
+
 def run_vocab(args: argparse.Namespace) -> int:
     """Print the diffusion checkpoint's vocabulary, one keyword per line."""
     from kickgen import checkpoints
     from kickgen.weights import DIFFUSION_NAME, find_checkpoint_dir
 
     path = args.diffusion_ckpt or find_checkpoint_dir(args.checkpoints, ("diffusion",))[0] / DIFFUSION_NAME
-    _check_readable(path, "diffusion")
+    check_readable(path, "diffusion")
     for word in checkpoints.load_checkpoint(path, "diffusion")["vocab"]:
         print(word)
     return 0
