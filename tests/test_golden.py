@@ -3,9 +3,12 @@
 They guard refactors of the generation path: the same seeds must give the same bits. Each case
 runs on the ``checkpoint_dir`` fixture (seeded random weights, narrow U-Net, shipped-size VAE and
 vocoder). Floating-point results depend on torch's version and the CPU kernels it picks, so the
-hashes are pinned for one (torch version, CPU capability) pair and the test skips elsewhere; to
-re-pin on purpose (a change meant to alter the kicks), run ``python tests/test_golden.py`` from the
-repository root; it prints the table.
+hashes are pinned for one (torch version, CPU capability) pair and checked there only. On every
+machine each case's ``FINGERPRINTS`` must hold: the RMS and the correlations of the kicks with two
+fixed seeded noise signals. Kernel rounding moves a correlation by about 1e-5; any other kick moves
+it by about 1/sqrt(samples), 2e-3 here, so a changed generation path fails the tolerance (5e-5)
+by a factor of 40. To re-pin on purpose (a change meant to alter the kicks), run
+``python tests/test_golden.py`` from the repository root; it prints both tables.
 """
 
 from __future__ import annotations
@@ -29,6 +32,27 @@ GOLDEN = {
     "prompt_mix": "d63d2cc4168062d8532c363892b9f4bffce4a58864ac09b257cc560c65170784",
     "audio_mix": "6193ab8c0118b9f4641ca230509b21e932f74daf52e11686b666584bb80d7870",
 }
+FINGERPRINTS = {  # RMS, correlation with noise signal 0, with noise signal 1
+    "plain_ddim": [0.079159549, 0.0042885378, -0.00021716347],
+    "plain_dpm": [0.077530813, 0.0035140534, -0.0012937108],
+    "variation": [0.078787977, 0.0010297767, -0.0015249816],
+    "seed_mix": [0.010799054, 0.00089536207, -0.0004424336],
+    "prompt_mix": [0.010804464, 0.001744968, -0.00096332482],
+    "audio_mix": [0.01085536, 0.0017517457, -0.0028553755],
+}
+CORRELATION_TOLERANCE = 5e-5
+
+
+def as_array(x: torch.Tensor | np.ndarray) -> np.ndarray:
+    a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def fingerprint(x: torch.Tensor | np.ndarray) -> list[float]:
+    a = as_array(x).astype(np.float64).ravel()
+    noise = np.random.default_rng(0).standard_normal((2, a.size))
+    corr = noise @ a / (np.linalg.norm(noise, axis=1) * max(np.linalg.norm(a), 1e-12))
+    return [float(np.sqrt((a**2).mean())), *(float(c) for c in corr)]
 
 
 def sha(x: torch.Tensor | np.ndarray) -> str:
@@ -47,15 +71,15 @@ def write_init_kicks(directory: Path) -> tuple[Path, Path]:
     return paths[0], paths[1]
 
 
-def golden_hashes(pipe, directory: Path) -> dict[str, str]:
-    """The hash of each case's kicks (all rows of a case hashed together)."""
+def golden_kicks(pipe, directory: Path) -> dict[str, np.ndarray]:
+    """Each case's kicks (all rows of a case together)."""
     from kickgen.producer import Row, Settings, render_rows, vary
 
     a, b = write_init_kicks(directory)
     out = {
-        "plain_ddim": sha(pipe("punchy 808", n=2, seed=42, steps=STEPS).waveforms),
-        "plain_dpm": sha(pipe("deep", n=2, seed=7, steps=STEPS, sampler="dpm").waveforms),
-        "variation": sha(
+        "plain_ddim": as_array(pipe("punchy 808", n=2, seed=42, steps=STEPS).waveforms),
+        "plain_dpm": as_array(pipe("deep", n=2, seed=7, steps=STEPS, sampler="dpm").waveforms),
+        "variation": as_array(
             np.stack([k.wave for k in vary(pipe, a, "punchy", strength=0.5, n=2, seed=3, steps=STEPS)])
         ),
     }
@@ -66,7 +90,7 @@ def golden_hashes(pipe, directory: Path) -> dict[str, str]:
     }
     for name, batch in rows.items():
         strength = 0.75 if name == "audio_mix" else 1.0
-        out[name] = sha(render_rows(pipe, batch, Settings(steps=STEPS, strength=strength)).raw)
+        out[name] = as_array(render_rows(pipe, batch, Settings(steps=STEPS, strength=strength)).raw)
     return out
 
 
@@ -74,10 +98,22 @@ def platform_key() -> tuple[str, str]:
     return torch.__version__, torch.backends.cpu.get_cpu_capability()
 
 
-def test_golden_kick_hashes(pipeline, tmp_path):
+@pytest.fixture(scope="module")
+def kicks(pipeline, tmp_path_factory) -> dict[str, np.ndarray]:
+    return golden_kicks(pipeline, tmp_path_factory.mktemp("golden"))
+
+
+def test_golden_kick_levels_on_every_machine(kicks):
+    for name, wave in kicks.items():
+        rms, *corr = fingerprint(wave)
+        assert rms == pytest.approx(FINGERPRINTS[name][0], rel=1e-3), name
+        assert corr == pytest.approx(FINGERPRINTS[name][1:], abs=CORRELATION_TOLERANCE), name
+
+
+def test_golden_kick_hashes(kicks):
     if platform_key() != PINNED_ON:
         pytest.skip(f"golden hashes are pinned on torch/CPU {PINNED_ON}; this is {platform_key()}")
-    assert golden_hashes(pipeline, tmp_path) == GOLDEN
+    assert {name: sha(wave) for name, wave in kicks.items()} == GOLDEN
 
 
 if __name__ == "__main__":  # print the table to pin (run from the repository root)
@@ -96,5 +132,8 @@ if __name__ == "__main__":  # print the table to pin (run from the repository ro
         write_random_checkpoints(ckpt, seed=0, diffusion_config=DiffusionConfig(base_channels=16))
         pipe = KickPipeline.from_pretrained(ckpt, device="cpu")
         print(platform_key())
-        for k, v in golden_hashes(pipe, Path(tmp)).items():
-            print(f'    "{k}": "{v}",')
+        kicks = golden_kicks(pipe, Path(tmp))
+        for k, v in kicks.items():
+            print(f'    "{k}": "{sha(v)}",')
+        for k, v in kicks.items():
+            print(f'    "{k}": [{", ".join(f"{x:.8g}" for x in fingerprint(v))}],')
