@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     from kickgen.commands.generate import add_generate_arguments, run_generate
     from kickgen.errors import KickgenError
 
-    parser = argparse.ArgumentParser(prog="inference/generate.py", description="Generate kick drums.")
+    parser = argparse.ArgumentParser(
+        prog="inference/generate.py", description="Generate kick drums."
+    )
     add_generate_arguments(parser)
     args = parser.parse_args(argv)
     try:

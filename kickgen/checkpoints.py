@@ -225,8 +225,14 @@ def load_checkpoint(
         _check_state(ckpt[key], path, key)
     if kind == "diffusion":
         vocab = ckpt["vocab"]
-        if not isinstance(vocab, list) or not all(isinstance(w, str) for w in vocab) or not 0 < len(vocab) <= MAX_VOCAB:
-            raise CheckpointError(f"{path}: vocab is not a list of 1 to {MAX_VOCAB} keywords; expected {what}")
+        if (
+            not isinstance(vocab, list)
+            or not all(isinstance(w, str) for w in vocab)
+            or not 0 < len(vocab) <= MAX_VOCAB
+        ):
+            raise CheckpointError(
+                f"{path}: vocab is not a list of 1 to {MAX_VOCAB} keywords; expected {what}"
+            )
     return ckpt
 
 
@@ -302,7 +308,11 @@ def _field_problem(name: str, value: Any, default: Any, depth: int = 0) -> str |
         lo, hi = FIELD_RANGES.get(name, DEFAULT_INT_RANGE)
         return None if lo <= value <= hi else f"is outside {lo:g} to {hi:g}"
     if isinstance(default, float):
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        if (
+            not isinstance(value, (int, float))
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+        ):
             return "is not a finite number"
         lo, hi = FIELD_RANGES.get(name, DEFAULT_FLOAT_RANGE)
         return None if lo <= value <= hi else f"is outside {lo:g} to {hi:g}"
@@ -347,7 +357,9 @@ def _build_fitting(build, config: Any, state: dict[str, torch.Tensor], path: Pat
             shapes = {k: tuple(v.shape) for k, v in build(config).state_dict().items()}
     except (ValueError, TypeError, AssertionError, RuntimeError, ZeroDivisionError) as exc:
         reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: its {kind} config describes no valid model ({reason})") from exc
+        raise CheckpointError(
+            f"{path}: its {kind} config describes no valid model ({reason})"
+        ) from exc
     for key, shape in shapes.items():
         if key not in state:
             raise CheckpointError(

@@ -30,7 +30,9 @@ COMMAND_MODULES = (
 class VersionAction(argparse.Action):
     """``--version``: ``kickgen 0.1.0, model 2026.11 (diffusion 2cf547fd, ...)`` on one line."""
 
-    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+    def __init__(
+        self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None
+    ):
         super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
 
     def __call__(self, parser, namespace, values, option_string=None) -> None:

@@ -196,7 +196,9 @@ def pitch_envelope(
     onset = onset_index(x)
     for i in range(len(x)):
         o = int(onset[i])
-        t, f = _pitch_track(x[i], o, min(x.shape[1], o + int(PITCH_SPAN * sample_rate)), sample_rate)
+        t, f = _pitch_track(
+            x[i], o, min(x.shape[1], o + int(PITCH_SPAN * sample_rate)), sample_rate
+        )
         if f.size:
             out[i] = np.interp(times, t, f, left=np.nan, right=np.nan)
     return out

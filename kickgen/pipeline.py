@@ -51,7 +51,9 @@ FADE_END_S = 1.75  # ... to silence here, silent until 2.0 s
 DEFAULT_BATCH = 16  # kicks per batched sampler run
 VOCODER_CHUNK_CPU = 1  # clips per HiFi-GAN call on the CPU (cache-friendly)
 SEED_RANGE = 2**31 - 1  # seeds drawn when none is given (s + n − 1 must fit the generator)
-MAX_CFG_SCALE = 20.0  # guidance above this only overflows (inf gives NaN audio); the server's bound too
+MAX_CFG_SCALE = (
+    20.0  # guidance above this only overflows (inf gives NaN audio); the server's bound too
+)
 
 
 class PipelineError(KickgenError):
@@ -76,15 +78,23 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise PipelineError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps") from exc
+        raise PipelineError(
+            f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps"
+        ) from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise PipelineError(f"device {device!r} asked for, but CUDA is not available: use --device cpu")
+        raise PipelineError(
+            f"device {device!r} asked for, but CUDA is not available: use --device cpu"
+        )
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         raise PipelineError(
             f"device {device!r} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s)"
         )
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise PipelineError(f"device {device!r} asked for, but MPS is not available: use --device cpu")
+    if dev.type == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise PipelineError(
+            f"device {device!r} asked for, but MPS is not available: use --device cpu"
+        )
     return dev
 
 
@@ -141,13 +151,17 @@ class Row:
     def to_dict(self) -> dict[str, object]:
         """The fields that differ from the defaults (compact JSON)."""
         d = asdict(self)
-        return {k: v for k, v in d.items() if k == "seed" or v != Row.__dataclass_fields__[k].default}
+        return {
+            k: v for k, v in d.items() if k == "seed" or v != Row.__dataclass_fields__[k].default
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> Row:
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
-            raise PipelineError(f"row has unknown fields {sorted(unknown)}: written by a newer kickgen?")
+            raise PipelineError(
+                f"row has unknown fields {sorted(unknown)}: written by a newer kickgen?"
+            )
         return cls(**d)  # type: ignore[arg-type]
 
 
@@ -268,7 +282,9 @@ class KickPipeline:
         vocoder = resolve_vocoder_path(vocoder) if vocoder is not None else None
         unet, text_encoder, scheduler, vocab, config = checkpoints.load_diffusion(diffusion)
         vae_model = checkpoints.load_vae(vae)
-        voc_model = checkpoints.load_vocoder(vocoder) if vocoder is not None else None  # weight norm removed
+        voc_model = (
+            checkpoints.load_vocoder(vocoder) if vocoder is not None else None
+        )  # weight norm removed
         latent_dim = int(config.latent_dim)
         if int(vae_model.latent_dim) != latent_dim:
             raise PipelineError(
@@ -341,7 +357,9 @@ class KickPipeline:
         (1 = no guidance). ``callback(done, total)`` reports sampler steps over all batches.
         Unknown prompt words trigger an :class:`~kickgen.prompts.UnknownKeywordWarning`.
         """
-        check_generation_args(n=n, steps=steps, cfg_scale=cfg_scale, seed=seed, batch_size=batch_size)
+        check_generation_args(
+            n=n, steps=steps, cfg_scale=cfg_scale, seed=seed, batch_size=batch_size
+        )
         info = self.parse_prompt(prompt)
         if warn_unknown and info.unknown:
             warnings.warn(info.warning_text(), UnknownKeywordWarning, stacklevel=2)
@@ -385,17 +403,23 @@ class KickPipeline:
         Running the same rows in the same batch again gives the same bits on the same device type.
         """
         with self._lock, torch.inference_mode():
-            return self._render(rows, float(cfg_scale), steps, sampler, float(strength), init_audio, callback)
+            return self._render(
+                rows, float(cfg_scale), steps, sampler, float(strength), init_audio, callback
+            )
 
     def _render(self, rows, cfg_scale, steps, sampler, strength, init_audio, callback) -> Rendered:
         if not rows:
             raise PipelineError("no rows to render: ask for at least 1 kick")
         has_init = [r.init is not None for r in rows]
         if any(has_init) and not all(has_init):
-            raise PipelineError("a batch mixes rows with and without an init kick: render them apart")
+            raise PipelineError(
+                "a batch mixes rows with and without an init kick: render them apart"
+            )
         if not any(has_init) and strength != 1.0:
             raise PipelineError(f"strength={strength} needs an init kick: pass --init-audio FILE")
-        noise = torch.stack([row_noise(r, self.latent_dim) for r in rows])  # (B, C, 8, 11) on the CPU
+        noise = torch.stack(
+            [row_noise(r, self.latent_dim) for r in rows]
+        )  # (B, C, 8, 11) on the CPU
         cond, uncond = self._conditioning(rows)
         x0 = self._init_latents(rows, init_audio or {}) if any(has_init) else None
         first = start_index(steps, strength) if x0 is not None else 0
@@ -406,7 +430,9 @@ class KickPipeline:
             solver.timesteps = solver.timesteps[first:]  # a variation starts part-way down
             x = noise.to(self.device)
             if x0 is not None and first > 0:
-                t = torch.full((len(rows),), int(solver.timesteps[0]), dtype=torch.long, device=self.device)
+                t = torch.full(
+                    (len(rows),), int(solver.timesteps[0]), dtype=torch.long, device=self.device
+                )
                 x = self.scheduler.add_noise(x0, x, t)  # x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε
             latents = solver.sample(self.unet, shape=tuple(x.shape), cond=cond, uncond=uncond, cfg_scale=cfg_scale,
                                     device=self.device, noise=x, callback=callback)  # fmt: skip
@@ -445,10 +471,15 @@ class KickPipeline:
                     names.append(name)
         missing = [n for n in names if n not in audio]
         if missing:
-            raise PipelineError(f"init kick {missing[0]} was not loaded: pass its waveform in init_audio")
+            raise PipelineError(
+                f"init kick {missing[0]} was not loaded: pass its waveform in init_audio"
+            )
         z = self.encode_audio(torch.stack([audio[n] for n in names]))  # (F, C, 8, 11)
         latent = {n: z[i] for i, n in enumerate(names)}
-        out = [latent[r.init] if r.init_b is None else slerp(latent[r.init], latent[r.init_b], r.t) for r in rows]
+        out = [
+            latent[r.init] if r.init_b is None else slerp(latent[r.init], latent[r.init_b], r.t)
+            for r in rows
+        ]
         return torch.stack(out)
 
     @torch.inference_mode()
@@ -463,7 +494,9 @@ class KickPipeline:
             audio = griffin_lim.log_mel_to_audio(log_mel)  # (B, 88200)
         else:
             chunk = VOCODER_CHUNK_CPU if self.device.type == "cpu" else log_mel.shape[0]
-            audio = torch.cat([self.vocoder(part).squeeze(1) for part in log_mel.split(chunk)])  # (B, T·512)
+            audio = torch.cat(
+                [self.vocoder(part).squeeze(1) for part in log_mel.split(chunk)]
+            )  # (B, T·512)
         audio = audio.float().cpu()
         if audio.shape[-1] >= NUM_SAMPLES:
             return audio[:, :NUM_SAMPLES]
@@ -475,16 +508,26 @@ class KickPipeline:
 
 
 def check_generation_args(
-    n: int = 1, steps: int = 50, cfg_scale: float = 3.0, seed: int | None = None, batch_size: int = 1
+    n: int = 1,
+    steps: int = 50,
+    cfg_scale: float = 3.0,
+    seed: int | None = None,
+    batch_size: int = 1,
 ) -> None:
     """Raise :class:`PipelineError` for values generation cannot use, naming the value."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise PipelineError(f"n={n!r}: ask for at least 1 kick")
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
         raise PipelineError(f"steps={steps!r}: use at least 1 sampler step (50 is the default)")
-    if not isinstance(cfg_scale, (int, float)) or not 0 <= cfg_scale <= MAX_CFG_SCALE:  # NaN fails too
-        raise PipelineError(f"cfg_scale={cfg_scale!r}: use a guidance scale from 0 to {MAX_CFG_SCALE:g} (3.0 is the default)")
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= SEED_RANGE - n):
+    if (
+        not isinstance(cfg_scale, (int, float)) or not 0 <= cfg_scale <= MAX_CFG_SCALE
+    ):  # NaN fails too
+        raise PipelineError(
+            f"cfg_scale={cfg_scale!r}: use a guidance scale from 0 to {MAX_CFG_SCALE:g} (3.0 is the default)"
+        )
+    if seed is not None and (
+        not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= SEED_RANGE - n
+    ):
         raise PipelineError(f"seed={seed!r}: use a whole number from 0 to {SEED_RANGE - n}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise PipelineError(f"batch_size={batch_size!r}: use at least 1")
@@ -501,7 +544,12 @@ def auto_output_path(info: PromptInfo, key: str, directory: str | Path = "genera
 
 
 def output_key(
-    prompt: str, seed: int, cfg_scale: float, steps: int, sources: dict[str, object], sampler: str = "ddim"
+    prompt: str,
+    seed: int,
+    cfg_scale: float,
+    steps: int,
+    sources: dict[str, object],
+    sampler: str = "ddim",
 ) -> str:
     """The string a generated kick's auto file name hashes: everything that determines the kick."""
     names = ",".join(f"{k}={Path(v).name if v else None}" for k, v in sorted(sources.items()))
@@ -578,13 +626,17 @@ def generate(
         warnings.warn(info.warning_text(), UnknownKeywordWarning, stacklevel=2)
     out = pipe(prompt, n=1, seed=seed, cfg_scale=cfg_scale, steps=ddim_steps, warn_unknown=False)
     if output_path is None:
-        output_path = auto_output_path(info, output_key(prompt, seed, cfg_scale, ddim_steps, pipe.sources))
+        output_path = auto_output_path(
+            info, output_key(prompt, seed, cfg_scale, ddim_steps, pipe.sources)
+        )
     output_path = Path(output_path)
     try:
         output_path.parent.mkdir(parents=True, exist_ok=True)
         write_wav(output_path, out.waveforms[0])
     except OSError as exc:
-        raise PipelineError(f"cannot write {output_path}: {exc.strerror or exc}; choose a writable path") from exc
+        raise PipelineError(
+            f"cannot write {output_path}: {exc.strerror or exc}; choose a writable path"
+        ) from exc
     return output_path
 
 

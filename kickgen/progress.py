@@ -78,7 +78,9 @@ class Progress:
         self.disable = True
 
 
-def progress(items: Iterable[T], desc: str = "", total: int | None = None, disable: bool = False) -> Iterator[T]:
+def progress(
+    items: Iterable[T], desc: str = "", total: int | None = None, disable: bool = False
+) -> Iterator[T]:
     """Iterate over ``items`` with a progress bar."""
     if total is None:
         total = len(items) if hasattr(items, "__len__") else None  # type: ignore[arg-type]

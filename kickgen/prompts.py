@@ -63,7 +63,9 @@ def analyze_prompt(prompt: str, vocab: Sequence[str], max_suggestions: int = 3) 
             matched.append(word)
         else:
             unknown.append(word)
-            suggestions[word] = difflib.get_close_matches(word, list(vocab), n=max_suggestions, cutoff=0.6)
+            suggestions[word] = difflib.get_close_matches(
+                word, list(vocab), n=max_suggestions, cutoff=0.6
+            )
     return PromptInfo(prompt or "", token_ids, matched, unknown, suggestions)
 
 

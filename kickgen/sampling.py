@@ -50,7 +50,9 @@ def evenly_spaced_timesteps(num_train_timesteps: int, num_steps: int) -> torch.T
     ᾱ = 1 (the clean latent).
     """
     if not isinstance(num_steps, int) or isinstance(num_steps, bool) or num_steps < 1:
-        raise SamplerError(f"num_steps={num_steps!r}: use a whole number of at least 1 (50 is the default)")
+        raise SamplerError(
+            f"num_steps={num_steps!r}: use a whole number of at least 1 (50 is the default)"
+        )
     if num_steps > num_train_timesteps:
         raise SamplerError(
             f"num_steps={num_steps} exceeds the scheduler's {num_train_timesteps} training timesteps: "
@@ -98,7 +100,10 @@ def with_grid_point(timesteps: torch.Tensor, t_switch: int) -> torch.Tensor:
 
 
 def initial_noise(
-    shape: Sequence[int], generator: Generators, device: torch.device, dtype: torch.dtype = torch.float32
+    shape: Sequence[int],
+    generator: Generators,
+    device: torch.device,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """Standard normal ``shape`` noise. A list of generators draws row i from generator i only."""
     shape = tuple(int(s) for s in shape)
@@ -136,9 +141,13 @@ class _Sampler:
         self.guidance_until = guidance_until
         # guided timesteps: t ≤ guidance_t_max (every one when guidance_until is None)
         self.guidance_t_max = (
-            alpha_bars.numel() if guidance_until is None else int(guidance_until * alpha_bars.numel())
+            alpha_bars.numel()
+            if guidance_until is None
+            else int(guidance_until * alpha_bars.numel())
         )
-        self.timesteps = evenly_spaced_timesteps(alpha_bars.numel(), num_steps)  # (S,) int64, descending
+        self.timesteps = evenly_spaced_timesteps(
+            alpha_bars.numel(), num_steps
+        )  # (S,) int64, descending
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(num_steps={self.num_steps}, guidance_until={self.guidance_until})"
@@ -201,7 +210,9 @@ class _Sampler:
         if len(shape) != 4:
             raise SamplerError(f"shape={tuple(shape)}: expected (batch, latent_dim, 8, 11)")
         if cfg_scale < 0 or cfg_scale != cfg_scale:
-            raise SamplerError(f"cfg_scale={cfg_scale}: use a value of 0 or more (3.0 is the default)")
+            raise SamplerError(
+                f"cfg_scale={cfg_scale}: use a value of 0 or more (3.0 is the default)"
+            )
         device = torch.device(device) if device is not None else cond.device
         batch = int(shape[0])
         cond = self._check_cond(cond.to(device), batch, "cond")
@@ -339,7 +350,10 @@ class DPMSolverSampler(_Sampler):
                     r = h_prev / h
                     d_used = (1.0 + 0.5 / r).to(x.dtype) * d - (0.5 / r).to(x.dtype) * d_prev
                 sigma_ratio = ((1.0 - ab_next) / (1.0 - ab_t)).sqrt()
-                x = sigma_ratio.to(x.dtype) * x - (ab_next.sqrt() * torch.expm1(-h)).to(x.dtype) * d_used
+                x = (
+                    sigma_ratio.to(x.dtype) * x
+                    - (ab_next.sqrt() * torch.expm1(-h)).to(x.dtype) * d_used
+                )
                 d_prev, h_prev = d, h
             if callback is not None:
                 callback(i, len(steps))

@@ -93,7 +93,9 @@ def resolve_vocoder_path(path: str | Path) -> Path:
     return path
 
 
-def _named_folder(directory: Path, parts: list[str], named_by: str, vocoder_hint: str | None) -> Path:
+def _named_folder(
+    directory: Path, parts: list[str], named_by: str, vocoder_hint: str | None
+) -> Path:
     """``directory`` checked to hold every file of ``parts``; one-line errors name what is missing."""
     if not directory.is_dir():
         raise CheckpointNotFoundError(
@@ -103,7 +105,11 @@ def _named_folder(directory: Path, parts: list[str], named_by: str, vocoder_hint
     for part in parts:
         path = directory / FILE_NAMES[part]
         if not path.is_file():
-            hint = f" (or {vocoder_hint} for Griffin-Lim)" if part == "vocoder" and vocoder_hint else ""
+            hint = (
+                f" (or {vocoder_hint} for Griffin-Lim)"
+                if part == "vocoder" and vocoder_hint
+                else ""
+            )
             raise CheckpointNotFoundError(
                 f"{path} not found: {named_by} {directory} lacks the {part} checkpoint; "
                 f"put {FILE_NAMES[part]} there{hint}"

@@ -39,7 +39,9 @@ HEAD_S = 0.25  # the kick itself; after it, the decay and the tail
 REFINE_COUNTS = (64, 256, 1024)  # refinement iterations; the shipped count is the "vocoder" row
 
 
-def band_errors(pred: torch.Tensor, target: torch.Tensor, n_fft: int, floor_db: float = 80.0) -> str:
+def band_errors(
+    pred: torch.Tensor, target: torch.Tensor, n_fft: int, floor_db: float = 80.0
+) -> str:
     """One line: per band |error| / signed error / share of active bins, then head and rest."""
     p, t = metrics.stft_db(pred, n_fft), metrics.stft_db(target, n_fft)  # (B, F, T)
     floor = t.amax(dim=(1, 2), keepdim=True) - floor_db
@@ -77,7 +79,9 @@ def frame_correlation(waves: torch.Tensor, lag: int = 512, cutoff_hz: float = 20
 def phase_reference_points(waves: torch.Tensor, seed: int = 0) -> dict[str, float]:
     """MR-STFT distance of reconstructions from each clip's own n_fft 2048 magnitudes."""
     window = torch.hann_window(N_FFT, periodic=True, dtype=torch.float64)
-    spec = torch.stft(waves.double(), N_FFT, HOP_LENGTH, N_FFT, window, center=True, return_complex=True)
+    spec = torch.stft(
+        waves.double(), N_FFT, HOP_LENGTH, N_FFT, window, center=True, return_complex=True
+    )
 
     def score(w: torch.Tensor) -> float:
         return float(metrics.mrstft_distance_db(w.float(), waves.float()).mean())
@@ -88,7 +92,9 @@ def phase_reference_points(waves: torch.Tensor, seed: int = 0) -> dict[str, floa
     out = {}
     for cut in (1000, 3000, 8000):
         mixed = torch.where(freqs >= cut, torch.polar(spec.abs(), random_phase), spec)
-        rebuilt = torch.istft(mixed, N_FFT, HOP_LENGTH, N_FFT, window, center=True, length=waves.shape[-1])
+        rebuilt = torch.istft(
+            mixed, N_FFT, HOP_LENGTH, N_FFT, window, center=True, length=waves.shape[-1]
+        )
         out[f"true phase below {cut} Hz, random above"] = score(rebuilt)
     classic = griffin_lim.griffin_lim(spec.abs().float(), n_iter=100, momentum=0.0, generator=g)
     out["Griffin-Lim (classic) from the true magnitudes, 100 it."] = score(classic)
@@ -126,7 +132,9 @@ def main() -> None:
     mel = log_mel(wave)
     vocoder = load_vocoder(args.vocoder)
     with torch.no_grad():
-        outputs = {"vocoder": vocoder(mel).squeeze(1)[:, : wave.shape[-1]]}  # with its mel refinement
+        outputs = {
+            "vocoder": vocoder(mel).squeeze(1)[:, : wave.shape[-1]]
+        }  # with its mel refinement
         refine_iters, vocoder.refine_iters = vocoder.refine_iters, 0
         outputs["vocoder, raw generator"] = vocoder(mel).squeeze(1)[:, : wave.shape[-1]]
         vocoder.refine_iters = refine_iters
@@ -140,7 +148,9 @@ def main() -> None:
         for name, out in outputs.items():
             print(f"n_fft {n_fft} {name}: {band_errors(out, wave, n_fft)}")
     for name, w in (("recordings", wave), *outputs.items()):
-        print(f"correlation above 2 kHz one frame (512 samples) apart, {name}: {frame_correlation(w):.3f}")
+        print(
+            f"correlation above 2 kHz one frame (512 samples) apart, {name}: {frame_correlation(w):.3f}"
+        )
     for name, value in phase_reference_points(wave).items():
         print(f"reference: {name}: {value:.2f} dB")
     limits = refinement_limits(outputs["vocoder, raw generator"], outputs["Griffin-Lim"], mel, wave)

@@ -43,7 +43,9 @@ def checkpoint_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from kickgen.models.diffusion import DiffusionConfig
 
     directory = tmp_path_factory.mktemp("checkpoints")
-    write_random_checkpoints(directory, seed=0, diffusion_config=DiffusionConfig(base_channels=TEST_UNET_CHANNELS))
+    write_random_checkpoints(
+        directory, seed=0, diffusion_config=DiffusionConfig(base_channels=TEST_UNET_CHANNELS)
+    )
     return directory
 
 
@@ -61,10 +63,16 @@ def tiny_checkpoint_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from kickgen.models.vocoder import VocoderConfig
 
     directory = tmp_path_factory.mktemp("tiny_checkpoints")
-    write_random_checkpoints(directory, seed=0, diffusion_config=DiffusionConfig(base_channels=TEST_UNET_CHANNELS))
-    cfg = VocoderConfig(upsample_initial_channel=16, resblock_kernel_sizes=(3,), resblock_dilations=((1,),))
+    write_random_checkpoints(
+        directory, seed=0, diffusion_config=DiffusionConfig(base_channels=TEST_UNET_CHANNELS)
+    )
+    cfg = VocoderConfig(
+        upsample_initial_channel=16, resblock_kernel_sizes=(3,), resblock_dilations=((1,),)
+    )
     torch.manual_seed(0)
-    save_vocoder(directory / VOCODER_FILENAME, build_vocoder(cfg), cfg, epoch=0, random_weights=True)
+    save_vocoder(
+        directory / VOCODER_FILENAME, build_vocoder(cfg), cfg, epoch=0, random_weights=True
+    )
     return directory
 
 

@@ -29,7 +29,16 @@ def _hand_filter(k: int, band: int) -> float:
 def test_filterbank_matches_the_htk_formula_by_hand():
     fb = A.mel_filterbank()
     assert fb.shape == (1025, 128) and fb.dtype == torch.float32
-    for k, band in [(1, 0), (2, 0), (47, 17), (48, 17), (100, 30), (512, 90), (1000, 127), (1024, 127)]:
+    for k, band in [
+        (1, 0),
+        (2, 0),
+        (47, 17),
+        (48, 17),
+        (100, 30),
+        (512, 90),
+        (1000, 127),
+        (1024, 127),
+    ]:
         assert fb[k, band].item() == pytest.approx(_hand_filter(k, band), abs=1e-6), (k, band)
     # every band has some weight, and none exceeds the triangle's peak of 1
     assert (fb.sum(dim=0) > 0).all() and fb.max() <= 1.0
@@ -81,7 +90,9 @@ def _dominant_hz(x: np.ndarray, sr: int = A.SAMPLE_RATE) -> float:
     return float(np.argmax(spec) * sr / len(x))
 
 
-@pytest.mark.parametrize("fmt,subtype", [("WAV", "PCM_16"), ("FLAC", "PCM_24"), ("OGG", "VORBIS"), ("AIFF", "PCM_16")])
+@pytest.mark.parametrize(
+    "fmt,subtype", [("WAV", "PCM_16"), ("FLAC", "PCM_24"), ("OGG", "VORBIS"), ("AIFF", "PCM_16")]
+)
 def test_load_audio_reads_stereo_48k_files(tmp_path, fmt, subtype):
     sr = 48_000
     t = np.arange(int(0.5 * sr)) / sr
@@ -109,6 +120,11 @@ def test_write_wav_is_float32_mono_and_leaves_no_temp_file(tmp_path):
     wave = torch.linspace(-0.95, 0.95, A.NUM_SAMPLES)
     path = A.write_wav(tmp_path / "k.wav", wave)
     info = sf.info(str(path))
-    assert (info.samplerate, info.channels, info.subtype, info.frames) == (44_100, 1, "FLOAT", A.NUM_SAMPLES)
+    assert (info.samplerate, info.channels, info.subtype, info.frames) == (
+        44_100,
+        1,
+        "FLOAT",
+        A.NUM_SAMPLES,
+    )
     assert np.array_equal(sf.read(str(path), dtype="float32")[0], wave.numpy())
     assert [p.name for p in tmp_path.iterdir()] == ["k.wav"]

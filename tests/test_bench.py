@@ -69,7 +69,9 @@ def test_peak_memory_sees_an_allocation():
 def test_stage_split_and_solver_agreement(pipeline):
     t = bench.stage_seconds(pipeline, "808", 2, "ddim", 2, 3.0)
     assert list(t) == ["text", "sampler", "vae", "vocoder"] and all(v > 0 for v in t.values())
-    agree = bench.solver_agreement(pipeline, "808", 2, [("ddim", 4), ("dpm", 2)], 3.0, reference=("ddim", 4))
+    agree = bench.solver_agreement(
+        pipeline, "808", 2, [("ddim", 4), ("dpm", 2)], 3.0, reference=("ddim", 4)
+    )
     assert agree["DDIM 4"] == 0.0 and agree["DPM-Solver++ 2"] >= 0.0  # a setting agrees with itself
 
 

@@ -65,7 +65,9 @@ def test_unknown_words_are_warned_about(checkpoint_dir, tmp_path, capsys):
 
 
 def test_vocab_lists_the_checkpoint_vocabulary(checkpoint_dir, capsys):
-    assert main(["vocab", "--diffusion-ckpt", str(checkpoint_dir / "diffusion_step_100000.pt")]) == 0
+    assert (
+        main(["vocab", "--diffusion-ckpt", str(checkpoint_dir / "diffusion_step_100000.pt")]) == 0
+    )
     assert capsys.readouterr().out.split() == DEFAULT_TEST_VOCAB
 
 
@@ -81,7 +83,9 @@ def test_vocab_lists_the_checkpoint_vocabulary(checkpoint_dir, capsys):
         (["--device", "tpu9"], "unknown device 'tpu9'"),
     ],
 )
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(checkpoint_dir, tmp_path, capsys, monkeypatch, extra, message):
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(
+    checkpoint_dir, tmp_path, capsys, monkeypatch, extra, message
+):
     monkeypatch.chdir(tmp_path)
     rc = main(["generate", *_ckpt_args(checkpoint_dir), *extra])
     err = capsys.readouterr().err
@@ -92,7 +96,13 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(checkpoint_dir, tmp_pat
 
 def test_missing_and_unreadable_checkpoints(checkpoint_dir, tmp_path, capsys):
     args = _ckpt_args(checkpoint_dir)
-    missing_voc = [*args[:4], "--vocoder-ckpt", str(tmp_path / "hifigan.pt"), "--output", str(tmp_path / "k.wav")]
+    missing_voc = [
+        *args[:4],
+        "--vocoder-ckpt",
+        str(tmp_path / "hifigan.pt"),
+        "--output",
+        str(tmp_path / "k.wav"),
+    ]
     assert main(["generate", *missing_voc]) == 2
     assert "vocoder checkpoint" in capsys.readouterr().err and not (tmp_path / "k.wav").exists()
     corrupt = tmp_path / "corrupt.pt"
@@ -106,10 +116,32 @@ def test_missing_and_unreadable_checkpoints(checkpoint_dir, tmp_path, capsys):
 
 
 def test_no_vocoder_skips_the_vocoder_file(checkpoint_dir, tmp_path, capsys):
-    args = [*_ckpt_args(checkpoint_dir)[:4], "--vocoder-ckpt", str(tmp_path / "absent.pt"), "--no-vocoder"]
-    assert main(["generate", *args, "--steps", "1", "--seed", "0", "--output", str(tmp_path / "gl.wav"), "-q"]) == 0
+    args = [
+        *_ckpt_args(checkpoint_dir)[:4],
+        "--vocoder-ckpt",
+        str(tmp_path / "absent.pt"),
+        "--no-vocoder",
+    ]
+    assert (
+        main(
+            [
+                "generate",
+                *args,
+                "--steps",
+                "1",
+                "--seed",
+                "0",
+                "--output",
+                str(tmp_path / "gl.wav"),
+                "-q",
+            ]
+        )
+        == 0
+    )
     data, sr = sf.read(tmp_path / "gl.wav", dtype="float32")
-    assert sr == SAMPLE_RATE and data.shape == (NUM_SAMPLES,) and abs(np.abs(data).max() - 0.95) < 1e-6
+    assert (
+        sr == SAMPLE_RATE and data.shape == (NUM_SAMPLES,) and abs(np.abs(data).max() - 0.95) < 1e-6
+    )
     capsys.readouterr()
 
 

@@ -292,5 +292,7 @@ def test_collect_command_writes_a_manifest(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "collect: 1 kicks" in out and "kick_bad.wav" in out
     assert [c.name for c in read_sources(tmp_path / "s.csv")] == ["kick_a"]
-    assert main(["data", "collect", str(tmp_path / "missing"), "--out", str(tmp_path / "t.csv")]) == 2
+    assert (
+        main(["data", "collect", str(tmp_path / "missing"), "--out", str(tmp_path / "t.csv")]) == 2
+    )
     assert "not a folder" in capsys.readouterr().err and not (tmp_path / "t.csv").exists()

@@ -113,7 +113,9 @@ def test_rejects_bad_shapes():
 def test_pitch_envelope_follows_a_known_exponential_sweep(start_hz, end_hz, glide_tau):
     """f(t) = end + (start − end)·exp(−t/τ): the probes read f at 10/25/50/100 ms and the sweep
     ends when f is within 10 % of the body, at t = τ·ln((start − end) / (0.1·body))."""
-    d = describe(tone(freq=end_hz, glide=start_hz - end_hz, glide_tau=glide_tau, tau=0.3, start=0.0))
+    d = describe(
+        tone(freq=end_hz, glide=start_hz - end_hz, glide_tau=glide_tau, tau=0.3, start=0.0)
+    )
     for ms in (10, 25, 50, 100):
         expected = end_hz + (start_hz - end_hz) * math.exp(-ms / 1000 / glide_tau)
         assert d[f"f0_{ms}ms"] == pytest.approx(expected, rel=0.05), ms

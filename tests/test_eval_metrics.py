@@ -32,7 +32,9 @@ def test_gain_error_reads_in_db(kicks):
     assert ((mr > 5.0) & (mr <= 6.03)).all(), mr
     # log-mel distance of a log-mel shifted by 1 neper of power (4.34 dB) everywhere above the floor
     mel = torch.full((1, 128, 173), -2.0)
-    assert metrics.log_mel_distance_db(mel + 1.0, mel).item() == pytest.approx(10 / math.log(10), rel=1e-5)
+    assert metrics.log_mel_distance_db(mel + 1.0, mel).item() == pytest.approx(
+        10 / math.log(10), rel=1e-5
+    )
 
 
 def test_floor_ignores_silence_below_it():
@@ -54,7 +56,9 @@ def test_sine_kick_has_its_pitch_and_decay():
     wave = metrics.sine_kick(end_hz=55.0, start_hz=55.0, decay_s=0.2)  # no glide
     d = metrics.describe_safe(wave[None])
     assert d["body_pitch"][0] == pytest.approx(55.0, abs=1.0)
-    assert d["decay_20"][0] == pytest.approx(0.2 * math.log(10), rel=0.03)  # exp(-t/τ) hits -20 dB at τ·ln 10
+    assert d["decay_20"][0] == pytest.approx(
+        0.2 * math.log(10), rel=0.03
+    )  # exp(-t/τ) hits -20 dB at τ·ln 10
     assert d["onset"][0] < 0.001
 
 
@@ -75,11 +79,15 @@ def test_standardizer_and_diversity():
     feats = np.array([[0.0, 0.0], [3.0, 4.0]])
     assert metrics.mean_pairwise_distance(feats) == pytest.approx(5.0)
     std = metrics.Standardizer.fit(np.array([[1.0, 5.0], [3.0, 5.0]]))
-    assert np.allclose(std(np.array([[2.0, 5.0], [3.0, 6.0]])), [[0.0, 0.0], [1.0, 1.0]])  # constant column: std 1
+    assert np.allclose(
+        std(np.array([[2.0, 5.0], [3.0, 6.0]])), [[0.0, 0.0], [1.0, 1.0]]
+    )  # constant column: std 1
 
 
 def test_cohens_d_known_value():
-    assert metrics.cohens_d(np.array([1.0, 2.0, 3.0]), np.array([3.0, 4.0, 5.0])) == pytest.approx(-2.0)
+    assert metrics.cohens_d(np.array([1.0, 2.0, 3.0]), np.array([3.0, 4.0, 5.0])) == pytest.approx(
+        -2.0
+    )
     assert metrics.cohens_d(np.ones(3), np.ones(4)) == 0.0
 
 
@@ -101,7 +109,9 @@ def test_sanity_checks_catch_each_fault():
     good = metrics.sine_kick(55.0, 150.0, 0.03, 0.15)
     t = np.arange(NUM_SAMPLES) / SAMPLE_RATE
     late = np.roll(good, int(0.1 * SAMPLE_RATE))  # onset at 100 ms
-    high = (0.95 * np.sin(2 * np.pi * 300.0 * t) * np.exp(-t / 0.1)).astype(np.float32)  # 300 Hz body
+    high = (0.95 * np.sin(2 * np.pi * 300.0 * t) * np.exp(-t / 0.1)).astype(
+        np.float32
+    )  # 300 Hz body
     ringing = metrics.sine_kick(55.0, 150.0, 0.03, 2.0)  # still loud at 1 s
     clipped = np.clip(good * 4.0, -1.0, 1.0)
     silent = np.zeros(NUM_SAMPLES, np.float32)
@@ -134,7 +144,9 @@ def sine_and_noise_features() -> tuple[np.ndarray, np.ndarray]:
     return std(sines), std(noise)
 
 
-def test_classifier_test_is_chance_on_one_set_and_certain_on_different_ones(sine_and_noise_features):
+def test_classifier_test_is_chance_on_one_set_and_certain_on_different_ones(
+    sine_and_noise_features,
+):
     sines, noise = sine_and_noise_features
     halves = metrics.classifier_auc(sines[:20], sines[20:])
     assert abs(halves["auc"] - 0.5) < 0.2
@@ -151,7 +163,9 @@ def test_roc_auc_known_values():
     assert metrics.roc_auc(np.array([1.0, 1.0, 1.0, 1.0]), labels) == 0.5  # ties count half
 
 
-def test_kernel_distance_is_near_zero_for_one_distribution_and_large_across(sine_and_noise_features):
+def test_kernel_distance_is_near_zero_for_one_distribution_and_large_across(
+    sine_and_noise_features,
+):
     sines, noise = sine_and_noise_features
     same = metrics.kernel_distance(sines[:20], sines[20:])
     apart = metrics.kernel_distance(noise, sines[20:])

@@ -15,7 +15,12 @@ import torch
 from kickgen.audio import log_mel
 from kickgen.evaluation import metrics, quality
 
-KEYWORDS = [["808", "deep", "long"], ["909", "short", "punchy"], ["distorted", "kick"], ["acoustic"]]
+KEYWORDS = [
+    ["808", "deep", "long"],
+    ["909", "short", "punchy"],
+    ["distorted", "kick"],
+    ["acoustic"],
+]
 
 
 def write_tiny_corpus(directory: Path, n_train: int = 12, n_val: int = 6) -> Path:
@@ -55,7 +60,9 @@ TINY = quality.EvalConfig(n=3, n_prompt=2, n_keyword=2, keywords=2, n_recon=2, s
 @pytest.mark.slow
 def test_eval_end_to_end(checkpoint_dir: Path, tiny_corpus: Path, tmp_path: Path):
     out = tmp_path / "eval"
-    results = quality.run_eval(checkpoint_dir, tiny_corpus, out, TINY, command="kickgen eval (test)")
+    results = quality.run_eval(
+        checkpoint_dir, tiny_corpus, out, TINY, command="kickgen eval (test)"
+    )
     on_disk = json.loads((out / quality.RESULTS_NAME).read_text())
     assert on_disk == json.loads(json.dumps(results))
 
@@ -67,15 +74,23 @@ def test_eval_end_to_end(checkpoint_dir: Path, tiny_corpus: Path, tmp_path: Path
                 assert np.isfinite(rec[f"{src}/{method}"][name]["mean"])
     # Griffin-Lim from true mels rebuilds a sine kick closely; a random-weight HiFi-GAN does not
     assert rec["true_mel/griffin_lim"]["log_mel_db"]["mean"] < 5.0
-    assert rec["true_mel/hifigan"]["mrstft_db"]["mean"] > rec["true_mel/griffin_lim"]["mrstft_db"]["mean"]
+    assert (
+        rec["true_mel/hifigan"]["mrstft_db"]["mean"]
+        > rec["true_mel/griffin_lim"]["mrstft_db"]["mean"]
+    )
 
     gen = results["generation"]
     fd = gen["frechet"]
     assert fd["real"]["n"] == {"reference": 6, "train": 3, "generated": 3, "sine": 3}
     assert fd["all"]["n"] == {"reference": 6, "train": 3, "generated": 3, "sine": 3}
-    assert fd["real"]["unconditional"] > fd["real"]["floor_train"]  # random weights are far from real kicks
+    assert (
+        fd["real"]["unconditional"] > fd["real"]["floor_train"]
+    )  # random weights are far from real kicks
     assert gen["sanity"]["validation_real"]["finite"] == 1.0
-    assert [row["keyword"] for row in gen["keywords"]] == ["808", "909"]  # most frequent, ties by name
+    assert [row["keyword"] for row in gen["keywords"]] == [
+        "808",
+        "909",
+    ]  # most frequent, ties by name
     assert 0.0 <= gen["memorization"]["generated"]["share"] <= 1.0
 
     adh = results["adherence"]
@@ -97,7 +112,10 @@ def test_eval_end_to_end(checkpoint_dir: Path, tiny_corpus: Path, tmp_path: Path
     assert bench["realism"]["generated"]["frechet"] >= 0.0
 
     report = (out / quality.REPORT_NAME).read_text()
-    assert "## Reconstruction of validation recordings" in report and "| deep | (unconditional) |" in report
+    assert (
+        "## Reconstruction of validation recordings" in report
+        and "| deep | (unconditional) |" in report
+    )
     assert "## The kick benchmark" in report and "| f0_25ms (Hz) |" in report
     for png in ("spectrograms.png", "reconstruction.png", "histograms.png", "pitch_tracks.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
@@ -144,7 +162,11 @@ def test_eval_kicks_scores_a_folder_offline(tiny_corpus: Path, tmp_path: Path, r
     (folder / "sub").mkdir(parents=True)
     for i, wave in enumerate(metrics.sine_kicks(6, seed=9)):
         delayed = np.concatenate([np.zeros(441 * (i + 1), np.float32), wave])  # leading silence
-        sf.write(folder / ("sub" if i % 2 else ".") / f"kick_{i}.wav", delayed, 48000 if i == 0 else 44100)
+        sf.write(
+            folder / ("sub" if i % 2 else ".") / f"kick_{i}.wav",
+            delayed,
+            48000 if i == 0 else 44100,
+        )
     (folder / "broken.wav").write_bytes(b"RIFF not audio")
     out = tmp_path / "bench"
     proc = subprocess.run([sys.executable, "-m", "kickgen", "eval", "--kicks", str(folder), "--corpus",
@@ -171,10 +193,14 @@ def test_eval_kicks_scores_a_folder_offline(tiny_corpus: Path, tmp_path: Path, r
     proc = subprocess.run([sys.executable, "-m", "kickgen", "eval", "--kicks", str(too_few), "--corpus",
                            str(tiny_corpus), "--out", str(tmp_path / "x")], cwd=repo_root,
                           capture_output=True, text=True)  # fmt: skip
-    assert proc.returncode == 2 and "2 readable kicks" in proc.stderr and proc.stderr.count("\n") == 1
+    assert (
+        proc.returncode == 2 and "2 readable kicks" in proc.stderr and proc.stderr.count("\n") == 1
+    )
 
 
-def test_eval_vae_measures_the_chain_alone(checkpoint_dir: Path, tiny_corpus: Path, tmp_path: Path, repo_root: Path):
+def test_eval_vae_measures_the_chain_alone(
+    checkpoint_dir: Path, tiny_corpus: Path, tmp_path: Path, repo_root: Path
+):
     """`kickgen eval --vae FILE`: a VAE candidate's chain (round trip → vocoder) with the
     benchmark's tables, without a diffusion model: a folded VAE of another latent size works."""
     from kickgen.checkpoints import save_vae

@@ -65,7 +65,11 @@ def write_init_kicks(directory: Path) -> tuple[Path, Path]:
     t = np.arange(88_200) / SAMPLE_RATE
     paths = []
     for i, (f_body, decay) in enumerate(((50.0, 6.0), (70.0, 12.0))):
-        wave = 0.8 * np.sin(2 * np.pi * (f_body * t + 120.0 * (1 - np.exp(-t * 30.0)) / 30.0)) * np.exp(-t * decay)
+        wave = (
+            0.8
+            * np.sin(2 * np.pi * (f_body * t + 120.0 * (1 - np.exp(-t * 30.0)) / 30.0))
+            * np.exp(-t * decay)
+        )
         paths.append(directory / f"init_{i}.wav")
         write_wav(paths[-1], wave)
     return paths[0], paths[1]
@@ -80,13 +84,19 @@ def golden_kicks(pipe, directory: Path) -> dict[str, np.ndarray]:
         "plain_ddim": as_array(pipe("punchy 808", n=2, seed=42, steps=STEPS).waveforms),
         "plain_dpm": as_array(pipe("deep", n=2, seed=7, steps=STEPS, sampler="dpm").waveforms),
         "variation": as_array(
-            np.stack([k.wave for k in vary(pipe, a, "punchy", strength=0.5, n=2, seed=3, steps=STEPS)])
+            np.stack(
+                [k.wave for k in vary(pipe, a, "punchy", strength=0.5, n=2, seed=3, steps=STEPS)]
+            )
         ),
     }
     rows = {
         "seed_mix": [Row(seed=5, prompt="808", seed_b=9, t=t) for t in (0.0, 0.5, 1.0)],
-        "prompt_mix": [Row(seed=5, prompt="deep 808", prompt_b="punchy 909", t=t) for t in (0.0, 0.3, 1.0)],
-        "audio_mix": [Row(seed=2, prompt="808", init=str(a), init_b=str(b), t=t) for t in (0.0, 0.5)],
+        "prompt_mix": [
+            Row(seed=5, prompt="deep 808", prompt_b="punchy 909", t=t) for t in (0.0, 0.3, 1.0)
+        ],
+        "audio_mix": [
+            Row(seed=2, prompt="808", init=str(a), init_b=str(b), t=t) for t in (0.0, 0.5)
+        ],
     }
     for name, batch in rows.items():
         strength = 0.75 if name == "audio_mix" else 1.0

@@ -145,7 +145,12 @@ def workdir(request, tmp_path: Path, checkpoint_dir: Path, repo_root: Path, monk
 
 def assert_guide_wav(path: Path) -> None:
     info = sf.info(str(path))
-    assert (info.samplerate, info.channels, info.subtype, info.frames) == (SAMPLE_RATE, 1, "FLOAT", NUM_SAMPLES)
+    assert (info.samplerate, info.channels, info.subtype, info.frames) == (
+        SAMPLE_RATE,
+        1,
+        "FLOAT",
+        NUM_SAMPLES,
+    )
     data, _ = sf.read(str(path), dtype="float32")
     assert abs(float(np.abs(data).max()) - 0.95) < 1e-6
 

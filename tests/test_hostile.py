@@ -92,7 +92,9 @@ def test_8_broken_and_looping_links_are_skipped_not_fatal(tmp_path, capsys):
     clips, skipped = collect_library([lib])
     assert [Path(c.file).name for c in clips] == ["kick_good.wav"]
     reasons = {Path(p).name: r for p, r in skipped}
-    assert "broken link" in reasons["kick_dangling.wav"] and "broken link" in reasons["kick_self.wav"]
+    assert (
+        "broken link" in reasons["kick_dangling.wav"] and "broken link" in reasons["kick_self.wav"]
+    )
 
     out = tmp_path / "corpus"
     bad = tmp_path / "bad"
@@ -136,7 +138,9 @@ def ckpt_flags(d: Path) -> list[str]:
 
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` (hidden ones too) and its bytes."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 @pytest.fixture()
@@ -161,7 +165,9 @@ def disk_full_after(monkeypatch):
     return arm
 
 
-def test_2_3_failed_generate_leaves_the_folder_as_it_was(tiny_ckpts, tmp_path, capsys, disk_full_after):
+def test_2_3_failed_generate_leaves_the_folder_as_it_was(
+    tiny_ckpts, tmp_path, capsys, disk_full_after
+):
     out = tmp_path / "kicks"
     out.mkdir()
     (out / "k_0.wav").write_bytes(b"the user's own kick")  # a same-named file from before
@@ -175,7 +181,9 @@ def test_2_3_failed_generate_leaves_the_folder_as_it_was(tiny_ckpts, tmp_path, c
     assert snapshot(out) == before
 
 
-def test_2_failed_pack_force_restores_the_earlier_pack(tiny_ckpts, tmp_path, capsys, disk_full_after):
+def test_2_failed_pack_force_restores_the_earlier_pack(
+    tiny_ckpts, tmp_path, capsys, disk_full_after
+):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("808\ndeep\n")
     pack = tmp_path / "Pack"
@@ -227,7 +235,19 @@ def test_4_cfg_scale_is_bounded_on_every_path(tiny_ckpts, tmp_path, capsys):
     from kickgen.producer.engine import ProducerError, Settings
 
     for value in ("inf", "1e308", "nan", "20.5"):
-        assert main(["generate", *ckpt_flags(tiny_ckpts), "--cfg-scale", value, "--output", str(tmp_path)]) == 2
+        assert (
+            main(
+                [
+                    "generate",
+                    *ckpt_flags(tiny_ckpts),
+                    "--cfg-scale",
+                    value,
+                    "--output",
+                    str(tmp_path),
+                ]
+            )
+            == 2
+        )
         assert main(["morph", "1", "2", "--cfg-scale", value, "--out", str(tmp_path / "m"),
                      "--checkpoints", str(tiny_ckpts)]) == 2  # fmt: skip
         assert "--cfg-scale" in capsys.readouterr().err
@@ -273,7 +293,9 @@ def test_19_temporary_names_are_unique_and_never_left(tmp_path):
 
     target = tmp_path / "kick.wav"
     names = {temporary_name(target) for _ in range(50)}
-    assert len(names) == 50 and all(str(os.getpid()) in n.name and n.suffix == ".wav" for n in names)
+    assert len(names) == 50 and all(
+        str(os.getpid()) in n.name and n.suffix == ".wav" for n in names
+    )
     assert {target_of(n) for n in names} == {target}
     (tmp_path / ".kick.wav.tmp").write_bytes(b"another process's file")  # the old fixed name
     write_wav(target, kick_wave())
@@ -303,7 +325,9 @@ def test_7_12_18_train_refuses_to_overwrite_and_names_bad_states(synth_corpus, t
     run = tmp_path / "run"
     assert main(train_args(synth_corpus, run, "--max-steps", "4", "--stop-at", "2")) == 0
     out = capsys.readouterr().out
-    assert "state in" in out and "nothing exported yet" in out  # #18: stopped before the first export
+    assert (
+        "state in" in out and "nothing exported yet" in out
+    )  # #18: stopped before the first export
     state_file = run / STATE_FILENAME
     before = state_file.read_bytes()
 
@@ -352,12 +376,18 @@ def test_7_12_18_train_refuses_to_overwrite_and_names_bad_states(synth_corpus, t
         ("vocoder", {"config.mel_scale": float("inf")}, "mel_scale = inf is not a finite number"),
     ],
 )
-def test_9_hostile_checkpoint_values_are_one_line_errors(tiny_ckpts, tmp_path, kind, change, message):
+def test_9_hostile_checkpoint_values_are_one_line_errors(
+    tiny_ckpts, tmp_path, kind, change, message
+):
     import torch
 
     from kickgen import checkpoints as C
 
-    name = {"vae": C.VAE_FILENAME, "diffusion": C.DIFFUSION_FILENAME, "vocoder": C.VOCODER_FILENAME}[kind]
+    name = {
+        "vae": C.VAE_FILENAME,
+        "diffusion": C.DIFFUSION_FILENAME,
+        "vocoder": C.VOCODER_FILENAME,
+    }[kind]
     ckpt = torch.load(tiny_ckpts / name, weights_only=True)
     for key, value in change.items():
         if key.startswith("config."):
@@ -395,7 +425,9 @@ class StubPipeline:
     def __call__(self, prompt, *, n, seed, cfg_scale, steps):
         import torch
 
-        return SimpleNamespace(waveforms=torch.as_tensor(self.make(n)), seeds=list(range(seed, seed + n)))
+        return SimpleNamespace(
+            waveforms=torch.as_tensor(self.make(n)), seeds=list(range(seed, seed + n))
+        )
 
 
 def serve_client(make, **config):
@@ -404,7 +436,9 @@ def serve_client(make, **config):
 
     from kickgen.serve.app import ServeConfig, create_app
 
-    return TestClient(create_app(StubPipeline(make), ServeConfig(**config)), raise_server_exceptions=False)
+    return TestClient(
+        create_app(StubPipeline(make), ServeConfig(**config)), raise_server_exceptions=False
+    )
 
 
 def quiet_kicks(n):
@@ -469,7 +503,9 @@ def test_13_14_store_minimum_and_the_bound_loopback_address(capsys):
     assert "at least 4 MiB" in capsys.readouterr().err
     with pytest.raises(ValueError, match="store_bytes"):
         create_app(StubPipeline(quiet_kicks), ServeConfig(store_bytes=2 * 2**20))
-    app = create_app(StubPipeline(quiet_kicks), ServeConfig(allowed_hosts=allowed_hosts("127.0.0.2")))
+    app = create_app(
+        StubPipeline(quiet_kicks), ServeConfig(allowed_hosts=allowed_hosts("127.0.0.2"))
+    )
     assert TestClient(app, base_url="http://127.0.0.2:8000").get("/healthz").status_code == 200
     assert TestClient(app, base_url="http://evil.example:8000").get("/healthz").status_code == 400
     assert allowed_hosts("0.0.0.0") is None and "[::1]" in allowed_hosts("::1")
@@ -481,7 +517,10 @@ def test_17_failed_generations_are_json_errors_and_the_server_keeps_answering():
 
     with serve_client(broken) as c:
         res = c.post("/api/generate", json={"n": 4, "steps": 1})
-        assert res.status_code == 500 and res.json()["detail"] == "generation failed: CUDA out of memory in kick 3"
+        assert (
+            res.status_code == 500
+            and res.json()["detail"] == "generation failed: CUDA out of memory in kick 3"
+        )
         assert c.get("/healthz").json()["status"] == "ok"
     with serve_client(lambda n: np.full((n, SR * 2), np.nan, np.float32)) as c:
         res = c.post("/api/generate", json={"n": 2, "steps": 1})
@@ -552,7 +591,11 @@ def test_11_a_valid_recipe_passes_the_schema(tmp_path):
     parsed = check_recipe(recipe)
     assert parsed.index == 1 and parsed.rows[1].seed == 8 and parsed.hygiene.trim
     assert parsed.settings.strength == 0.5 and (parsed.fmt, parsed.sample_rate) == ("pcm24", 48000)
-    plain = {k: v for k, v in recipe.items() if k not in ("hygiene", "format", "sample_rate", "init", "kickgen", "device")}
+    plain = {
+        k: v
+        for k, v in recipe.items()
+        if k not in ("hygiene", "format", "sample_rate", "init", "kickgen", "device")
+    }
     plain["rows"], plain["index"] = [{"seed": 1}], 0
     plain["settings"] = {"cfg_scale": 1, "steps": 50, "sampler": "dpm", "strength": 1.0}
     assert check_recipe(plain).fmt == "float32"  # optional fields take kickgen's defaults
@@ -564,37 +607,58 @@ def test_11_a_valid_recipe_passes_the_schema(tmp_path):
         (lambda r: r["settings"].update(colour="red"), "settings has unknown field 'colour'"),
         (lambda r: r["hygiene"].update(gain=2), "hygiene has unknown field 'gain'"),
         (lambda r: r.update(extra=1), "the recipe has unknown field 'extra'"),
-        (lambda r: r["settings"].update(cfg_scale="x"), "settings.cfg_scale is 'x': use a finite number"),
+        (
+            lambda r: r["settings"].update(cfg_scale="x"),
+            "settings.cfg_scale is 'x': use a finite number",
+        ),
         (lambda r: r["settings"].update(cfg_scale=float("inf")), "settings.cfg_scale is inf"),
         (lambda r: r["settings"].update(cfg_scale=50.0), "settings.cfg_scale=50.0: use 0 to 20"),
         (lambda r: r["settings"].update(steps=0), "settings.steps is 0: use a whole number from 1"),
         (lambda r: r["settings"].update(steps=2.5), "settings.steps is 2.5"),
-        (lambda r: r["settings"].update(sampler="euler"), "settings.sampler is 'euler': use one of ddim, dpm"),
+        (
+            lambda r: r["settings"].update(sampler="euler"),
+            "settings.sampler is 'euler': use one of ddim, dpm",
+        ),
         (lambda r: r["settings"].update(strength=2), "settings.strength=2"),
         (lambda r: r.update(index=99), "index is 99: use a row of the batch, 0 to 1"),
         (lambda r: r.update(index=-1), "index is -1: use a whole number from 0"),
         (lambda r: r.update(index=True), "index is True"),
         (lambda r: r.update(index="1"), "index is '1'"),
         (lambda r: r.pop("index"), "the recipe lacks 'index'"),
-        (lambda r: r["rows"][0].update(seed=2**70), "rows[0].seed is 1180591620717411303424: use a whole number"),
+        (
+            lambda r: r["rows"][0].update(seed=2**70),
+            "rows[0].seed is 1180591620717411303424: use a whole number",
+        ),
         (lambda r: r["rows"][0].update(seed=-3), "rows[0].seed is -3"),
         (lambda r: r["rows"][1].pop("seed"), "rows[1] lacks 'seed'"),
         (lambda r: r["rows"][1].update(t=1.5), "rows[1].t is 1.5: use a finite number from 0 to 1"),
         (lambda r: r["rows"][1].update(prompt=5), "rows[1].prompt is 5: use a string"),
-        (lambda r: r["rows"][1].update(init="other.wav"), "rows[1].init 'other.wav' has no SHA-256 in init"),
+        (
+            lambda r: r["rows"][1].update(init="other.wav"),
+            "rows[1].init 'other.wav' has no SHA-256 in init",
+        ),
         (lambda r: r.update(rows=[5]), "rows[0] is 5: it should be an object"),
         (lambda r: r.update(rows=[]), "rows is []: it should be a list of at least one row"),
         (lambda r: r.update(rows={"seed": 1}), "rows is {'seed': 1}"),
-        (lambda r: r.update(model={"vae": "x"}), "model is {'vae': 'x'}: it should name diffusion, vae, vocoder"),
+        (
+            lambda r: r.update(model={"vae": "x"}),
+            "model is {'vae': 'x'}: it should name diffusion, vae, vocoder",
+        ),
         (lambda r: r.update(model={}), "model is {}: it should name diffusion, vae, vocoder"),
         (lambda r: r["model"].update(vae="x"), "model.vae is 'x': it should be an object"),
-        (lambda r: r["model"]["vae"].update(sha256="zz"), "model.vae.sha256 is 'zz': use the 16 hex digits"),
+        (
+            lambda r: r["model"]["vae"].update(sha256="zz"),
+            "model.vae.sha256 is 'zz': use the 16 hex digits",
+        ),
         (lambda r: r["model"]["vae"].pop("sha256"), "model.vae lacks 'sha256'"),
         (lambda r: r.update(init={"my_kick.wav": 5}), "init['my_kick.wav'] is 5"),
         (lambda r: r.update(sample_rate="abc"), "sample_rate is 'abc': use one of 44100, 48000"),
         (lambda r: r.update(sample_rate=22050), "sample_rate is 22050"),
         (lambda r: r.update(format="mp3"), "format is 'mp3': use one of float32, pcm16, pcm24"),
-        (lambda r: r["hygiene"].update(fade=3), "hygiene.fade is 3: use one of decay, reference, none"),
+        (
+            lambda r: r["hygiene"].update(fade=3),
+            "hygiene.fade is 3: use one of decay, reference, none",
+        ),
         (lambda r: r["hygiene"].update(level="loud"), "hygiene.level is 'loud': use one of peak"),
         (lambda r: r["hygiene"].update(peak="loud"), "hygiene.peak is 'loud'"),
         (lambda r: r["hygiene"].update(peak=7.0), "hygiene.peak=7.0: use a linear peak"),
@@ -603,7 +667,9 @@ def test_11_a_valid_recipe_passes_the_schema(tmp_path):
         (lambda r: r.update(settings=None), "settings is None: it should be an object"),
     ],
 )
-def test_11_tampered_recipes_are_one_line_errors_naming_the_field(tmp_path, capsys, change, message):
+def test_11_tampered_recipes_are_one_line_errors_naming_the_field(
+    tmp_path, capsys, change, message
+):
     import json
 
     from kickgen.producer.engine import ProducerError
@@ -612,7 +678,9 @@ def test_11_tampered_recipes_are_one_line_errors_naming_the_field(tmp_path, caps
     recipe = valid_recipe()
     change(recipe)
     wav = tampered_wav(tmp_path / "k.wav", json.dumps(recipe))
-    with pytest.raises(ProducerError, match="k.wav: its kickgen recipe is damaged or edited") as err:
+    with pytest.raises(
+        ProducerError, match="k.wav: its kickgen recipe is damaged or edited"
+    ) as err:
         read_recipe(wav)
     assert message in str(err.value) and "\n" not in str(err.value)
     assert main(["regenerate", str(wav), "-q"]) == 2  # refused before any model is loaded
@@ -628,9 +696,13 @@ def test_11_oversized_deep_or_huge_number_recipes_are_refused(tmp_path):
     from kickgen.producer.recall import MAX_COMMENT_BYTES, read_recipe
 
     deep = tampered_wav(tmp_path / "deep.wav", '{"a":' + "[" * 5000 + "]" * 5000 + "}")
-    with pytest.raises(ProducerError, match="deep.wav: the kickgen recipe is not JSON that kickgen writes"):
+    with pytest.raises(
+        ProducerError, match="deep.wav: the kickgen recipe is not JSON that kickgen writes"
+    ):
         read_recipe(deep)
-    huge = tampered_wav(tmp_path / "huge.wav", '{"recipe": 1, "rows": [], "index": ' + "9" * 5000 + "}")
+    huge = tampered_wav(
+        tmp_path / "huge.wav", '{"recipe": 1, "rows": [], "index": ' + "9" * 5000 + "}"
+    )
     with pytest.raises(ProducerError, match="not JSON that kickgen writes"):
         read_recipe(huge)
     big = valid_recipe()
@@ -654,10 +726,20 @@ def test_18_a_recipe_over_the_wav_comment_limit_is_refused_not_dropped(tmp_path)
         recipe["rows"][0]["prompt"] = "x" * (size - len(json.dumps(recipe, separators=(",", ":"))))
         return recipe
 
-    fits = write_kick(tmp_path / "fits.wav", kick_wave(), recipe_of_size(MAX_COMMENT_BYTES), "pcm24", 48000)
+    fits = write_kick(
+        tmp_path / "fits.wav", kick_wave(), recipe_of_size(MAX_COMMENT_BYTES), "pcm24", 48000
+    )
     assert read_recipe(fits) == recipe_of_size(MAX_COMMENT_BYTES)  # the largest recipe survives
-    with pytest.raises(ProducerError, match=rf"over.wav: its recipe is {MAX_COMMENT_BYTES + 1} bytes, more than"):
-        write_kick(tmp_path / "over.wav", kick_wave(), recipe_of_size(MAX_COMMENT_BYTES + 1), "pcm24", 48000)
+    with pytest.raises(
+        ProducerError, match=rf"over.wav: its recipe is {MAX_COMMENT_BYTES + 1} bytes, more than"
+    ):
+        write_kick(
+            tmp_path / "over.wav",
+            kick_wave(),
+            recipe_of_size(MAX_COMMENT_BYTES + 1),
+            "pcm24",
+            48000,
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fits.wav"]
 
 
@@ -673,7 +755,9 @@ def test_18_a_save_killed_midway_leaves_no_temporary_once_the_run_is_saved_or_re
         """The temporary a process killed with SIGKILL in the middle of saving ``run``'s state leaves."""
         code = ("import os, sys, time; p = os.path.join(sys.argv[1], f'.train_state.pt.{os.getpid()}.tmp'); "
                 "open(p, 'wb').write(b'half a state'); print(p, flush=True); time.sleep(60)")  # fmt: skip
-        proc = subprocess.Popen([sys.executable, "-c", code, str(run)], stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, str(run)], stdout=subprocess.PIPE, text=True
+        )
         left = Path(proc.stdout.readline().strip())
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -696,7 +780,9 @@ def test_18_a_save_killed_midway_leaves_no_temporary_once_the_run_is_saved_or_re
         stale = killed_save(run)
         assert load_state(run, "vae")["step"] == 3  # resuming cleans up too
         assert not stale.exists() and live.is_file()
-        assert sorted(p.name for p in run.iterdir()) == sorted([STATE_FILENAME, live.name, other.name])
+        assert sorted(p.name for p in run.iterdir()) == sorted(
+            [STATE_FILENAME, live.name, other.name]
+        )
     finally:
         saving.kill()
         saving.wait()
@@ -746,7 +832,13 @@ def read_response(conn) -> bytes:
         assert chunk, f"connection closed after {data!r}"
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
-    length = int(next(v for k, v in (h.split(b":", 1) for h in head.split(b"\r\n")[1:]) if k.lower() == b"content-length"))
+    length = int(
+        next(
+            v
+            for k, v in (h.split(b":", 1) for h in head.split(b"\r\n")[1:])
+            if k.lower() == b"content-length"
+        )
+    )
     while len(body) < length:
         body += conn.recv(65536)
     return head.split(b"\r\n", 1)[0]
@@ -788,7 +880,9 @@ def test_10_connections_that_do_not_finish_their_headers_are_closed():
         for c in [*silent, *partial, trickle]:
             c.close()
 
-        with socket.create_connection(address) as kept:  # keep-alive still works: idle, then a request
+        with socket.create_connection(
+            address
+        ) as kept:  # keep-alive still works: idle, then a request
             kept.sendall(GET)
             assert read_response(kept) == b"HTTP/1.1 200 OK"
             time.sleep(1.0)  # longer than the head timeout, shorter than uvicorn's 5 s keep-alive

@@ -62,7 +62,10 @@ def test_vae_time_fold_keeps_the_guide_latent_shape_and_finer_time(time_fold):
     assert torch.equal(vae.unfold(vae.fold(fine)), fine)
     folded = vae.fold(fine)
     j, k = 5, time_fold - 1
-    assert torch.equal(folded[0, k * (16 // time_fold) : (k + 1) * (16 // time_fold), :, j], fine[0, :, :, time_fold * j + k])
+    assert torch.equal(
+        folded[0, k * (16 // time_fold) : (k + 1) * (16 // time_fold), :, j],
+        fine[0, :, :, time_fold * j + k],
+    )
     # locality: nudge fine column 0, the decoded mel moves most in the first frames (GroupNorm
     # spreads a little of any change over the whole map)
     with torch.no_grad():
@@ -136,8 +139,12 @@ def test_keyword_encoder_null_mean_and_errors():
     "arch",
     [
         {},  # shipped: body source + iSTFT head
-        {"istft_n_fft": 0, "source_harmonics": 0, "upsample_rates": (8, 8, 8),
-         "upsample_kernel_sizes": (16, 16, 16)},  # HiFi-GAN V1 waveform head
+        {
+            "istft_n_fft": 0,
+            "source_harmonics": 0,
+            "upsample_rates": (8, 8, 8),
+            "upsample_kernel_sizes": (16, 16, 16),
+        },  # HiFi-GAN V1 waveform head
     ],  # fmt: skip
 )
 def test_vocoder_shape_weight_norm_removal_is_exact(arch):

@@ -131,7 +131,12 @@ def test_pipeline_warns_about_unknown_words(pipeline):
 
 @pytest.mark.parametrize(
     "kwargs,match",
-    [({"n": 0}, "n=0"), ({"steps": 0}, "steps=0"), ({"cfg_scale": -1.0}, "cfg_scale=-1.0"), ({"seed": -4}, "seed=-4")],
+    [
+        ({"n": 0}, "n=0"),
+        ({"steps": 0}, "steps=0"),
+        ({"cfg_scale": -1.0}, "cfg_scale=-1.0"),
+        ({"seed": -4}, "seed=-4"),
+    ],
 )
 def test_bad_arguments_are_one_line_errors(pipeline, kwargs, match):
     with pytest.raises(P.PipelineError, match=match):
@@ -149,7 +154,9 @@ def test_griffin_lim_pipeline(checkpoint_dir):
 # --------------------------------------------------------------------------- generate()
 
 
-def test_generate_writes_the_guide_format_and_reuses_the_pipeline(checkpoint_dir, tmp_path, monkeypatch):
+def test_generate_writes_the_guide_format_and_reuses_the_pipeline(
+    checkpoint_dir, tmp_path, monkeypatch
+):
     P.clear_cache()
     built = []
     original = P.KickPipeline.from_checkpoints.__func__
@@ -184,9 +191,20 @@ def test_generate_auto_path_and_cache_invalidation(guide_workdir, monkeypatch):
     P.clear_cache()
     ck = guide_workdir / "checkpoints"
     with pytest.warns(UnknownKeywordWarning, match="'qq'"):
-        path = P.generate(ck / "diffusion_step_100000.pt", ck / "vae_epoch_100.pt", None, prompt="punchy qq", ddim_steps=1, seed=7)
+        path = P.generate(
+            ck / "diffusion_step_100000.pt",
+            ck / "vae_epoch_100.pt",
+            None,
+            prompt="punchy qq",
+            ddim_steps=1,
+            seed=7,
+        )
     assert path.parent == P.Path("generations")
-    assert path.name.startswith("kick_punchy_") and path.suffix == ".wav" and len(path.stem) == len("kick_punchy_") + 8
+    assert (
+        path.name.startswith("kick_punchy_")
+        and path.suffix == ".wav"
+        and len(path.stem) == len("kick_punchy_") + 8
+    )
     assert path.exists()
     key_before = set(P._CACHE)
     os.utime(ck / "vae_epoch_100.pt", ns=(1, 1))  # a changed file must be reloaded
@@ -210,6 +228,8 @@ def test_bad_checkpoints_name_the_file(checkpoint_dir, tmp_path):
     with pytest.raises(CheckpointError, match="broken.pt"):
         P.KickPipeline.from_checkpoints(broken, checkpoint_dir / "vae_epoch_100.pt")
     with pytest.raises(CheckpointError, match="expected a kickgen vae checkpoint"):  # wrong kind
-        P.KickPipeline.from_checkpoints(checkpoint_dir / "diffusion_step_100000.pt", checkpoint_dir / "vocoder_epoch_50.pt")
+        P.KickPipeline.from_checkpoints(
+            checkpoint_dir / "diffusion_step_100000.pt", checkpoint_dir / "vocoder_epoch_50.pt"
+        )
     with pytest.raises(CheckpointNotFoundError, match="absent is not a folder"):
         P.KickPipeline.from_pretrained(tmp_path / "absent")

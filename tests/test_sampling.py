@@ -85,7 +85,8 @@ def test_scheduler_without_alpha_bars_is_rejected():
 
 @pytest.mark.parametrize("prediction_type", ["epsilon", "v"])
 @pytest.mark.parametrize(
-    "cls,steps,mean_tol,max_tol", [(DDIMSampler, 50, 0.03, 0.15), (DPMSolverSampler, 20, 0.01, 0.05)]
+    "cls,steps,mean_tol,max_tol",
+    [(DDIMSampler, 50, 0.03, 0.15), (DPMSolverSampler, 20, 0.01, 0.05)],
 )
 def test_samplers_follow_the_exact_flow(cls, steps, mean_tol, max_tol, prediction_type):
     # measured: DDIM-50 mean 0.023 / max 0.115, DPM-20 mean 0.0054 / max 0.027, for both types
@@ -154,7 +155,9 @@ def test_guidance_is_one_batched_pass_equal_to_two_sequential_passes(cls):
     model = GaussianDenoiser(sched, std=0.5)
     cond, uncond = torch.full((1, 4), 1.0), torch.zeros(1, 4)
     noise = _noise()
-    out = cls(sched, 10, guidance_until=None).sample(model, SHAPE, cond, uncond, 3.0, "cpu", noise=noise)
+    out = cls(sched, 10, guidance_until=None).sample(
+        model, SHAPE, cond, uncond, 3.0, "cpu", noise=noise
+    )
     assert model.calls == [2 * SHAPE[0]] * 10  # cond and uncond in one pass per step
 
     class Sequential(torch.nn.Module):
@@ -169,7 +172,9 @@ def test_guidance_is_one_batched_pass_equal_to_two_sequential_passes(cls):
             # the sampler combines e_u + s (e_c − e_u); returning (e_c, e_u) lets it do so
             return torch.cat([e_c, e_u])
 
-    ref = cls(sched, 10, guidance_until=None).sample(Sequential(), SHAPE, cond, uncond, 3.0, "cpu", noise=noise)
+    ref = cls(sched, 10, guidance_until=None).sample(
+        Sequential(), SHAPE, cond, uncond, 3.0, "cpu", noise=noise
+    )
     assert torch.allclose(out, ref, atol=1e-6)
     # guidance pushes the mean beyond the conditional one: e_u + 3 (e_c − e_u) ≈ mean 3
     assert out.mean().item() > 2.0
@@ -199,9 +204,13 @@ def test_guidance_runs_only_below_guidance_until(cls):
                 return torch.cat([e_c, e_c])  # e_u = e_c: the guided combination is e_c
             return model(x, t, c)
 
-    ref = cls(sched, 10, guidance_until=None).sample(Switch(), SHAPE, cond, uncond, 3.0, "cpu", noise=_noise())
+    ref = cls(sched, 10, guidance_until=None).sample(
+        Switch(), SHAPE, cond, uncond, 3.0, "cpu", noise=_noise()
+    )
     assert torch.allclose(out, ref, atol=1e-6)
-    full = cls(sched, 10, guidance_until=None).sample(model, SHAPE, cond, uncond, 3.0, "cpu", noise=_noise())
+    full = cls(sched, 10, guidance_until=None).sample(
+        model, SHAPE, cond, uncond, 3.0, "cpu", noise=_noise()
+    )
     assert not torch.allclose(out, full, atol=1e-3)  # the interval changes the result
     with pytest.raises(SamplerError, match="guidance_until=0"):
         cls(sched, 10, guidance_until=0.0)
@@ -224,7 +233,9 @@ def test_misuse_is_reported():
     model = GaussianDenoiser(sched, std=0.5)
     sampler = DDIMSampler(sched, 5)
     with pytest.raises(SamplerError, match="one generator per sample"):
-        sampler.sample(model, SHAPE, torch.zeros(1, 4), None, 1.0, "cpu", generator=[torch.Generator()])
+        sampler.sample(
+            model, SHAPE, torch.zeros(1, 4), None, 1.0, "cpu", generator=[torch.Generator()]
+        )
     with pytest.raises(SamplerError, match="cond has batch 2"):
         sampler.sample(model, SHAPE, torch.zeros(2, 4), None, 1.0, "cpu")
     with pytest.raises(SamplerError, match="cfg_scale=-1"):
@@ -236,7 +247,9 @@ def test_misuse_is_reported():
 
 def test_output_is_a_normal_tensor():
     sched = Schedule()
-    out = DDIMSampler(sched, 2).sample(GaussianDenoiser(sched, 0.5), SHAPE, torch.zeros(1, 4), None, 1.0, "cpu")
+    out = DDIMSampler(sched, 2).sample(
+        GaussianDenoiser(sched, 0.5), SHAPE, torch.zeros(1, 4), None, 1.0, "cpu"
+    )
     out += 1  # in-place use outside inference mode must work
     assert not out.is_inference()
 
@@ -260,7 +273,12 @@ def test_second_order_solver_beats_ddim_at_equal_steps_with_the_guidance_interva
     exact = DDIMSampler(sched, 1000).sample(model, SHAPE, cond, uncond, 3.0, "cpu", noise=noise)
 
     def err(sampler) -> float:
-        return (sampler.sample(model, SHAPE, cond, uncond, 3.0, "cpu", noise=noise) - exact).abs().mean().item()
+        return (
+            (sampler.sample(model, SHAPE, cond, uncond, 3.0, "cpu", noise=noise) - exact)
+            .abs()
+            .mean()
+            .item()
+        )
 
     dpm, ddim = err(make_sampler("dpm", sched, 20)), err(make_sampler("ddim", sched, 20))
     across = err(DPMSolverSampler(sched, 20))  # no split: one step straddles the switch

@@ -102,7 +102,9 @@ def test_vocoder_init_from_copies_what_fits(tmp_path):
     """--init-from copies same-named, same-shaped tensors and leaves the rest freshly initialised."""
     from kickgen.checkpoints import build_vocoder, save_vocoder
 
-    small = dict(upsample_initial_channel=32, resblock_kernel_sizes=(3,), resblock_dilations=((1, 3),))
+    small = dict(
+        upsample_initial_channel=32, resblock_kernel_sizes=(3,), resblock_dilations=((1, 3),)
+    )
     torch.manual_seed(0)
     trained_cfg = VocoderConfig(**small)
     trained = build_vocoder(trained_cfg)
@@ -147,7 +149,9 @@ def test_vocoder_one_step_each_phase(vae_ckpt, corpus, tmp_path):
     val = train_vocoder.load_split_data(corpus, "val")
     report = train_vocoder.compare_with_griffin_lim(gen, val, n_clips=1)
     assert report["vocoder"] > 0 and report["griffin_lim"] > 0
-    assert report["vocoder_over_griffin_lim"] == pytest.approx(report["vocoder"] / report["griffin_lim"])
+    assert report["vocoder_over_griffin_lim"] == pytest.approx(
+        report["vocoder"] / report["griffin_lim"]
+    )
 
 
 @pytest.mark.slow
@@ -175,13 +179,19 @@ def test_resume_continues_exactly(corpus, tmp_path):
 
 def test_decoder_fine_tuning_keeps_the_encoder(corpus, tmp_path):
     small = VAEConfig(channels=(8, 8, 16, 16))
-    cfg = train_vae.VAETrainConfig(corpus=str(corpus), run_dir=str(tmp_path), max_steps=2, batch_size=4, val_every=100)
+    cfg = train_vae.VAETrainConfig(
+        corpus=str(corpus), run_dir=str(tmp_path), max_steps=2, batch_size=4, val_every=100
+    )
     train_vae.train(cfg, small, CPU, resume=False, stop_at=1)
     before = torch.load(tmp_path / STATE_FILENAME, weights_only=True)["model"]
     frozen = train_vae.VAETrainConfig(**{**cfg.__dict__, "train_encoder": False})
     assert train_vae.train(frozen, small, CPU, resume=True) == 2
     after = torch.load(tmp_path / STATE_FILENAME, weights_only=True)["model"]
-    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(("enc_in", "encoder", "enc_out")))
+    assert all(
+        torch.equal(before[k], after[k])
+        for k in before
+        if k.startswith(("enc_in", "encoder", "enc_out"))
+    )
     assert not all(torch.equal(before[k], after[k]) for k in before if k.startswith("decoder"))
 
 

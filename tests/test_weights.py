@@ -54,7 +54,9 @@ def test_packaged_weights_are_the_shipped_files_and_the_repository_links_them(re
     root = packaged_dir()
     assert root == repo_root / "kickgen" / "weights"
     for part, name in FILE_NAMES.items():
-        assert _sha16(root / name) == SHIPPED_SHA256[part], f"{name}: bump MODEL_VERSION and SHIPPED_SHA256"
+        assert _sha16(root / name) == SHIPPED_SHA256[part], (
+            f"{name}: bump MODEL_VERSION and SHIPPED_SHA256"
+        )
         local = repo_root / "checkpoints" / name  # the guide's path, kept working from the root
         assert local.is_file() and local.resolve() == (root / name).resolve()
 
@@ -68,7 +70,10 @@ def test_lookup_order_env_then_local_then_package(checkpoint_dir, tmp_path, monk
     assert files.directory == packaged_dir() and set(files.origins.values()) == {"package"}
     local = _copy_without(checkpoint_dir, tmp_path / "checkpoints")
     files = find_checkpoints()
-    assert files.directory == Path("checkpoints") and files.vocoder == Path("checkpoints") / VOCODER_NAME
+    assert (
+        files.directory == Path("checkpoints")
+        and files.vocoder == Path("checkpoints") / VOCODER_NAME
+    )
     assert set(files.origins.values()) == {"local"}
     other = _copy_without(checkpoint_dir, tmp_path / "other")
     monkeypatch.setenv(ENV_VAR, str(other))
@@ -78,7 +83,11 @@ def test_lookup_order_env_then_local_then_package(checkpoint_dir, tmp_path, monk
     assert files.vae == local / VAE_NAME and files.origins["vae"] == "folder"
     # a named file beats every folder; the others still follow the order
     files = find_checkpoints(vae=tmp_path / "my_vae.pt")
-    assert files.vae == tmp_path / "my_vae.pt" and files.origins == {"diffusion": "env", "vae": "file", "vocoder": "env"}
+    assert files.vae == tmp_path / "my_vae.pt" and files.origins == {
+        "diffusion": "env",
+        "vae": "file",
+        "vocoder": "env",
+    }
 
 
 def test_partial_local_folder_is_skipped_with_a_warning(checkpoint_dir, tmp_path, monkeypatch):
@@ -92,7 +101,9 @@ def test_partial_local_folder_is_skipped_with_a_warning(checkpoint_dir, tmp_path
 
 
 @pytest.mark.parametrize("named_by", ["flag", "env"])
-def test_a_named_folder_that_lacks_a_file_is_an_error_never_a_fallback(checkpoint_dir, tmp_path, monkeypatch, named_by):
+def test_a_named_folder_that_lacks_a_file_is_an_error_never_a_fallback(
+    checkpoint_dir, tmp_path, monkeypatch, named_by
+):
     monkeypatch.chdir(tmp_path)
     partial = _copy_without(checkpoint_dir, tmp_path / "partial", VOCODER_NAME)
     if named_by == "env":
@@ -103,7 +114,9 @@ def test_a_named_folder_that_lacks_a_file_is_an_error_never_a_fallback(checkpoin
     with pytest.raises(CheckpointNotFoundError) as err:
         call()
     message = str(err.value)
-    assert "\n" not in message and message.startswith(f"{partial / VOCODER_NAME} not found: {label} {partial}")
+    assert "\n" not in message and message.startswith(
+        f"{partial / VOCODER_NAME} not found: {label} {partial}"
+    )
     assert "--no-vocoder" in message
     assert call(use_vocoder=False).diffusion == partial / DIFFUSION_NAME  # Griffin-Lim asks for two
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "nowhere"))
@@ -121,7 +134,9 @@ def test_a_named_folder_that_lacks_a_file_is_an_error_never_a_fallback(checkpoin
         ["info"],
     ],
 )
-def test_every_command_refuses_a_partial_env_folder_in_one_line(argv, checkpoint_dir, tmp_path, monkeypatch, capsys):
+def test_every_command_refuses_a_partial_env_folder_in_one_line(
+    argv, checkpoint_dir, tmp_path, monkeypatch, capsys
+):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "p.txt").write_text("808\n")
     _copy_without(checkpoint_dir, tmp_path / "checkpoints")  # would do, but the env names a folder
@@ -129,8 +144,15 @@ def test_every_command_refuses_a_partial_env_folder_in_one_line(argv, checkpoint
     monkeypatch.setenv(ENV_VAR, str(partial))
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"{partial / DIFFUSION_NAME} not found: ${ENV_VAR} {partial}" in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoints", "p.txt", "partial"]  # nothing written
+    assert (
+        err.count("\n") == 1
+        and f"{partial / DIFFUSION_NAME} not found: ${ENV_VAR} {partial}" in err
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoints",
+        "p.txt",
+        "partial",
+    ]  # nothing written
 
 
 def test_from_pretrained_without_argument_follows_the_order(checkpoint_dir, tmp_path, monkeypatch):
@@ -154,7 +176,9 @@ def test_guide_generate_finds_diffusion_and_vae(checkpoint_dir, tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(ENV_VAR, str(checkpoint_dir))
     clear_cache()
-    path = generate(prompt="808", ddim_steps=1, seed=3, output_path=Path("k.wav"))  # vocoder None: Griffin-Lim
+    path = generate(
+        prompt="808", ddim_steps=1, seed=3, output_path=Path("k.wav")
+    )  # vocoder None: Griffin-Lim
     data, sr = sf.read(path, dtype="float32")
     assert sr == SAMPLE_RATE and data.shape == (NUM_SAMPLES,)
     clear_cache()
@@ -163,7 +187,9 @@ def test_guide_generate_finds_diffusion_and_vae(checkpoint_dir, tmp_path, monkey
 # --------------------------------------------------------------------------- CLI conventions
 
 
-def test_short_flags_match_the_long_ones_and_regenerate_finds_the_weights_either_way(checkpoint_dir, tmp_path, monkeypatch, capsys):
+def test_short_flags_match_the_long_ones_and_regenerate_finds_the_weights_either_way(
+    checkpoint_dir, tmp_path, monkeypatch, capsys
+):
     monkeypatch.chdir(tmp_path)
     long = ["generate", "--checkpoints", str(checkpoint_dir), "--prompt", "808", "--seed", "5",
             "--steps", "2", "--output", "long.wav", "-q"]  # fmt: skip
@@ -180,10 +206,15 @@ def test_short_flags_match_the_long_ones_and_regenerate_finds_the_weights_either
     shutil.rmtree(tmp_path / "checkpoints")
     capsys.readouterr()
     assert main(["regenerate", "long.wav", "-q"]) == 2
-    assert "was made with diffusion checkpoint diffusion_step_100000.pt sha256" in capsys.readouterr().err
+    assert (
+        "was made with diffusion checkpoint diffusion_step_100000.pt sha256"
+        in capsys.readouterr().err
+    )
 
 
-def test_info_names_files_hashes_vocabulary_torch_and_device(checkpoint_dir, tmp_path, monkeypatch, capsys):
+def test_info_names_files_hashes_vocabulary_torch_and_device(
+    checkpoint_dir, tmp_path, monkeypatch, capsys
+):
     import torch
 
     monkeypatch.chdir(tmp_path)
@@ -239,7 +270,11 @@ def test_wheel_installs_and_generates_from_an_empty_folder(repo_root, tmp_path):
     # also when this interpreter runs in a venv of its own (--system-site-packages alone would
     # then reach past it to the base interpreter's packages)
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
+        check=True,
+        timeout=120,
+    )
     bindir = venv / ("Scripts" if os.name == "nt" else "bin")
     python = bindir / "python"
     r = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -260,17 +295,28 @@ def test_wheel_installs_and_generates_from_an_empty_folder(repo_root, tmp_path):
     from kickgen.producer.recall import read_recipe
 
     recipe = read_recipe(empty / "k.wav")
-    assert {part: m["sha256"] for part, m in recipe["model"].items()} == SHIPPED_SHA256  # HiFi-GAN too
+    assert {
+        part: m["sha256"] for part, m in recipe["model"].items()
+    } == SHIPPED_SHA256  # HiFi-GAN too
 
     check = (
         "import kickgen; from kickgen.pipeline import KickPipeline; p = KickPipeline.from_pretrained(); "
         "print(kickgen.__file__); print(*p.sources.values(), sep='\\n'); print(p.vocoder is not None)"
     )
-    r = subprocess.run([str(python), "-c", check], cwd=empty, capture_output=True, text=True, timeout=300, env=_child_env())
+    r = subprocess.run(
+        [str(python), "-c", check],
+        cwd=empty,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_child_env(),
+    )
     assert r.returncode == 0, r.stderr
     lines = r.stdout.split("\n")
     site = Path(lines[0]).parent
     assert site.is_relative_to(venv)  # the installed copy, not the checkout
-    assert lines[1:4] == [str(site / "weights" / n) for n in (DIFFUSION_NAME, VAE_NAME, VOCODER_NAME)]
+    assert lines[1:4] == [
+        str(site / "weights" / n) for n in (DIFFUSION_NAME, VAE_NAME, VOCODER_NAME)
+    ]
     assert lines[4] == "True"
     assert sorted(p.name for p in empty.iterdir()) == ["k.wav"]

@@ -117,15 +117,25 @@ def hygiene_from_args(args: argparse.Namespace, default_on: bool = False):
     return cfg
 
 
-def add_output_arguments(parser, default_format: str | None = "float32", sample_rate: bool = True,
-                         sidecar_help: str = "also write each kick's recipe as FILE.json") -> None:
+def add_output_arguments(
+    parser,
+    default_format: str | None = "float32",
+    sample_rate: bool = True,
+    sidecar_help: str = "also write each kick's recipe as FILE.json",
+) -> None:
     """``--format`` (unless ``default_format`` is None), ``--sample-rate``, ``--plot``, ``--sidecar``."""
     if default_format is not None:
         parser.add_argument("--format", choices=sorted(FORMATS), default=default_format,
                             help=f"WAV sample format (default {default_format})")  # fmt: skip
     if sample_rate:
-        parser.add_argument("--sample-rate", type=int, choices=(44100, 48000), default=44100, help="(default 44100)")
-    parser.add_argument("--plot", action="store_true", help="PNG of waveform and mel beside each WAV (needs matplotlib)")
+        parser.add_argument(
+            "--sample-rate", type=int, choices=(44100, 48000), default=44100, help="(default 44100)"
+        )
+    parser.add_argument(
+        "--plot",
+        action="store_true",
+        help="PNG of waveform and mel beside each WAV (needs matplotlib)",
+    )
     parser.add_argument("--sidecar", action="store_true", help=sidecar_help)
 
 
@@ -160,7 +170,9 @@ def add_sampling_arguments(
         parser.add_argument(
             "-p", "--prompt", default="", help='text prompt keywords, e.g. "punchy 808"'
         )
-    parser.add_argument("--cfg-scale", type=float, default=3.0, help="guidance scale, 0 to 20 (default 3.0)")
+    parser.add_argument(
+        "--cfg-scale", type=float, default=3.0, help="guidance scale, 0 to 20 (default 3.0)"
+    )
     parser.add_argument(
         steps_flag, dest="sample_steps", type=int, default=50, help="sampler steps (default 50)"
     )
@@ -175,7 +187,9 @@ def add_sampling_arguments(
     )
 
 
-def check_sampling_values(args: argparse.Namespace, steps: int, steps_label: str, count: int = 1) -> None:
+def check_sampling_values(
+    args: argparse.Namespace, steps: int, steps_label: str, count: int = 1
+) -> None:
     """One-line errors for the sampling flags: ``steps`` (given as ``steps_label``), ``--cfg-scale``,
     ``--batch-size`` and ``--seed`` (seeds seed … seed + count − 1 must fit)."""
     from kickgen.pipeline import MAX_CFG_SCALE, SEED_RANGE
@@ -183,7 +197,9 @@ def check_sampling_values(args: argparse.Namespace, steps: int, steps_label: str
     if steps < 1:
         raise CommandError(f"{steps_label} {steps}: use at least 1 (50 is the default)")
     if not 0 <= args.cfg_scale <= MAX_CFG_SCALE:  # also rejects NaN and inf
-        raise CommandError(f"--cfg-scale {args.cfg_scale}: use 0 to {MAX_CFG_SCALE:g} (3.0 is the default; 1 = no guidance)")
+        raise CommandError(
+            f"--cfg-scale {args.cfg_scale}: use 0 to {MAX_CFG_SCALE:g} (3.0 is the default; 1 = no guidance)"
+        )
     if args.batch_size < 1:
         raise CommandError(f"--batch-size {args.batch_size}: use at least 1")
     if args.seed is not None and not 0 <= args.seed <= SEED_RANGE - count:
@@ -223,7 +239,9 @@ def check_readable(path: Path, what: str) -> None:
     if not path.exists():
         raise CommandError(f"{what} checkpoint {path} not found: pass its path with --{what}-ckpt")
     if not path.is_file():
-        raise CommandError(f"{what} checkpoint {path} is not a file: pass the .pt file with --{what}-ckpt")
+        raise CommandError(
+            f"{what} checkpoint {path} is not a file: pass the .pt file with --{what}-ckpt"
+        )
     if not os.access(path, os.R_OK):
         raise CommandError(f"cannot read {what} checkpoint {path}: check its permissions")
 
@@ -240,7 +258,9 @@ def prepare_output_dir(directory: Path) -> list[Path]:
         missing.append(probe)
         probe = probe.parent
     if not probe.is_dir():
-        raise CommandError(f"cannot write into {directory}: {probe} is not a directory; choose another --output")
+        raise CommandError(
+            f"cannot write into {directory}: {probe} is not a directory; choose another --output"
+        )
     created: list[Path] = []
     try:
         for d in reversed(missing):
@@ -250,7 +270,9 @@ def prepare_output_dir(directory: Path) -> list[Path]:
             pass
     except OSError as exc:
         remove_dirs(created)
-        raise CommandError(f"cannot write into {directory}: {exc.strerror or exc}; choose another --output") from exc
+        raise CommandError(
+            f"cannot write into {directory}: {exc.strerror or exc}; choose another --output"
+        ) from exc
     return created
 
 
@@ -275,7 +297,9 @@ def plan_outputs(output: Path | None, n: int) -> tuple[Path, list[Path] | None]:
     if n == 1:
         return output.parent, [output]
     width = len(str(n - 1))
-    return output.parent, [output.with_name(f"{output.stem}_{i:0{width}d}{output.suffix}") for i in range(n)]
+    return output.parent, [
+        output.with_name(f"{output.stem}_{i:0{width}d}{output.suffix}") for i in range(n)
+    ]
 
 
 def resolve_checkpoint_args(args: argparse.Namespace) -> None:
@@ -290,9 +314,15 @@ def resolve_checkpoint_args(args: argparse.Namespace) -> None:
             continue
         if files.origins[part] == "file" and not path.exists():
             extra = " or --no-vocoder for Griffin-Lim" if part == "vocoder" else ""
-            raise CommandError(f"{part} checkpoint {path} not found: pass its path with --{part}-ckpt{extra}")
+            raise CommandError(
+                f"{part} checkpoint {path} not found: pass its path with --{part}-ckpt{extra}"
+            )
         check_readable(path, part)
-    args.diffusion_ckpt, args.vae_ckpt, args.vocoder_ckpt = files.diffusion, files.vae, files.vocoder
+    args.diffusion_ckpt, args.vae_ckpt, args.vocoder_ckpt = (
+        files.diffusion,
+        files.vae,
+        files.vocoder,
+    )
     args.no_vocoder = files.vocoder is None
 
 
@@ -307,17 +337,20 @@ def write_outputs(paths, kicks, fmt: str, sample_rate: int, sidecar: bool, plot:
         out.commit()
 
 
-def stage_kick(out, path: Path, kick, fmt: str, sample_rate: int, sidecar: bool, plot: bool) -> None:
+def stage_kick(
+    out, path: Path, kick, fmt: str, sample_rate: int, sidecar: bool, plot: bool
+) -> None:
     """Write one kick (and its ``.json`` and ``.png`` when asked) to names staged in ``out``."""
     from kickgen.producer.recall import write_kick, write_sidecar
 
     write_kick(out.stage(path), kick.wave, kick.recipe, fmt, sample_rate)
     if sidecar:
-        write_sidecar(out.stage(path.with_suffix(".json")), {**kick.recipe, "format": fmt, "sample_rate": sample_rate})
+        write_sidecar(
+            out.stage(path.with_suffix(".json")),
+            {**kick.recipe, "format": fmt, "sample_rate": sample_rate},
+        )
     if plot:
         from kickgen.producer.plot import plot_kick
 
         prompt = kick.recipe["rows"][kick.recipe["index"]].get("prompt", "")
         plot_kick(kick.wave, out.stage(path.with_suffix(".png")), f"{prompt}  seed {kick.seed}")
-
-

@@ -40,10 +40,28 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     """The guide's generation flags and kickgen's additions, shared by both entry points."""
     from kickgen.weights import LOOKUP_HELP
 
-    parser.add_argument("-p", "--prompt", default="", help='text prompt keywords, e.g. "punchy 808" (default: unconditional)')
-    parser.add_argument("--cfg-scale", type=float, default=3.0, help="guidance scale, 0 to 20; 1 = no guidance (default 3.0)")
-    parser.add_argument("--steps", type=int, default=50, help="sampler steps, at least 1 (default 50)")
-    parser.add_argument("-s", "--seed", type=int, default=None, help="random seed; kick i uses seed + i (default: random)")
+    parser.add_argument(
+        "-p",
+        "--prompt",
+        default="",
+        help='text prompt keywords, e.g. "punchy 808" (default: unconditional)',
+    )
+    parser.add_argument(
+        "--cfg-scale",
+        type=float,
+        default=3.0,
+        help="guidance scale, 0 to 20; 1 = no guidance (default 3.0)",
+    )
+    parser.add_argument(
+        "--steps", type=int, default=50, help="sampler steps, at least 1 (default 50)"
+    )
+    parser.add_argument(
+        "-s",
+        "--seed",
+        type=int,
+        default=None,
+        help="random seed; kick i uses seed + i (default: random)",
+    )
     parser.add_argument(
         "-o",
         "--output",
@@ -53,34 +71,74 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--checkpoints", type=Path, default=None, metavar="DIR",
                         help=f"folder with the three checkpoints (default: {LOOKUP_HELP})")  # fmt: skip
-    parser.add_argument("--diffusion-ckpt", type=Path, default=None, help="diffusion checkpoint file (default: from the folder)")
-    parser.add_argument("--vae-ckpt", type=Path, default=None, help="VAE checkpoint file (default: from the folder)")
+    parser.add_argument(
+        "--diffusion-ckpt",
+        type=Path,
+        default=None,
+        help="diffusion checkpoint file (default: from the folder)",
+    )
+    parser.add_argument(
+        "--vae-ckpt", type=Path, default=None, help="VAE checkpoint file (default: from the folder)"
+    )
     parser.add_argument(
         "--vocoder-ckpt",
         type=Path,
         default=None,
         help="HiFi-GAN checkpoint file (default: from the folder; the guide's checkpoints/vocoder.pt is accepted as an alias of vocoder_epoch_50.pt)",
     )
-    parser.add_argument("--no-vocoder", action="store_true", help="use Griffin-Lim instead of HiFi-GAN (lower quality)")
+    parser.add_argument(
+        "--no-vocoder",
+        action="store_true",
+        help="use Griffin-Lim instead of HiFi-GAN (lower quality)",
+    )
     parser.add_argument("-n", "--num", type=int, default=1, help="number of kicks (default 1)")
-    parser.add_argument("--format", choices=sorted(FORMATS), default="float32", help="WAV sample format (default float32)")
-    parser.add_argument("--device", default="auto", help="auto (CUDA > MPS > CPU), cpu, cuda, cuda:N or mps (default auto)")
-    parser.add_argument("--sampler", choices=("ddim", "dpm"), default="ddim", help="ddim (the reference's) or dpm (DPM-Solver++ 2M, good at ~20 steps)")
-    parser.add_argument("--batch-size", type=int, default=16, help="kicks per batched sampler run (default 16)")
+    parser.add_argument(
+        "--format",
+        choices=sorted(FORMATS),
+        default="float32",
+        help="WAV sample format (default float32)",
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="auto (CUDA > MPS > CPU), cpu, cuda, cuda:N or mps (default auto)",
+    )
+    parser.add_argument(
+        "--sampler",
+        choices=("ddim", "dpm"),
+        default="ddim",
+        help="ddim (the reference's) or dpm (DPM-Solver++ 2M, good at ~20 steps)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=16, help="kicks per batched sampler run (default 16)"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_generate_producer_arguments(parser)
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("generate", help="generate kicks from the checkpoints", description=__doc__.split("\n\n")[0])
+    p = subparsers.add_parser(
+        "generate", help="generate kicks from the checkpoints", description=__doc__.split("\n\n")[0]
+    )
     add_generate_arguments(p)
     p.set_defaults(func=run_generate)
 
     from kickgen.weights import LOOKUP_HELP
 
     v = subparsers.add_parser("vocab", help="list the keywords a diffusion checkpoint understands")
-    v.add_argument("--checkpoints", type=Path, default=None, metavar="DIR", help=f"folder with the checkpoints (default: {LOOKUP_HELP})")
-    v.add_argument("--diffusion-ckpt", type=Path, default=None, help="diffusion checkpoint file (default: from the folder)")
+    v.add_argument(
+        "--checkpoints",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=f"folder with the checkpoints (default: {LOOKUP_HELP})",
+    )
+    v.add_argument(
+        "--diffusion-ckpt",
+        type=Path,
+        default=None,
+        help="diffusion checkpoint file (default: from the folder)",
+    )
     v.set_defaults(func=run_vocab)
 
 
@@ -129,7 +187,9 @@ def run_generate(args: argparse.Namespace) -> int:
     pipe, info, seed, directory, paths, created = open_run(args, args.num)
     try:
         batches = -(-args.num // args.batch_size)
-        with Progress(batches * args.steps, f"generating {args.num} kick(s)", disable=args.quiet) as bar:
+        with Progress(
+            batches * args.steps, f"generating {args.num} kick(s)", disable=args.quiet
+        ) as bar:
             out = pipe(
                 args.prompt,
                 n=args.num,
@@ -142,8 +202,10 @@ def run_generate(args: argparse.Namespace) -> int:
                 warn_unknown=False,
             )
         if paths is None:
-            keys = [output_key(args.prompt, s, args.cfg_scale, args.steps, pipe.sources, args.sampler)
-                    for s in out.seeds]
+            keys = [
+                output_key(args.prompt, s, args.cfg_scale, args.steps, pipe.sources, args.sampler)
+                for s in out.seeds
+            ]
             paths = [directory / auto_output_path(info, key).name for key in keys]
         from kickgen.producer.recall import plain_recipes  # every WAV carries its recipe
 
@@ -160,7 +222,9 @@ def run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_all(paths: list[Path], waveforms, subtype: str, recipes: list[dict] | None = None) -> None:
+def write_all(
+    paths: list[Path], waveforms, subtype: str, recipes: list[dict] | None = None
+) -> None:
     """Write each waveform ``(88200,)``: all of them or none (:class:`kickgen.output.OutputTransaction`:
     a failure leaves the folder as it was, files it would have replaced included).
 
@@ -281,7 +345,10 @@ def run_vocab(args: argparse.Namespace) -> int:
     from kickgen import checkpoints
     from kickgen.weights import DIFFUSION_NAME, find_checkpoint_dir
 
-    path = args.diffusion_ckpt or find_checkpoint_dir(args.checkpoints, ("diffusion",))[0] / DIFFUSION_NAME
+    path = (
+        args.diffusion_ckpt
+        or find_checkpoint_dir(args.checkpoints, ("diffusion",))[0] / DIFFUSION_NAME
+    )
     check_readable(path, "diffusion")
     for word in checkpoints.load_checkpoint(path, "diffusion")["vocab"]:
         print(word)

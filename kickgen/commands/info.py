@@ -22,7 +22,9 @@ def register(subparsers) -> None:
 
     p.add_argument("--checkpoints", type=Path, default=None, metavar="DIR",
                    help=f"folder with the three checkpoints (default: {LOOKUP_HELP})")  # fmt: skip
-    p.add_argument("--device", default="auto", help="auto (CUDA > MPS > CPU), cpu, cuda, cuda:N or mps")
+    p.add_argument(
+        "--device", default="auto", help="auto (CUDA > MPS > CPU), cpu, cuda, cuda:N or mps"
+    )
     p.set_defaults(func=run_info)
 
 
@@ -47,10 +49,14 @@ def info_lines(checkpoints: Path | None = None, device: str = "auto") -> list[st
     for part, path in files.parts().items():
         sha = file_sha256(path)
         shipped = ", shipped" if SHIPPED_SHA256.get(part) == sha else ""
-        lines.append(f"  {part:<9} {path.absolute()}  sha256 {sha}  ({describe_origin(files.origins[part])}{shipped})")
+        lines.append(
+            f"  {part:<9} {path.absolute()}  sha256 {sha}  ({describe_origin(files.origins[part])}{shipped})"
+        )
     vocab = [str(w) for w in load_checkpoint(files.diffusion, "diffusion")["vocab"]]
     lines.append(f"vocabulary ({len(vocab)}): {' '.join(vocab)}")
-    lines.append(f"torch {torch.__version__}, Python {platform.python_version()}, {platform.platform()}")
+    lines.append(
+        f"torch {torch.__version__}, Python {platform.python_version()}, {platform.platform()}"
+    )
     dev = resolve_device(device)
     name = f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""
     lines.append(f"device {dev}{name}, {torch.get_num_threads()} CPU threads")

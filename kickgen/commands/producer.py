@@ -129,8 +129,15 @@ def run_morph(args: argparse.Namespace) -> int:
         raise CommandError(f"--steps {args.frames}: a morph needs 2 to 1000 kicks")
     if not 0.0 <= args.strength <= 1.0:
         raise CommandError(f"--strength {args.strength}: use 0 to 1")
-    if not args.name or args.name != Path(args.name).name or args.name in (".", "..") or "\\" in args.name:
-        raise CommandError(f"--name {args.name!r}: give a file name stem, without folders (use --out for the folder)")
+    if (
+        not args.name
+        or args.name != Path(args.name).name
+        or args.name in (".", "..")
+        or "\\" in args.name
+    ):
+        raise CommandError(
+            f"--name {args.name!r}: give a file name stem, without folders (use --out for the folder)"
+        )
     hygiene = hygiene_from_args(args)
     try:
         # endpoint errors (unreadable files, a seed and a prompt) before any model is loaded
@@ -203,5 +210,3 @@ def run_pack(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"  {len(pack.wavs)} kicks, seeds from {pack.seed}", file=sys.stderr)
     return 0
-
-

@@ -207,7 +207,9 @@ def collect_library(
                 try:
                     size = path.stat().st_size  # follows links: a broken or looping one fails
                 except OSError as exc:
-                    skipped.append((str(path), f"cannot open ({exc.strerror or exc}: a broken link?)"))
+                    skipped.append(
+                        (str(path), f"cannot open ({exc.strerror or exc}: a broken link?)")
+                    )
                     continue
                 if not min_bytes <= size <= max_bytes:
                     skipped.append(

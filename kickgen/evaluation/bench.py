@@ -128,7 +128,9 @@ class PeakMemory:
 
 
 @torch.inference_mode()
-def stage_seconds(pipe, prompt: str, n: int, sampler: str, steps: int, cfg_scale: float, seed: int = 0) -> dict[str, float]:
+def stage_seconds(
+    pipe, prompt: str, n: int, sampler: str, steps: int, cfg_scale: float, seed: int = 0
+) -> dict[str, float]:
     """Seconds per stage for one batch of ``n`` kicks: text encoder, sampler, VAE decode, vocoder."""
     from kickgen.pipeline import LATENT_HW
     from kickgen.sampling import make_sampler
@@ -140,7 +142,13 @@ def stage_seconds(pipe, prompt: str, n: int, sampler: str, steps: int, cfg_scale
     start = time.perf_counter()
     gens = [torch.Generator().manual_seed(seed + i) for i in range(n)]
     latents = make_sampler(sampler, pipe.scheduler, steps).sample(
-        pipe.unet, (n, pipe.latent_dim, *LATENT_HW), cond, uncond, cfg_scale, pipe.device, generator=gens
+        pipe.unet,
+        (n, pipe.latent_dim, *LATENT_HW),
+        cond,
+        uncond,
+        cfg_scale,
+        pipe.device,
+        generator=gens,
     )  # (n, C, 8, 11)
     times["sampler"] = time.perf_counter() - start
     start = time.perf_counter()
@@ -179,8 +187,12 @@ def cold_cli(paths: dict[str, Path], out_dir: Path, prompt: str, sampler: str, s
             proc.stderr.close()
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0 or not wav.is_file():
-            raise RuntimeError(f"cold CLI run failed (exit {proc.returncode}): {err.strip()[-300:]}")
-        results.append({"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024.0})  # ru_maxrss in KiB
+            raise RuntimeError(
+                f"cold CLI run failed (exit {proc.returncode}): {err.strip()[-300:]}"
+            )
+        results.append(
+            {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024.0}
+        )  # ru_maxrss in KiB
     return results
 
 
@@ -199,12 +211,21 @@ def solver_agreement(pipe, prompt: str, n: int, settings: list[tuple[str, int]],
     def mels(sampler: str, steps: int) -> torch.Tensor:
         gens = [torch.Generator().manual_seed(1000 + i) for i in range(n)]
         z = make_sampler(sampler, pipe.scheduler, steps).sample(
-            pipe.unet, (n, pipe.latent_dim, *LATENT_HW), cond, uncond, cfg_scale, pipe.device, generator=gens
+            pipe.unet,
+            (n, pipe.latent_dim, *LATENT_HW),
+            cond,
+            uncond,
+            cfg_scale,
+            pipe.device,
+            generator=gens,
         )
         return pipe.vae.decode(z).squeeze(1).float().cpu()  # (n, 128, 173)
 
     target = mels(*reference)
-    return {setting_name(s, k): float(metrics.log_mel_distance_db(mels(s, k), target).mean()) for s, k in settings}
+    return {
+        setting_name(s, k): float(metrics.log_mel_distance_db(mels(s, k), target).mean())
+        for s, k in settings
+    }
 
 
 class SequentialGuidance(torch.nn.Module):
@@ -225,12 +246,16 @@ class SequentialGuidance(torch.nn.Module):
         return torch.cat([self.unet(x[:n], t[:n], cond[:n]), self.unet(x[n:], t[n:], cond[n:])])
 
 
-def reference_kick(paths: dict[str, Path], prompt: str, steps: int, cfg_scale: float, seed: int) -> torch.Tensor:
+def reference_kick(
+    paths: dict[str, Path], prompt: str, steps: int, cfg_scale: float, seed: int
+) -> torch.Tensor:
     """One kick the reference's way: reload everything, batch 1, sequential guidance. ``(88200,)``."""
     from kickgen.pipeline import KickPipeline
     from kickgen.sampling import DDIMSampler
 
-    pipe = KickPipeline.from_checkpoints(paths["diffusion"], paths["vae"], paths["vocoder"], device="cpu")
+    pipe = KickPipeline.from_checkpoints(
+        paths["diffusion"], paths["vae"], paths["vocoder"], device="cpu"
+    )
     info = pipe.parse_prompt(prompt)
     cond, uncond = pipe.encode_prompt(info.token_ids)
     sampler = DDIMSampler(pipe.scheduler, steps, guidance_until=None)  # guided every step
@@ -270,7 +295,9 @@ def write_reference_size_checkpoints(directory: Path, seed: int = 0) -> dict[str
         vae, voc = ck.build_vae(vae_cfg), ck.build_vocoder(voc_cfg)
     directory.mkdir(parents=True, exist_ok=True)
     return {
-        "diffusion": ck.save_diffusion(directory / ck.DIFFUSION_FILENAME, unet, text_enc, vocab, diff_cfg),
+        "diffusion": ck.save_diffusion(
+            directory / ck.DIFFUSION_FILENAME, unet, text_enc, vocab, diff_cfg
+        ),
         "vae": ck.save_vae(directory / ck.VAE_FILENAME, vae),
         "vocoder": ck.save_vocoder(directory / ck.VOCODER_FILENAME, voc, voc_cfg),
     }
@@ -281,7 +308,9 @@ def synthetic_kick() -> torch.Tensor:
     t = torch.arange(NUM_SAMPLES, dtype=torch.float64) / SAMPLE_RATE
     freq = 45 + 120 * torch.exp(-t / 0.03)
     phase = 2 * math.pi * torch.cumsum(freq, 0) / SAMPLE_RATE
-    noise = torch.randn(NUM_SAMPLES, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    noise = torch.randn(
+        NUM_SAMPLES, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
     kick = torch.sin(phase) * torch.exp(-t / 0.35) + 0.3 * noise * torch.exp(-t / 0.004)
     return (0.95 * kick / kick.abs().max()).float()
 
@@ -322,7 +351,9 @@ def machine_description() -> dict[str, str]:
             info.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    if "model name" in info:  # the family and model tell CPU generations apart ("AMD EPYC" does not)
+    if (
+        "model name" in info
+    ):  # the family and model tell CPU generations apart ("AMD EPYC" does not)
         cpu = f"{info['model name']} (family {info.get('cpu family', '?')}, model {info.get('model', '?')})"
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     return {
@@ -361,16 +392,28 @@ def _run_bench(config: BenchConfig, workdir: Path | None) -> BenchResult:
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         if config.checkpoints is not None:
             ck = Path(config.checkpoints)
-            paths = {"diffusion": ck / DIFFUSION_NAME, "vae": ck / VAE_NAME, "vocoder": ck / VOCODER_NAME}
+            paths = {
+                "diffusion": ck / DIFFUSION_NAME,
+                "vae": ck / VAE_NAME,
+                "vocoder": ck / VOCODER_NAME,
+            }
         else:
             paths = write_random_checkpoints(Path(tmp) / "kickgen", seed=0)  # shipped sizes
         ref_paths = write_reference_size_checkpoints(Path(tmp) / "reference")
         if config.cold_runs:
             for sampler, steps in progress(settings, "bench (cold CLI)"):
                 result.cold[setting_name(sampler, steps)] = cold_cli(
-                    paths, Path(tmp), config.prompt, sampler, steps, config.cold_runs, config.threads
+                    paths,
+                    Path(tmp),
+                    config.prompt,
+                    sampler,
+                    steps,
+                    config.cold_runs,
+                    config.threads,
                 )
-        pipe = KickPipeline.from_checkpoints(paths["diffusion"], paths["vae"], paths["vocoder"], device="cpu")
+        pipe = KickPipeline.from_checkpoints(
+            paths["diffusion"], paths["vae"], paths["vocoder"], device="cpu"
+        )
         result.params = {
             name: sum(p.numel() for p in module.parameters()) / 1e6
             for name, module in (("U-Net", pipe.unet), ("VAE", pipe.vae), ("HiFi-GAN", pipe.vocoder),
@@ -404,12 +447,21 @@ def _run_bench(config: BenchConfig, workdir: Path | None) -> BenchResult:
                                  cfg_scale=config.cfg_scale, batch_size=b)  # fmt: skip
                         bar.update(b)
                     with timed(f"{name}, single", 1):
-                        pipe(config.prompt, n=1, seed=r, steps=steps, sampler=sampler, cfg_scale=config.cfg_scale)
+                        pipe(
+                            config.prompt,
+                            n=1,
+                            seed=r,
+                            steps=steps,
+                            sampler=sampler,
+                            cfg_scale=config.cfg_scale,
+                        )
                     bar.update(1)
                 for mode, ref in (("reference", paths), ("reference sizes", ref_paths)):
                     with timed(mode, config.reference_kicks):
                         for k in range(config.reference_kicks):
-                            reference_kick(ref, config.prompt, config.steps, config.cfg_scale, r * 100 + k)
+                            reference_kick(
+                                ref, config.prompt, config.steps, config.cfg_scale, r * 100 + k
+                            )
                     bar.update(config.reference_kicks)
         result.seconds_per_kick, result.peak_mb = modes, peaks
 
@@ -420,7 +472,9 @@ def _run_bench(config: BenchConfig, workdir: Path | None) -> BenchResult:
                 result.stages[mode] = {k: v / n for k, v in t.items()}
         if config.agreement:
             candidates = list(dict.fromkeys([*settings, *AGREEMENT_CANDIDATES]))
-            result.agreement = solver_agreement(pipe, config.prompt, config.agreement, candidates, config.cfg_scale)
+            result.agreement = solver_agreement(
+                pipe, config.prompt, config.agreement, candidates, config.cfg_scale
+            )
     if config.griffin_lim:
         result.griffin_lim = bench_griffin_lim()
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
@@ -438,7 +492,11 @@ def render_markdown(result: BenchResult, command: str) -> str:
     settings = c.settings()
     default = setting_name(*settings[0])
     ref, ref_sizes = result.median("reference"), result.median("reference sizes")
-    weights = f"the checkpoints in `{c.checkpoints}`" if c.checkpoints else "random weights of the shipped sizes"
+    weights = (
+        f"the checkpoints in `{c.checkpoints}`"
+        if c.checkpoints
+        else "random weights of the shipped sizes"
+    )
     lines = [
         "# kickgen benchmarks",
         "",
@@ -461,7 +519,9 @@ def render_markdown(result: BenchResult, command: str) -> str:
         f"## Generation speed ({weights})",
         "",
         f"Guidance {c.cfg_scale}, prompt {c.prompt!r}, HiFi-GAN vocoder, {c.rounds} rounds, {c.threads or 'default'} "
-        "torch thread(s). Parameters (millions): " + ", ".join(f"{k} {v:.2f}" for k, v in result.params.items()) + ".",
+        "torch thread(s). Parameters (millions): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in result.params.items())
+        + ".",
         "",
         "| mode | s per kick (median) | per round | kicks/s | vs reference mode | vs reference, published sizes | peak RSS MiB |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -488,7 +548,10 @@ def render_markdown(result: BenchResult, command: str) -> str:
                   "| mode | text | sampler | VAE decode | vocoder | total |", "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
         for mode, t in result.stages.items():
             total = sum(t.values())
-            cells = " | ".join(f"{t[k]:.4f} ({100 * t[k] / total:.0f} %)" for k in ("text", "sampler", "vae", "vocoder"))
+            cells = " | ".join(
+                f"{t[k]:.4f} ({100 * t[k] / total:.0f} %)"
+                for k in ("text", "sampler", "vae", "vocoder")
+            )
             lines.append(f"| {mode} | {cells} | {total:.3f} |")
     if result.agreement:
         lines += ["", "### Solver agreement", "",
@@ -498,7 +561,11 @@ def render_markdown(result: BenchResult, command: str) -> str:
                   "| setting | log-mel dB to DDIM 200 |", "| --- | --- |"]  # fmt: skip
         for name, value in result.agreement.items():
             lines.append(f"| {name} | {value:.3f} |")
-    batch_key = f"{default}, batch 16" if f"{default}, batch 16" in result.seconds_per_kick else f"{default}, batch {c.batches[0]}"
+    batch_key = (
+        f"{default}, batch 16"
+        if f"{default}, batch 16" in result.seconds_per_kick
+        else f"{default}, batch {c.batches[0]}"
+    )
     single = result.median(f"{default}, single")
     batch = result.median(batch_key)
     lines += [

@@ -21,24 +21,75 @@ def _batches(text: str) -> tuple[int, ...]:
 
 
 def register(subparsers) -> None:
-    __import__("kickgen.evaluation.quality", fromlist=["register"]).register(subparsers)  # kickgen eval
+    __import__("kickgen.evaluation.quality", fromlist=["register"]).register(
+        subparsers
+    )  # kickgen eval
     p = subparsers.add_parser(
         "bench",
         help="measure generation speed (random weights of the shipped sizes) and write BENCHMARKS.md",
         description=__doc__,
     )
-    p.add_argument("--batch", type=_batches, default=(16, 64), help="kicks per call in the batched modes, comma-separated (default 16,64)")
-    p.add_argument("--steps", type=int, default=50, help="DDIM steps of the default setting (default 50)")
-    p.add_argument("--fast-sampler", choices=("ddim", "dpm"), default="dpm", help="sampler of the fast setting (default dpm)")
-    p.add_argument("--fast-steps", type=int, default=20, help="steps of the fast setting; 0 skips it (default 20)")
-    p.add_argument("--rounds", type=int, default=3, help="interleaved measurement rounds (default 3)")
-    p.add_argument("--reference-kicks", type=int, default=2, help="kicks per round in reference mode (default 2)")
-    p.add_argument("--cold-runs", type=int, default=2, help="cold CLI processes per setting; 0 skips them (default 2)")
-    p.add_argument("--agreement", type=int, default=4, help="kicks in the solver agreement check; 0 skips it (default 4)")
-    p.add_argument("--checkpoints", type=Path, default=None, help="time these checkpoints (default: random weights of the shipped sizes)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: fastest on a shared, loaded machine)")
+    p.add_argument(
+        "--batch",
+        type=_batches,
+        default=(16, 64),
+        help="kicks per call in the batched modes, comma-separated (default 16,64)",
+    )
+    p.add_argument(
+        "--steps", type=int, default=50, help="DDIM steps of the default setting (default 50)"
+    )
+    p.add_argument(
+        "--fast-sampler",
+        choices=("ddim", "dpm"),
+        default="dpm",
+        help="sampler of the fast setting (default dpm)",
+    )
+    p.add_argument(
+        "--fast-steps",
+        type=int,
+        default=20,
+        help="steps of the fast setting; 0 skips it (default 20)",
+    )
+    p.add_argument(
+        "--rounds", type=int, default=3, help="interleaved measurement rounds (default 3)"
+    )
+    p.add_argument(
+        "--reference-kicks",
+        type=int,
+        default=2,
+        help="kicks per round in reference mode (default 2)",
+    )
+    p.add_argument(
+        "--cold-runs",
+        type=int,
+        default=2,
+        help="cold CLI processes per setting; 0 skips them (default 2)",
+    )
+    p.add_argument(
+        "--agreement",
+        type=int,
+        default=4,
+        help="kicks in the solver agreement check; 0 skips it (default 4)",
+    )
+    p.add_argument(
+        "--checkpoints",
+        type=Path,
+        default=None,
+        help="time these checkpoints (default: random weights of the shipped sizes)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: fastest on a shared, loaded machine)",
+    )
     p.add_argument("--no-griffin-lim", action="store_true", help="skip the Griffin-Lim comparison")
-    p.add_argument("--output", type=Path, default=Path("BENCHMARKS.md"), help="report file (default BENCHMARKS.md); '-' prints it")
+    p.add_argument(
+        "--output",
+        type=Path,
+        default=Path("BENCHMARKS.md"),
+        help="report file (default BENCHMARKS.md); '-' prints it",
+    )
     p.set_defaults(func=run)
 
 
@@ -51,13 +102,17 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"--{name.replace('_', '-')} {getattr(args, name)}: use at least 1")
     for name in ("fast_steps", "cold_runs", "agreement"):
         if getattr(args, name) < 0:
-            raise CommandError(f"--{name.replace('_', '-')} {getattr(args, name)}: use 0 (skip) or more")
+            raise CommandError(
+                f"--{name.replace('_', '-')} {getattr(args, name)}: use 0 (skip) or more"
+            )
     if args.agreement == 1:
         raise CommandError("--agreement 1: use 0 (skip) or at least 2 kicks")
     if args.threads is not None and args.threads < 1:
         raise CommandError(f"--threads {args.threads}: use at least 1")
     if args.checkpoints is not None and not args.checkpoints.is_dir():
-        raise CommandError(f"--checkpoints {args.checkpoints} is not a directory: pass the folder holding the three checkpoints")
+        raise CommandError(
+            f"--checkpoints {args.checkpoints} is not a directory: pass the folder holding the three checkpoints"
+        )
     config = BenchConfig(batches=args.batch, steps=args.steps, fast_sampler=args.fast_sampler,
                          fast_steps=args.fast_steps, rounds=args.rounds, reference_kicks=args.reference_kicks,
                          cold_runs=args.cold_runs, agreement=args.agreement, threads=args.threads,

@@ -181,7 +181,11 @@ def describe_safe(waves: torch.Tensor | np.ndarray, chunk: int = 64) -> dict[str
     parts = []
     for start in range(0, len(waves), chunk):
         x = waves[start : start + chunk]
-        x = x.detach().cpu().double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, np.float64)
+        x = (
+            x.detach().cpu().double().numpy()
+            if isinstance(x, torch.Tensor)
+            else np.asarray(x, np.float64)
+        )
         parts.append(describe_batch(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)))
     if not parts:
         raise ValueError("no waveforms to describe")
@@ -341,7 +345,12 @@ def classifier_auc(
             w = _fit_logistic(std(x[train]), y[train], l2)
             scores[test] = std(x[test]) @ w[:-1] + w[-1]
         aucs.append(roc_auc(scores, y))
-    return {"auc": float(np.mean(aucs)), "spread": float(np.std(aucs)), "n_a": len(a), "n_b": len(b)}
+    return {
+        "auc": float(np.mean(aucs)),
+        "spread": float(np.std(aucs)),
+        "n_a": len(a),
+        "n_b": len(b),
+    }
 
 
 def mean_pairwise_distance(features: np.ndarray) -> float:

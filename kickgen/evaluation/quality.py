@@ -308,6 +308,7 @@ def reconstruction(
                     bar.update(len(sel), method=m)
             if start == 0:
                 examples["recording"] = wave[: config.examples].clone()
+
     def summary(v: list[float]) -> dict:
         arr = np.array(v)
         real = _mean(arr[is_real]) if is_real.any() else None
@@ -326,8 +327,12 @@ def reconstruction(
         "vocoder": shipped,
         "n": int(pick.sum()),
         "table": descriptor_table(chain_sets),
-        "realism": realism(std, chain_sets["recordings"],
-                           {k: v for k, v in chain_sets.items() if k != "recordings"}, config.seed),  # fmt: skip
+        "realism": realism(
+            std,
+            chain_sets["recordings"],
+            {k: v for k, v in chain_sets.items() if k != "recordings"},
+            config.seed,
+        ),  # fmt: skip
     }
     examples["pitch/recordings"] = originals
     examples["pitch/vocoder"] = torch.cat(chain["true_mel"])[pick]
@@ -428,7 +433,11 @@ class Reference:
 
 
 def generation(
-    sets: KickSets, val: EvalSplit, train: EvalSplit, vocab: list[str], config: EvalConfig,
+    sets: KickSets,
+    val: EvalSplit,
+    train: EvalSplit,
+    vocab: list[str],
+    config: EvalConfig,
     reference: Reference,
 ) -> dict:
     """Fréchet distance (floor, ceiling), diversity, memorization, sanity, per-keyword rows.
@@ -455,7 +464,9 @@ def generation(
     counts = keyword_counts(train)
     top = top_keywords(counts, vocab, config.keywords)
     kw_sets = {k: sets.get(k, config.cfg_scale, config.n_keyword) for k in top}
-    pooled = {k: np.concatenate([kw_sets[w][1][k] for w in top]) for k in gen_desc} if top else gen_desc
+    pooled = (
+        {k: np.concatenate([kw_sets[w][1][k] for w in top]) for k in gen_desc} if top else gen_desc
+    )
 
     std = reference.std  # one scale for every comparison: the whole validation split's spread
     fd = {
@@ -484,7 +495,9 @@ def generation(
     sanity = {
         "unconditional": _sanity_summary(metrics.sanity_checks(gen_waves, gen_desc)),
         "keywords_pooled": _sanity_summary(metrics.sanity_checks(kw_waves, pooled)),
-        "validation_real": _sanity_summary(metrics.sanity_checks(val.waves[val_real], val_desc_real)),
+        "validation_real": _sanity_summary(
+            metrics.sanity_checks(val.waves[val_real], val_desc_real)
+        ),
         "validation_all": _sanity_summary(metrics.sanity_checks(val.waves[val_all], val_desc_all)),
         "sine": _sanity_summary(metrics.sanity_checks(sine, sine_desc)),
     }
@@ -516,8 +529,12 @@ def generation(
         "memorization": memo,
         "sanity": sanity,
         "keywords": keyword_rows,
-        "descriptor_medians": {"generated": medians(gen_desc), "validation_real": medians(val_desc_real),
-                               "validation_all": medians(val_desc_all), "sine": medians(sine_desc)},  # fmt: skip
+        "descriptor_medians": {
+            "generated": medians(gen_desc),
+            "validation_real": medians(val_desc_real),
+            "validation_all": medians(val_desc_all),
+            "sine": medians(sine_desc),
+        },  # fmt: skip
         "_sets": {"validation (all kinds)": val_desc_all, "generated": gen_desc, "sine": sine_desc},
         "_pitch": {"validation_real": val.waves[val_real], "generated": gen_waves},
         "_grid_real": val_real,
@@ -603,7 +620,9 @@ def _make_out(out: Path) -> None:
         ) from exc
 
 
-def _run(checkpoints: Path, corpus: Path, out: Path, config: EvalConfig, command: str | None) -> dict:
+def _run(
+    checkpoints: Path, corpus: Path, out: Path, config: EvalConfig, command: str | None
+) -> dict:
     from kickgen.pipeline import VOCODER_NAME, KickPipeline
 
     started = time.perf_counter()
@@ -625,7 +644,9 @@ def _run(checkpoints: Path, corpus: Path, out: Path, config: EvalConfig, command
     recon, recon_examples = reconstruction(pipe, val, config, reference.std)
     timings["reconstruction"] = time.perf_counter() - t
 
-    plan = plan_sets(config, pipe.vocab, top_keywords(keyword_counts(train), pipe.vocab, config.keywords))
+    plan = plan_sets(
+        config, pipe.vocab, top_keywords(keyword_counts(train), pipe.vocab, config.keywords)
+    )
     with Progress(sum(plan.values()), "eval: generation (kicks)") as bar:
         sets = KickSets(pipe, config, bar, plan)
         t = time.perf_counter()
@@ -732,14 +753,20 @@ def load_kicks(folder: Path) -> tuple[list[str], torch.Tensor, list[tuple[str, s
     from kickgen.data.collect import load_source
 
     names, waves, skipped = [], [], []
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in KICK_SUFFIXES and p.is_file())
+    files = sorted(
+        p for p in folder.rglob("*") if p.suffix.lower() in KICK_SUFFIXES and p.is_file()
+    )
     for path in files:
         try:
             wave = load_source(path)
-            waves.append(torch.from_numpy(preprocess(align_onset(wave).astype(np.float32), SAMPLE_RATE)))
+            waves.append(
+                torch.from_numpy(preprocess(align_onset(wave).astype(np.float32), SAMPLE_RATE))
+            )
             names.append(str(path.relative_to(folder)))
         except (AudioError, OSError, ValueError) as exc:
-            skipped.append((str(path), str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+            skipped.append(
+                (str(path), str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            )
     return names, (torch.stack(waves) if waves else torch.zeros(0, 88200)), skipped
 
 
@@ -751,12 +778,16 @@ def run_kicks_eval(kicks: Path, corpus: Path, out: Path, config: EvalConfig | No
     config = config or EvalConfig()
     kicks, corpus, out = Path(kicks), Path(corpus), Path(out)
     if not kicks.is_dir():
-        raise EvalError(f"--kicks {kicks} is not a directory: pass the folder holding the kick files")
+        raise EvalError(
+            f"--kicks {kicks} is not a directory: pass the folder holding the kick files"
+        )
     _check_corpus(corpus)
     started = time.perf_counter()
     names, waves, skipped = load_kicks(kicks)
     if len(names) < 5:
-        raise EvalError(f"{kicks}: {len(names)} readable kicks ({len(skipped)} skipped); the benchmark needs at least 5")
+        raise EvalError(
+            f"{kicks}: {len(names)} readable kicks ({len(skipped)} skipped); the benchmark needs at least 5"
+        )
     _make_out(out)
     val, train = load_eval_split(corpus, "val"), load_eval_split(corpus, "train")
     reference = Reference.of(val, config)
@@ -774,10 +805,16 @@ def run_kicks_eval(kicks: Path, corpus: Path, out: Path, config: EvalConfig | No
         "corpus": str(corpus),
         "files": names,
         "skipped": [{"file": f, "reason": r} for f, r in skipped],
-        "benchmark": {"table": descriptor_table({"validation_real": val_desc_real, **compared}),
-                      "realism": realism(reference.std, val_desc_real, compared, config.seed)},  # fmt: skip
-        "sanity": {"kicks": _sanity_summary(metrics.sanity_checks(waves, desc)),
-                   "validation_real": _sanity_summary(metrics.sanity_checks(val.waves[val_real], val_desc_real))},  # fmt: skip
+        "benchmark": {
+            "table": descriptor_table({"validation_real": val_desc_real, **compared}),
+            "realism": realism(reference.std, val_desc_real, compared, config.seed),
+        },  # fmt: skip
+        "sanity": {
+            "kicks": _sanity_summary(metrics.sanity_checks(waves, desc)),
+            "validation_real": _sanity_summary(
+                metrics.sanity_checks(val.waves[val_real], val_desc_real)
+            ),
+        },  # fmt: skip
         "figures": {},
     }
     from kickgen.evaluation import report
@@ -916,7 +953,12 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
         help=f"kicks per sampler batch (default {d.batch_size})",
     )
     p.add_argument("--device", default=d.device, help=f"cpu, cuda, auto ... (default {d.device})")
-    p.add_argument("--threads", type=int, default=d.threads, help=f"torch threads (default {d.threads}: fastest on a shared, loaded machine)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=d.threads,
+        help=f"torch threads (default {d.threads}: fastest on a shared, loaded machine)",
+    )
 
 
 def run_eval_command(args: argparse.Namespace) -> int:
@@ -948,7 +990,9 @@ def run_eval_command(args: argparse.Namespace) -> int:
 
     if args.vae is not None:
         checkpoints, _ = find_checkpoint_dir(args.checkpoints, ("vocoder",))
-        results = run_chain_eval(args.vae, checkpoints, args.corpus, args.out, config, command=command)
+        results = run_chain_eval(
+            args.vae, checkpoints, args.corpus, args.out, config, command=command
+        )
         rt = results["reconstruction"]["benchmark"]["realism"]["round_trip"]
         print(f"eval: VAE round trip log-mel {results['reconstruction']['vae_log_mel_db']['mean']:.2f} dB"
               + (f", classifier AUC {rt['classifier']['auc']:.2f}" if "classifier" in rt else "")

@@ -166,7 +166,10 @@ def write_figures(
 
     # 4. pitch tracks: real recordings, what the vocoder and the VAE round trip make of them, generated
     tracks = {"real (validation)": gen["_pitch"]["validation_real"]}
-    for key, label in (("pitch/vocoder", "vocoder (true mel)"), ("pitch/round_trip", "VAE round trip")):
+    for key, label in (
+        ("pitch/vocoder", "vocoder (true mel)"),
+        ("pitch/round_trip", "VAE round trip"),
+    ):
         if key in recon_examples:
             tracks[label] = recon_examples[key]
     tracks["generated"] = gen["_pitch"]["generated"]
@@ -175,7 +178,9 @@ def write_figures(
     return written
 
 
-def pitch_track_figure(path: Path, sets: dict[str, torch.Tensor | np.ndarray], examples: int = 12) -> None:
+def pitch_track_figure(
+    path: Path, sets: dict[str, torch.Tensor | np.ndarray], examples: int = 12
+) -> None:
     """The pitch envelope of each named set of waveforms ``(N, L)``: median and quartiles of the
     body's frequency over the first 200 ms (left), and ``examples`` single tracks of each set."""
     import matplotlib
@@ -207,7 +212,10 @@ def pitch_track_figure(path: Path, sets: dict[str, torch.Tensor | np.ndarray], e
         ax.tick_params(labelsize=6)
         ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel("body frequency (Hz)", fontsize=7)
-    fig.suptitle("pitch envelope: body frequency from zero crossings (kickgen.descriptors.pitch_envelope)", fontsize=8)
+    fig.suptitle(
+        "pitch envelope: body frequency from zero crossings (kickgen.descriptors.pitch_envelope)",
+        fontsize=8,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -251,7 +259,9 @@ def benchmark_markdown(bench: dict, reference: str) -> list[str]:
              "| --- | " + " | ".join("---" for _ in labels) + " |"]  # fmt: skip
     for name, unit in TABLE_DESCRIPTORS:
         head = f"{name} ({unit})" if unit else name
-        lines.append(f"| {head} | " + " | ".join(_quartiles(table[name][k], unit) for k in labels) + " |")
+        lines.append(
+            f"| {head} | " + " | ".join(_quartiles(table[name][k], unit) for k in labels) + " |"
+        )
     ref = SET_LABELS.get(reference, reference)
     lines += ["", f"Each set against the {ref} ({bench['realism']['reference']['n']} clips) on the standardised "
               "descriptors: kernel distance (unbiased MMD², Gaussian kernel at the reference's median pairwise "
@@ -267,8 +277,10 @@ def benchmark_markdown(bench: dict, reference: str) -> list[str]:
         kd, auc = row.get("kernel"), row.get("classifier")
         lines.append(
             f"| {SET_LABELS.get(label, label)} | {row['n']} | "
-            + (f"{kd['value']:.2f} ± {kd['spread']:.2f}" if kd else "–") + " | "
-            + (f"**{auc['auc']:.2f}** ± {auc['spread']:.2f}" if auc else "–") + " | "
+            + (f"{kd['value']:.2f} ± {kd['spread']:.2f}" if kd else "–")
+            + " | "
+            + (f"**{auc['auc']:.2f}** ± {auc['spread']:.2f}" if auc else "–")
+            + " | "
             + f"{row['frechet']:.2f} | {row['diversity_ratio']:.2f} |"
         )
     return lines
@@ -340,9 +352,13 @@ def kicks_markdown(results: dict) -> str:
               "| --- | --- | " + " | ".join("---" for _ in metrics.SANITY_CHECKS) + " |"]  # fmt: skip
     for name, s in results["sanity"].items():
         cells = [s["pass"]] + [s[c] for c in metrics.SANITY_CHECKS]
-        lines.append(f"| {SET_LABELS.get(name, name)} | " + " | ".join(_pct(v) for v in cells) + " |")
+        lines.append(
+            f"| {SET_LABELS.get(name, name)} | " + " | ".join(_pct(v) for v in cells) + " |"
+        )
     if results["skipped"]:
-        lines += ["", "Skipped:", ""] + [f"- `{s['file']}`: {s['reason']}" for s in results["skipped"]]
+        lines += ["", "Skipped:", ""] + [
+            f"- `{s['file']}`: {s['reason']}" for s in results["skipped"]
+        ]
     figs = results.get("figures", {})
     lines += ["", f"![Pitch envelopes]({figs['pitch_tracks']})" if "pitch_tracks" in figs
               else "(no PNG: install the eval extra, `pip install kickgen[eval]`, for matplotlib)", ""]  # fmt: skip

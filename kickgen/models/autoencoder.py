@@ -31,7 +31,12 @@ from kickgen.audio import LOG_MEL_MIN, N_FRAMES, N_MELS
 @dataclass
 class VAEConfig:
     latent_dim: int = 8  # latent channels; the latent is (latent_dim, 8, 11)
-    channels: tuple[int, ...] = (8, 16, 32, 64)  # output channels of the 4 stride-2 stages (CPU-sized)
+    channels: tuple[int, ...] = (
+        8,
+        16,
+        32,
+        64,
+    )  # output channels of the 4 stride-2 stages (CPU-sized)
     norm_groups: int = 4  # GroupNorm groups in every residual block
     mel_center: float = 0.0  # log-mel value mapped to 0 at the input (log-mels span ≈ -11.5..12.5)
     mel_scale: float = 6.0  # log-mel units per unit of normalised input

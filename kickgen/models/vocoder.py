@@ -113,7 +113,9 @@ class BodyPitch(nn.Module):
         norm = power.norm(dim=1, keepdim=True)
         self.register_buffer("freqs", freqs, persistent=False)
         self.register_buffer("templates", power / norm, persistent=False)  # unit vectors
-        self.register_buffer("template_norm", norm[:, 0], persistent=False)  # |mel power| of a unit sine
+        self.register_buffer(
+            "template_norm", norm[:, 0], persistent=False
+        )  # |mel power| of a unit sine
         self.bands = bands
         self.floor = 10.0 ** (-floor_db / 10.0)
 

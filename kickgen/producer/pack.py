@@ -58,14 +58,18 @@ def read_prompts(path: str | Path) -> list[str]:
     """Prompts from a text file, one per line; blank lines and ``#`` comments are skipped."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()  # -sig: a leading BOM is no keyword
+        lines = path.read_text(
+            encoding="utf-8-sig"
+        ).splitlines()  # -sig: a leading BOM is no keyword
     except OSError as exc:
         raise ProducerError(f"cannot read prompts file {path}: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise ProducerError(f"prompts file {path} is not UTF-8 text: one prompt per line") from exc
     for number, line in enumerate(lines, 1):
         if any(ord(c) < 32 and c != "\t" for c in line):
-            raise ProducerError(f"prompts file {path}, line {number}: holds a control character (NUL?); write plain text")
+            raise ProducerError(
+                f"prompts file {path}, line {number}: holds a control character (NUL?); write plain text"
+            )
     prompts = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
     if not prompts:
         raise ProducerError(f"prompts file {path} holds no prompts: write one prompt per line")
@@ -80,7 +84,9 @@ def note_name(key: int) -> str:
 def slug(prompt: str) -> str:
     """File-name part of a prompt: its keywords joined by ``_`` (``uncond`` for none)."""
     words = "_".join(keywords_from_text(prompt))
-    return re.sub(r'[<>:"/\\|?*\x00-\x1f]+', "", words).strip(". ")[:60] or "uncond"  # portable names
+    return (
+        re.sub(r'[<>:"/\\|?*\x00-\x1f]+', "", words).strip(". ")[:60] or "uncond"
+    )  # portable names
 
 
 def check_pack_args(prompts: Sequence[str], n: int, fmt: str, sample_rate: int) -> None:

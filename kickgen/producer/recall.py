@@ -173,8 +173,10 @@ def hex16(v: object) -> str | None:
 
 def choice(options) -> Check:
     options = tuple(options)
-    return lambda v: None if v in options and not isinstance(v, bool) else (
-        f"use one of {', '.join(map(str, options))}"
+    return lambda v: (
+        None
+        if v in options and not isinstance(v, bool)
+        else (f"use one of {', '.join(map(str, options))}")
     )
 
 
@@ -469,8 +471,14 @@ def read_recipe(path: str | Path) -> dict[str, object]:
     except json.JSONDecodeError as exc:
         raise ProducerError(f"{source}: the kickgen recipe is not valid JSON ({exc.msg})") from exc
     except (ValueError, RecursionError) as exc:  # a number of over 4300 digits, deep nesting
-        raise ProducerError(f"{source}: the kickgen recipe is not JSON that kickgen writes") from exc
-    if not isinstance(recipe, dict) or recipe.get("recipe") != RECIPE_VERSION or "rows" not in recipe:
+        raise ProducerError(
+            f"{source}: the kickgen recipe is not JSON that kickgen writes"
+        ) from exc
+    if (
+        not isinstance(recipe, dict)
+        or recipe.get("recipe") != RECIPE_VERSION
+        or "rows" not in recipe
+    ):
         raise ProducerError(f"{source}: not a kickgen recipe of version {RECIPE_VERSION}")
     size = len(json.dumps(recipe, separators=(",", ":"), sort_keys=True).encode())
     if size > MAX_COMMENT_BYTES:

@@ -95,7 +95,9 @@ def vary_waveform(
     if not np.isfinite(x).all():
         raise ProducerError("init audio holds NaN or infinite samples: pass finite samples")
     if not isinstance(sample_rate, int) or isinstance(sample_rate, bool):
-        raise ProducerError(f"sample_rate={sample_rate!r}: pass the audio's rate in Hz as a whole number")
+        raise ProducerError(
+            f"sample_rate={sample_rate!r}: pass the audio's rate in Hz as a whole number"
+        )
     try:  # the loaders' bounds on rate and length, before anything is resampled
         check_audio_header("init audio", sample_rate, x.size, 1)
     except AudioError as exc:

@@ -142,11 +142,18 @@ class GenerationQueue:
         if self._seconds_per_job is None:
             return 5
         # the queue is full: one slot frees when the oldest of the in-flight jobs finishes
-        wait = self._seconds_per_job * max(self._in_flight - self.concurrency + 1, 1) / self.concurrency
+        wait = (
+            self._seconds_per_job
+            * max(self._in_flight - self.concurrency + 1, 1)
+            / self.concurrency
+        )
         return int(min(max(math.ceil(wait), 1), 3600))
 
     async def run(
-        self, job: Callable[[], T], work: float = 1.0, gone: Callable[[], Awaitable[bool]] | None = None
+        self,
+        job: Callable[[], T],
+        work: float = 1.0,
+        gone: Callable[[], Awaitable[bool]] | None = None,
     ) -> T:
         """Run ``job()`` on a worker thread; raise :class:`QueueFull` when no slot is left.
 
@@ -332,6 +339,7 @@ def create_app(pipe: Pipeline, config: ServeConfig | None = None) -> FastAPI:
         # anything unforeseen (a generation failing mid-batch) is still the API's JSON error
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         return JSONResponse(status_code=500, content={"detail": f"generation failed: {reason}"})
+
     app.state.pipe = pipe
     app.state.queue = queue
     app.state.store = store
@@ -379,14 +387,18 @@ def create_app(pipe: Pipeline, config: ServeConfig | None = None) -> FastAPI:
                     f"the pipeline returned waveforms of shape {waves.shape}, expected ({n}, {NUM_SAMPLES})"
                 )
             if not np.isfinite(waves).all():
-                raise GenerationFailed("the pipeline returned NaN or infinite samples (check the checkpoints)")
+                raise GenerationFailed(
+                    "the pipeline returned NaN or infinite samples (check the checkpoints)"
+                )
             wavs = [encode_wav(wave) for wave in waves]
             return wavs, [int(s) for s in out.seeds], time.perf_counter() - start
 
         try:
             return await queue.run(job, work=n * req.steps, gone=request.is_disconnected)
         except ClientGone:
-            raise HTTPException(status_code=408, detail="client disconnected; request dropped") from None
+            raise HTTPException(
+                status_code=408, detail="client disconnected; request dropped"
+            ) from None
         except QueueFull as full:
             raise HTTPException(
                 status_code=503,

@@ -55,7 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 # Host headers a loopback-bound server answers (with any port).
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]", "::1")
-MIN_STORE_MB = 4  # MiB: 8 kicks of 352,880 bytes, so no answer's kicks are evicted before it is read
+MIN_STORE_MB = (
+    4  # MiB: 8 kicks of 352,880 bytes, so no answer's kicks are evicted before it is read
+)
 HEAD_TIMEOUT_S = 10.0  # a connection's request line and headers must arrive within this
 MAX_CONNECTIONS = 256  # connections served at once (well under the usual limit of 1024 open files)
 

@@ -65,7 +65,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rep = models.add_parser(
         "report", help="numbers and spectrograms for trained checkpoints (decide what ships)"
     )
-    rep.add_argument("--checkpoints", type=Path, default=Path("checkpoints"), help="dir with the 3 files")
+    rep.add_argument(
+        "--checkpoints", type=Path, default=Path("checkpoints"), help="dir with the 3 files"
+    )
     rep.add_argument("--corpus", type=Path, default=Path("corpus"), help="corpus (its val split)")
     rep.add_argument("--out", type=Path, default=Path("runs/report"), help="report.json and PNGs")
     rep.add_argument("-n", type=int, default=16, help="kicks per prompt (default 16)")
@@ -114,6 +116,10 @@ def run(args: argparse.Namespace) -> int:
         shutdown_runtime(rt)
     if rt.is_main:
         export = Path(train_cfg.run_dir) / "export"
-        where = f"state and export in {train_cfg.run_dir}" if export.is_dir() else f"state in {train_cfg.run_dir} (nothing exported yet)"
+        where = (
+            f"state and export in {train_cfg.run_dir}"
+            if export.is_dir()
+            else f"state in {train_cfg.run_dir} (nothing exported yet)"
+        )
         print(f"kickgen: {args.recipe} run at step {step}; {where}")
     return 0

@@ -28,7 +28,9 @@ def kick_measures(waves: torch.Tensor) -> dict[str, torch.Tensor]:
     n = waves.shape[0]
     env = waves.abs().unfold(-1, 441, 441).amax(-1)  # (N, L/441) peak per 10 ms
     peak = env.amax(-1, keepdim=True).clamp(min=1e-9)
-    onset_ms = ((env > 0.1 * peak).float().argmax(-1) * 10.0).float()  # first 10 ms frame above -20 dB
+    onset_ms = (
+        (env > 0.1 * peak).float().argmax(-1) * 10.0
+    ).float()  # first 10 ms frame above -20 dB
     above = env > peak * 10 ** (-30 / 20)  # within 30 dB of the peak
     last = above.shape[-1] - 1 - above.flip(-1).float().argmax(-1)
     decay_s = last.float() * 0.01
@@ -48,7 +50,13 @@ def kick_measures(waves: torch.Tensor) -> dict[str, torch.Tensor]:
     passed = torch.ones(n, dtype=torch.bool)
     for c in checks.values():
         passed &= c
-    return {"onset_ms": onset_ms, "pitch_hz": pitch_hz, "decay_s": decay_s, "passed": passed, **checks}
+    return {
+        "onset_ms": onset_ms,
+        "pitch_hz": pitch_hz,
+        "decay_s": decay_s,
+        "passed": passed,
+        **checks,
+    }
 
 
 def spectrogram_grid(log_mels: torch.Tensor, titles: list[str], path: Path, cols: int = 8) -> Path:
@@ -106,7 +114,10 @@ def run_report(checkpoints: Path, corpus: Path, out: Path, n: int = 16, seed: in
     rows = [val.log_mels[:k].float(), recon[:k, 0]]
     titles = [f"real {i}" for i in range(k)] + [f"vae {i}" for i in range(k)]
     if vocoder is not None:
-        rows += [log_mel(vocode(vocoder, val.log_mels[:k].float())), log_mel(vocode(vocoder, recon[:k, 0]))]
+        rows += [
+            log_mel(vocode(vocoder, val.log_mels[:k].float())),
+            log_mel(vocode(vocoder, recon[:k, 0])),
+        ]
         titles += [f"vocoded {i}" for i in range(k)] + [f"vae+voc {i}" for i in range(k)]
     spectrogram_grid(torch.cat(rows), titles, out / "reconstruction_grid.png")
     pipe = KickPipeline.from_checkpoints(
@@ -120,7 +131,10 @@ def run_report(checkpoints: Path, corpus: Path, out: Path, n: int = 16, seed: in
         m = kick_measures(result.waveforms)
         prompts[prompt or "(none)"] = {
             "pass_rate": m["passed"].float().mean().item(),
-            **{c: m[c].float().mean().item() for c in ("onset_30ms", "pitch_30_160", "quiet_tail", "not_clipped")},
+            **{
+                c: m[c].float().mean().item()
+                for c in ("onset_30ms", "pitch_30_160", "quiet_tail", "not_clipped")
+            },
             "pitch_hz_mean": m["pitch_hz"].mean().item(),
             "decay_s_mean": m["decay_s"].mean().item(),
         }

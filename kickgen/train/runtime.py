@@ -31,7 +31,16 @@ STATE_FILENAME = "train_state.pt"
 STATE_KEYS = {  # what a training state must hold, per model type
     "vae": ("step", "config", "model", "opt", "sched"),
     "diffusion": ("step", "config", "vocab", "model", "ema", "opt", "sched"),
-    "vocoder": ("step", "config", "generator", "discriminator", "opt_g", "opt_d", "sched_g", "sched_d"),
+    "vocoder": (
+        "step",
+        "config",
+        "generator",
+        "discriminator",
+        "opt_g",
+        "opt_d",
+        "sched_g",
+        "sched_d",
+    ),
 }
 
 
@@ -239,9 +248,7 @@ class PeriodicSaver:
         )  # fmt: skip
         self.last_save = time.monotonic()
 
-    def after_step(
-        self, step: int, snapshot: Callable[[], dict[str, Any]], stop: StopFlag
-    ) -> bool:
+    def after_step(self, step: int, snapshot: Callable[[], dict[str, Any]], stop: StopFlag) -> bool:
         """Save if due; True when the loop must end (signal or ``stop_at``), state then saved."""
         stopping = stop.should_stop(self.rt) or 0 < self.stop_at <= step
         due = time.monotonic() - self.last_save > self.every_s or step == self.max_steps
@@ -281,7 +288,9 @@ def load_state(run_dir: Path, model_type: str) -> dict[str, Any]:
         raise TrainingError(f"{path}: training state lacks {', '.join(missing)}; start a new run")
     step = state["step"]
     if not isinstance(step, int) or isinstance(step, bool) or step < 0:
-        raise TrainingError(f"{path}: training state has step {step!r}, not a count; start a new run")
+        raise TrainingError(
+            f"{path}: training state has step {step!r}, not a count; start a new run"
+        )
     if not isinstance(state["config"], dict):
         raise TrainingError(f"{path}: training state's config is not a table; start a new run")
     return state
@@ -302,7 +311,9 @@ def restore(state: dict[str, Any], parts: dict[str, Any], model_cfg: Any, run_di
                 for k in now
                 if k in saved and _plain(saved[k]) != _plain(now[k])
             ]
-            because = f"{', '.join(changed)} changed" if changed else f"{key} does not fit this model"
+            because = (
+                f"{', '.join(changed)} changed" if changed else f"{key} does not fit this model"
+            )
             raise TrainingError(
                 f"{run_dir / STATE_FILENAME}: cannot resume, {because}; resume with the run's own "
                 "settings (drop those flags) or start a new --run-dir"

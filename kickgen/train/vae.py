@@ -50,7 +50,9 @@ class VAETrainConfig:
     grad_clip: float = 1.0  # max gradient norm
     mse_weight: float = 0.5  # MSE beside L1 (log-mel units)
     onset_weight: float = 0.0  # extra L1 on the first ONSET_FRAMES (the sweep, the click), 0 = off
-    low_band_weight: float = 0.0  # extra L1 on the mel bins below LOW_BAND_HZ (where the body lives)
+    low_band_weight: float = (
+        0.0  # extra L1 on the mel bins below LOW_BAND_HZ (where the body lives)
+    )
     kl_weight: float = 1e-4  # final KL weight (mean KL per latent element)
     kl_weight_start: float = 1e-6  # KL weight at step 0 (annealed geometrically)
     kl_anneal_steps: int = 1000  # steps to reach kl_weight
@@ -58,7 +60,9 @@ class VAETrainConfig:
     val_clips: int = 256  # validation clips evaluated (first N of the val split)
     save_every_s: float = 180.0  # seconds between training-state saves
     log_every: int = 25  # steps between logged scalars
-    train_encoder: bool = True  # False freezes the encoder (and so the latents diffusion sees): decoder fine-tuning
+    train_encoder: bool = (
+        True  # False freezes the encoder (and so the latents diffusion sees): decoder fine-tuning
+    )
     seed: int = 0  # data order, sampling noise
     threads: int = 0  # torch CPU threads (0 = torch's default)
     device: str = "auto"  # auto (CUDA if present), cpu, cuda
@@ -72,7 +76,9 @@ def _low_bins() -> int:
     """Mel bins whose centre lies below ``LOW_BAND_HZ``."""
     from kickgen.audio import N_MELS, SAMPLE_RATE, hz_to_mel, mel_to_hz
 
-    edges = mel_to_hz(np.linspace(0.0, hz_to_mel(SAMPLE_RATE / 2), N_MELS + 2))  # the contract's 0 Hz–Nyquist
+    edges = mel_to_hz(
+        np.linspace(0.0, hz_to_mel(SAMPLE_RATE / 2), N_MELS + 2)
+    )  # the contract's 0 Hz–Nyquist
     return int((np.asarray(edges[1:-1]) < LOW_BAND_HZ).sum())
 
 

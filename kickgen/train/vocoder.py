@@ -73,7 +73,9 @@ class VocoderTrainConfig:
     adam_beta2: float = 0.99
     disc_width: int = 16  # discriminator first-layer channels (see DiscriminatorConfig)
     stft_loss_weight: float = 15.0  # multi-resolution STFT loss (convergence + log-magnitude)
-    body_loss_weight: float = 20.0  # spectral convergence below 300 Hz at n_fft 4096 (kick body pitch)
+    body_loss_weight: float = (
+        20.0  # spectral convergence below 300 Hz at n_fft 4096 (kick body pitch)
+    )
     dc_loss_weight: float = 10.0  # L1 of crop means: log spectra barely see a DC offset in silence
     onset_crop_prob: float = 0.3  # share of crops that start at the clip's first sample (the onset)
     attack_crop_prob: float = 0.5  # share of the other crops that start within the first 24 frames
@@ -160,11 +162,18 @@ def generator_losses(
         + cfg.body_loss_weight * body
         + cfg.dc_loss_weight * dc
     )
-    parts = {"mel_l1": mel_l1.item(), "stft_sc": sc.item(), "stft_logmag": lm.item(), "body_sc": body.item()}
+    parts = {
+        "mel_l1": mel_l1.item(),
+        "stft_sc": sc.item(),
+        "stft_logmag": lm.item(),
+        "body_sc": body.item(),
+    }
     return loss, {**parts, "dc": dc.item()}
 
 
-def body_spectral_convergence(fake: torch.Tensor, real: torch.Tensor, max_hz: float = 300.0) -> torch.Tensor:
+def body_spectral_convergence(
+    fake: torch.Tensor, real: torch.Tensor, max_hz: float = 300.0
+) -> torch.Tensor:
     """Spectral convergence of the kick body: |STFT| with n_fft 4096 (10.8 Hz bins), bins below
     ``max_hz``. Log-mel and log-STFT losses weigh the 2–3 body bands like any other band; without
     this term the generator put every body at the frame rate, 44100 / 512 ≈ 86 Hz."""
@@ -214,7 +223,9 @@ def compare_with_griffin_lim(
     g = torch.Generator().manual_seed(0)
     result = {
         "vocoder": log_stft_distance(vocode(gen, mels), real),
-        "griffin_lim": log_stft_distance(log_mel_to_audio(mels, generator=g)[:, :NUM_SAMPLES], real),
+        "griffin_lim": log_stft_distance(
+            log_mel_to_audio(mels, generator=g)[:, :NUM_SAMPLES], real
+        ),
         "griffin_lim_reference": log_stft_distance(
             reference_log_mel_to_audio(mels, generator=g)[:, :NUM_SAMPLES], real
         ),
