@@ -35,6 +35,7 @@ same numbers.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import time
@@ -595,13 +596,20 @@ def run_eval(checkpoints: Path, corpus: Path, out: Path, config: EvalConfig | No
         )
     _check_corpus(corpus)
     _make_out(out)
-    previous_threads = torch.get_num_threads()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    try:
+    with _torch_threads(config.threads):
         return _run(checkpoints, corpus, out, config, command)
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None):
+    """torch's intra-op threads set to ``threads`` (None or 0: left alone) for the block."""
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
     finally:
-        torch.set_num_threads(previous_threads)
+        torch.set_num_threads(previous)
 
 
 def _check_corpus(corpus: Path) -> None:
@@ -704,10 +712,7 @@ def run_chain_eval(vae: Path, checkpoints: Path, corpus: Path, out: Path, config
     vae, checkpoints, corpus, out = Path(vae), Path(checkpoints), Path(corpus), Path(out)
     _check_corpus(corpus)
     _make_out(out)
-    previous_threads = torch.get_num_threads()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    try:
+    with _torch_threads(config.threads):
         started = time.perf_counter()
         device = resolve_device(config.device)
         vocoder_file = checkpoints / VOCODER_NAME
@@ -730,8 +735,6 @@ def run_chain_eval(vae: Path, checkpoints: Path, corpus: Path, out: Path, config
             pass  # no matplotlib
         results["machine"] = report.machine_description()
         results["timings_s"] = {"total": time.perf_counter() - started}
-    finally:
-        torch.set_num_threads(previous_threads)
     results = _to_json(results)
     (out / RESULTS_NAME).write_text(json.dumps(results, indent=2) + "\n")
     (out / REPORT_NAME).write_text(report.chain_markdown(results))
