@@ -11,12 +11,15 @@ Any test may use them:
 - ``tiny_checkpoint_dir``: the same with a tiny vocoder too (16 initial channels, one kernel),
   for tests that run many generations through the vocoder.
 - ``pipeline``: a ``KickPipeline`` loaded once from ``checkpoint_dir`` on the CPU.
+- ``serve_in_thread``: ``with serve_in_thread(uvicorn_config) as (host, port):`` runs a real
+  uvicorn server on a free loopback port in a thread, stopped when the block ends.
 - ``guide_workdir``: a fresh directory with ``checkpoints/`` holding the three files, for tests
   that run the guide's commands with the working directory as the guide assumes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 
@@ -81,6 +84,37 @@ def pipeline(checkpoint_dir: Path):
     from kickgen.pipeline import KickPipeline
 
     return KickPipeline.from_pretrained(checkpoint_dir, device="cpu")
+
+
+@contextlib.contextmanager
+def _serve_in_thread(config):
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    sock = socket.create_server(("127.0.0.1", 0))
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield sock.getsockname()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@pytest.fixture(scope="session")
+def serve_in_thread():
+    """The context manager that runs a real uvicorn server in a thread (see the module docstring)."""
+    pytest.importorskip("uvicorn", reason="kickgen serve needs the serve extra (uvicorn)")
+    return _serve_in_thread
 
 
 @pytest.fixture()

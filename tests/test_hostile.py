@@ -3,7 +3,6 @@ recipes, prompt files, request bodies and writes made to fail. Each test names i
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import tracemalloc
@@ -791,34 +790,19 @@ def test_18_a_save_killed_midway_leaves_no_temporary_once_the_run_is_saved_or_re
 # --------------------------------------------------------------------------- 10: slow request heads
 
 
-@contextlib.contextmanager
-def real_server(head_timeout_s: float, max_connections: int = 256):
-    """``kickgen serve``'s uvicorn server (stub pipeline) on a free loopback port, in a thread."""
+@pytest.fixture()
+def real_server(serve_in_thread):
+    """``real_server(head_timeout_s, max_connections=256)``: ``kickgen serve``'s uvicorn server
+    (stub pipeline) on a free loopback port, in a thread, as a context manager."""
     pytest.importorskip("fastapi")
-    import socket
-    import threading
-    import time
-
-    import uvicorn
-
     from kickgen.serve.app import create_app
     from kickgen.serve.server import server_config
 
-    sock = socket.create_server(("127.0.0.1", 0))
-    config = server_config(create_app(StubPipeline(quiet_kicks)), head_timeout_s, max_connections)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield sock.getsockname()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    def start(head_timeout_s: float, max_connections: int = 256):
+        app = create_app(StubPipeline(quiet_kicks))
+        return serve_in_thread(server_config(app, head_timeout_s, max_connections))
+
+    return start
 
 
 GET = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
@@ -855,7 +839,7 @@ def closed_by_server(conn, within_s: float) -> bool:
         return False
 
 
-def test_10_connections_that_do_not_finish_their_headers_are_closed():
+def test_10_connections_that_do_not_finish_their_headers_are_closed(real_server):
     import socket
     import time
 
@@ -900,7 +884,7 @@ def test_10_serve_refuses_bad_head_timeouts_and_caps(capsys):
         assert "--head-timeout" in capsys.readouterr().err
 
 
-def test_10_connections_beyond_the_cap_get_503():
+def test_10_connections_beyond_the_cap_get_503(real_server):
     import socket
 
     with real_server(head_timeout_s=5.0, max_connections=3) as address:

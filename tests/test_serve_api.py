@@ -306,23 +306,13 @@ def test_serve_command_errors_are_one_line(repo_root, tmp_path, checkpoint_dir):
 
 
 @pytest.fixture()
-def live_server(pipeline):
+def live_server(pipeline, serve_in_thread):
     """A real uvicorn server (queue of 1) on a free loopback port, in a thread."""
-    uvicorn = pytest.importorskip("uvicorn")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
+    import uvicorn
+
     app = create_app(pipeline, ServeConfig(concurrency=1, queue_size=1))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with serve_in_thread(uvicorn.Config(app, log_level="warning")) as (host, port):
+        yield f"http://{host}:{port}"
 
 
 def test_load_check_script(live_server, repo_root, tmp_path, capsys, monkeypatch):

@@ -10,9 +10,6 @@ page must make no request outside the server (it works offline). A screenshot is
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -37,25 +34,14 @@ STEPS = 5  # the page's smallest step count
 
 
 @pytest.fixture()
-def server_url(pipeline):
+def server_url(pipeline, serve_in_thread):
     """The real uvicorn server on a free loopback port, stopped after the test."""
-    uvicorn = pytest.importorskip("uvicorn", reason="kickgen serve needs the serve extra (uvicorn)")
+    import uvicorn
+
     from kickgen.serve.app import create_app
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(pipeline), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with serve_in_thread(uvicorn.Config(create_app(pipeline), log_level="warning")) as (host, port):
+        yield f"http://{host}:{port}"
 
 
 def test_page_generates_plays_and_downloads(server_url, pipeline, tmp_path):
