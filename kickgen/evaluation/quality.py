@@ -168,13 +168,14 @@ def with_sweep_ratio(desc: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def descriptor_table(sets: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, list[float]]]:
     """``{descriptor: {set: [q25, median, q75]}}`` for ``TABLE_DESCRIPTORS`` over named sets."""
-    table: dict[str, dict[str, list[float]]] = {}
-    for name, _ in TABLE_DESCRIPTORS:
-        table[name] = {}
-        for label, desc in sets.items():
-            v = with_sweep_ratio(desc)[name]
-            table[name][label] = [float(q) for q in np.percentile(v, (25, 50, 75))]
-    return table
+    sets = {label: with_sweep_ratio(desc) for label, desc in sets.items()}
+    return {
+        name: {
+            label: [float(q) for q in np.percentile(d[name], (25, 50, 75))]
+            for label, d in sets.items()
+        }
+        for name, _ in TABLE_DESCRIPTORS
+    }
 
 
 def realism(std: metrics.Standardizer, reference: dict[str, np.ndarray],
@@ -320,10 +321,10 @@ def reconstruction(
     for key, vals in scores.items():
         results[key] = {name: summary(v) for name, v in vals.items()}
     pick = is_real if is_real.any() else np.ones(len(idx), dtype=bool)
-    originals = val.waves[idx[pick]].float()
-    chain_sets = {"recordings": metrics.describe_safe(originals),
-                  "vocoder": metrics.describe_safe(torch.cat(chain["true_mel"])[pick]),
-                  "round_trip": metrics.describe_safe(torch.cat(chain["vae_mel"])[pick])}  # fmt: skip
+    chain_waves = {"recordings": val.waves[idx[pick]].float(),
+                   "vocoder": torch.cat(chain["true_mel"])[pick],
+                   "round_trip": torch.cat(chain["vae_mel"])[pick]}  # fmt: skip
+    chain_sets = {name: metrics.describe_safe(w) for name, w in chain_waves.items()}
     results["benchmark"] = {
         "vocoder": shipped,
         "n": int(pick.sum()),
@@ -335,9 +336,7 @@ def reconstruction(
             config.seed,
         ),  # fmt: skip
     }
-    examples["pitch/recordings"] = originals
-    examples["pitch/vocoder"] = torch.cat(chain["true_mel"])[pick]
-    examples["pitch/round_trip"] = torch.cat(chain["vae_mel"])[pick]
+    examples.update({f"pitch/{name}": w for name, w in chain_waves.items()})
     for src in ("true_mel", "vae_mel"):
         if (
             f"{src}/hifigan" in results
@@ -411,6 +410,15 @@ def _frechet_block(
     return out
 
 
+def training_floor(train: EvalSplit, config: EvalConfig, minimum: int) -> np.ndarray:
+    """Up to ``config.n`` real training recordings (every training clip when fewer than
+    ``minimum`` are real), seeded: the floor set that shows how far real kicks sit from real ones."""
+    rows = np.array([i for i, k in enumerate(train.kinds) if k == "real"], dtype=int)
+    if len(rows) < minimum:
+        rows = np.arange(len(train.ids))
+    return rows[_pick(len(rows), config.n, config.seed + 1)]
+
+
 @dataclass
 class Reference:
     """The validation clips the eval compares against, measured once."""
@@ -449,10 +457,7 @@ def generation(
     """
     val_all, val_desc_all = reference.indices, reference.descriptors
     val_real, val_desc_real = reference.real(val)
-    train_real_all = np.array([i for i, k in enumerate(train.kinds) if k == "real"], dtype=int)
-    if len(train_real_all) < 2:
-        train_real_all = np.arange(len(train.ids))
-    train_real = train_real_all[_pick(len(train_real_all), config.n, config.seed + 1)]
+    train_real = training_floor(train, config, minimum=2)
     train_all = _pick(len(train.ids), config.n, config.seed + 1)
 
     pos = {int(i): p for p, i in enumerate(val_all)}
@@ -795,10 +800,7 @@ def run_kicks_eval(kicks: Path, corpus: Path, out: Path, config: EvalConfig | No
     val, train = load_eval_split(corpus, "val"), load_eval_split(corpus, "train")
     reference = Reference.of(val, config)
     val_real, val_desc_real = reference.real(val)
-    train_real = np.array([i for i, k in enumerate(train.kinds) if k == "real"], dtype=int)
-    if len(train_real) < 5:
-        train_real = np.arange(len(train.ids))
-    train_real = train_real[_pick(len(train_real), config.n, config.seed + 1)]
+    train_real = training_floor(train, config, minimum=5)  # the benchmark's tests need 5
     desc = metrics.describe_safe(waves)
     compared = {"kicks": desc, "train_real": metrics.describe_safe(train.waves[train_real]),
                 "sine": metrics.describe_safe(metrics.sine_kicks(config.n, config.seed))}  # fmt: skip
