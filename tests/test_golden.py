@@ -26,7 +26,7 @@ STEPS = 4
 PINNED_ON = ("2.13.0+cpu", "AVX512")  # torch.__version__, torch.backends.cpu.get_cpu_capability()
 GOLDEN = {
     "plain_ddim": "530d5fc50663477e49bbc082e253f2c1419a2a918b4ecd122a90331a3ac13147",
-    "plain_dpm": "f264790b1e563ec044c9f36788430dd11c68310804f4059b325188773276d896",  # re-pinned: DPM split at the guidance switch
+    "plain_dpm": "b5d433c6b6325f919a20c046af5e9626070581bae4d4702293d93e8d3af85c4a",  # re-pinned: DPM quadratic grid + corrector
     "variation": "8d53434fcd017cbd338b8321d0fbce55c5482a56f140d4eb88833b2e0d2002ae",
     "seed_mix": "ed67abf72c7d0f44db46678d8f9a98c5403b7988c2f6df6308c9fa82f6aed40f",
     "prompt_mix": "d63d2cc4168062d8532c363892b9f4bffce4a58864ac09b257cc560c65170784",
@@ -34,7 +34,7 @@ GOLDEN = {
 }
 FINGERPRINTS = {  # RMS, correlation with noise signal 0, with noise signal 1
     "plain_ddim": [0.079159549, 0.0042885378, -0.00021716347],
-    "plain_dpm": [0.077530813, 0.0035140534, -0.0012937108],
+    "plain_dpm": [0.077282861, 0.0045130165, -0.001207318],
     "variation": [0.078787977, 0.0010297767, -0.0015249816],
     "seed_mix": [0.010799054, 0.00089536207, -0.0004424336],
     "prompt_mix": [0.010804464, 0.001744968, -0.00096332482],
