@@ -48,9 +48,9 @@ def test_bench_command_writes_a_report(tmp_path, capsys):
     assert rc == 0
     text = out.read_text()
     assert ("kickgen bench --batch 2,3 --steps 1 --fast-sampler dpm --fast-steps 2 --rounds 1 --reference-kicks 1 "
-            "--cold-runs 0 --agreement 2 --threads 1 --no-griffin-lim") in text  # fmt: skip
+            "--cold-runs 0 --agreement 2 --no-griffin-lim") in text  # fmt: skip
     for row in ("| kickgen DDIM 1, batch 2, warm |", "| kickgen DDIM 1, batch 3, warm |", "| kickgen DDIM 1, single, warm |",
-                "| kickgen DPM-Solver++ 2, batch 3, warm |", "| reference mode, DDIM 1, kickgen's model sizes |",
+                "| kickgen DPM-Solver++ 2, batch 3, warm |", "| rebuilt reference mode, DDIM 1, kickgen's model sizes |",
                 "| DPM-Solver++ 2, single |", "| DPM-Solver++ 15 |", "Single-kick warm latency"):  # fmt: skip
         assert row in text, row
     assert "U-Net 2.88" in text  # the shipped-size U-Net (DiffusionConfig defaults)
@@ -72,7 +72,8 @@ def test_stage_split_and_solver_agreement(pipeline):
     agree = bench.solver_agreement(
         pipeline, "808", 2, [("ddim", 4), ("dpm", 2)], 3.0, reference=("ddim", 4)
     )
-    assert agree["DDIM 4"] == 0.0 and agree["DPM-Solver++ 2"] >= 0.0  # a setting agrees with itself
+    assert agree["DDIM 4"] == [0.0, 0.0]  # a setting agrees with itself, kick by kick
+    assert len(agree["DPM-Solver++ 2"]) == 2 and min(agree["DPM-Solver++ 2"]) > 0.0
 
 
 @pytest.mark.slow
@@ -92,3 +93,71 @@ def test_bench_rejects_bad_values(capsys):
     assert "batch sizes are at least 1" in capsys.readouterr().err
     assert main(["bench", "--rounds", "0"]) == 2
     assert "--rounds 0: use at least 1" in capsys.readouterr().err
+
+
+# A stand-in for the reference's pytorch/ folder: its layout (namespace packages models/ and
+# training/, inference/generate.py), its classes' signatures, its checkpoint keys and its
+# ``import torchaudio``, with tiny models, so the driver protocol is tested offline.
+FAKE_REFERENCE = {
+    "inference/__init__.py": "",
+    "inference/generate.py": """
+import torch, torchaudio
+from models.autoencoder import KickVAE
+from models.diffusion import LatentUNet
+from models.text_encoder import KeywordEncoder
+from models.vocoder import HiFiGANGenerator
+
+CALLS = []
+
+def generate(diffusion_checkpoint, vae_checkpoint, vocoder_checkpoint=None, prompt="", cfg_scale=3.0,
+             ddim_steps=50, output_path=None, seed=None):
+    print("Loading diffusion model...")
+    diff = torch.load(diffusion_checkpoint, weights_only=False)
+    cfg = diff["config"]
+    unet = LatentUNet(cfg.latent_dim, cfg.base_channels, cfg.cond_dim)
+    unet.load_state_dict(diff["ema_state_dict"])
+    text = KeywordEncoder(len(diff["vocab"]), cfg.text_embed_dim, cfg.cond_dim)
+    text.load_state_dict(diff["text_enc_state_dict"])
+    KickVAE(cfg.latent_dim).load_state_dict(torch.load(vae_checkpoint)["model_state_dict"])
+    HiFiGANGenerator(in_channels=128).load_state_dict(torch.load(vocoder_checkpoint)["generator"])
+    CALLS.append((prompt, ddim_steps, seed))
+    output_path.write_bytes(b"RIFF")
+    return output_path
+""",
+    "models/autoencoder.py": "import torch\nclass KickVAE(torch.nn.Linear):\n    def __init__(self, latent_dim=4):\n        super().__init__(latent_dim, 2)\n",
+    "models/diffusion.py": "import torch\nclass LatentUNet(torch.nn.Linear):\n    def __init__(self, latent_dim=4, base_channels=64, cond_dim=256):\n        super().__init__(latent_dim, base_channels)\n",
+    "models/text_encoder.py": "import torch\nclass KeywordEncoder(torch.nn.Embedding):\n    def __init__(self, vocab_size, embed_dim=64, cond_dim=256):\n        super().__init__(vocab_size, embed_dim)\n",
+    "models/vocoder.py": "import torch\nclass HiFiGANGenerator(torch.nn.Linear):\n    def __init__(self, in_channels=128):\n        super().__init__(in_channels, 1)\n",
+    "training/config.py": "from dataclasses import dataclass\n@dataclass\nclass DiffusionConfig:\n    latent_dim: int = 4\n    base_channels: int = 8\n    cond_dim: int = 16\n    text_embed_dim: int = 4\n",
+}
+
+
+def test_reference_code_runs_in_its_own_warm_process(tmp_path):
+    code = tmp_path / "pytorch"
+    for name, text in FAKE_REFERENCE.items():
+        (code / name).parent.mkdir(parents=True, exist_ok=True)
+        (code / name).write_text(text)
+    work = tmp_path / "work"
+    work.mkdir()
+    with bench.ReferenceCode(code, work, threads=1) as ref:
+        assert ref.ready == {"ready": True, "threads": 1}
+        first, again = ref.seconds(2, seed=5, steps=3), ref.seconds(1)
+        assert len(first) == 2 and len(again) == 1 and all(s > 0 for s in first + again)
+        assert ref.peak_mb() > 10
+    # its checkpoints, in its own format, and its output
+    assert {p.name for p in work.iterdir()} >= {"diffusion.pt", "vae.pt", "vocoder.pt", "kick.wav"}
+    assert len(bench.reference_code_identity(code)) == 12
+
+
+def test_reference_code_that_fails_says_why(tmp_path):
+    code = tmp_path / "pytorch"
+    (code / "inference").mkdir(parents=True)
+    (code / "inference" / "generate.py").write_text("raise ImportError('no such thing')\n")
+    with pytest.raises(RuntimeError, match="no such thing"):
+        with bench.ReferenceCode(code, tmp_path):
+            pass
+
+
+def test_bench_rejects_a_folder_without_the_reference_code(tmp_path, capsys):
+    assert main(["bench", "--reference-code", str(tmp_path)]) == 2
+    assert "no inference/generate.py there" in capsys.readouterr().err

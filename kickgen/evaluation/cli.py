@@ -68,8 +68,8 @@ def register(subparsers) -> None:
     p.add_argument(
         "--agreement",
         type=int,
-        default=4,
-        help="kicks in the solver agreement check; 0 skips it (default 4)",
+        default=8,
+        help="kicks in the solver agreement check; 0 skips it (default 8)",
     )
     p.add_argument(
         "--checkpoints",
@@ -80,8 +80,16 @@ def register(subparsers) -> None:
     p.add_argument(
         "--threads",
         type=int,
-        default=1,
-        help="torch threads (default 1: fastest on a shared, loaded machine)",
+        default=None,
+        help="torch threads for kickgen and the reference alike (default: torch's for this machine)",
+    )
+    p.add_argument(
+        "--reference-code",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also time the reference's own generate() from this copy of its pytorch/ folder "
+        "(fetched outside the repository; run with random weights)",
     )
     p.add_argument("--no-griffin-lim", action="store_true", help="skip the Griffin-Lim comparison")
     p.add_argument(
@@ -113,10 +121,19 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(
             f"--checkpoints {args.checkpoints} is not a directory: pass the folder holding the three checkpoints"
         )
+    if (
+        args.reference_code is not None
+        and not (args.reference_code / "inference" / "generate.py").is_file()
+    ):
+        raise CommandError(
+            f"--reference-code {args.reference_code}: no inference/generate.py there; pass the "
+            "reference's pytorch/ folder"
+        )
     config = BenchConfig(batches=args.batch, steps=args.steps, fast_sampler=args.fast_sampler,
                          fast_steps=args.fast_steps, rounds=args.rounds, reference_kicks=args.reference_kicks,
                          cold_runs=args.cold_runs, agreement=args.agreement, threads=args.threads,
-                         griffin_lim=not args.no_griffin_lim, checkpoints=args.checkpoints)  # fmt: skip
+                         griffin_lim=not args.no_griffin_lim, checkpoints=args.checkpoints,
+                         reference_code=args.reference_code)  # fmt: skip
     result = run_bench(config)
     report = render_markdown(result, command_line(config))
     if str(args.output) == "-":
