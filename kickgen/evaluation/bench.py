@@ -131,29 +131,31 @@ class PeakMemory:
         self.peak_mb = max(self.peak_mb, resident_mb())
 
 
+def sample_latents(pipe, cond: torch.Tensor, uncond: torch.Tensor, n: int, sampler: str, steps: int,
+                   cfg_scale: float, seed: int) -> torch.Tensor:  # fmt: skip
+    """The sampler alone, as the pipeline runs it: latents ``(n, C, 8, 11)``, kick i from seed + i
+    (measurement code times and compares this stage apart from the rest of the pipeline)."""
+    from kickgen.pipeline import LATENT_HW
+    from kickgen.sampling import make_sampler
+
+    gens = [torch.Generator().manual_seed(seed + i) for i in range(n)]
+    return make_sampler(sampler, pipe.scheduler, steps).sample(
+        pipe.unet, (n, pipe.latent_dim, *LATENT_HW), cond, uncond, cfg_scale, pipe.device, generator=gens
+    )  # fmt: skip
+
+
 @torch.inference_mode()
 def stage_seconds(
     pipe, prompt: str, n: int, sampler: str, steps: int, cfg_scale: float, seed: int = 0
 ) -> dict[str, float]:
     """Seconds per stage for one batch of ``n`` kicks: text encoder, sampler, VAE decode, vocoder."""
-    from kickgen.pipeline import LATENT_HW
-    from kickgen.sampling import make_sampler
 
     times: dict[str, float] = {}
     start = time.perf_counter()
     cond, uncond = pipe.encode_prompt(pipe.parse_prompt(prompt).token_ids)
     times["text"] = time.perf_counter() - start
     start = time.perf_counter()
-    gens = [torch.Generator().manual_seed(seed + i) for i in range(n)]
-    latents = make_sampler(sampler, pipe.scheduler, steps).sample(
-        pipe.unet,
-        (n, pipe.latent_dim, *LATENT_HW),
-        cond,
-        uncond,
-        cfg_scale,
-        pipe.device,
-        generator=gens,
-    )  # (n, C, 8, 11)
+    latents = sample_latents(pipe, cond, uncond, n, sampler, steps, cfg_scale, seed)
     times["sampler"] = time.perf_counter() - start
     start = time.perf_counter()
     mel = pipe.vae.decode(latents).squeeze(1)  # (n, 128, 173)
@@ -207,22 +209,11 @@ def solver_agreement(pipe, prompt: str, n: int, settings: list[tuple[str, int]],
     setting's decoded kicks to the same seeds' kicks from ``reference``, a fine DDIM grid that
     stands for the exact solution of the sampling ODE: how far a fast solver strays from it."""
     from kickgen.evaluation import metrics
-    from kickgen.pipeline import LATENT_HW
-    from kickgen.sampling import make_sampler
 
     cond, uncond = pipe.encode_prompt(pipe.parse_prompt(prompt).token_ids)
 
     def mels(sampler: str, steps: int) -> torch.Tensor:
-        gens = [torch.Generator().manual_seed(1000 + i) for i in range(n)]
-        z = make_sampler(sampler, pipe.scheduler, steps).sample(
-            pipe.unet,
-            (n, pipe.latent_dim, *LATENT_HW),
-            cond,
-            uncond,
-            cfg_scale,
-            pipe.device,
-            generator=gens,
-        )
+        z = sample_latents(pipe, cond, uncond, n, sampler, steps, cfg_scale, seed=1000)
         return pipe.vae.decode(z).squeeze(1).float().cpu()  # (n, 128, 173)
 
     target = mels(*reference)
@@ -469,14 +460,10 @@ def machine_description() -> dict[str, str]:
 
 def run_bench(config: BenchConfig, workdir: Path | None = None) -> BenchResult:
     """Measure every mode ``config.rounds`` times, interleaved; returns seconds per kick per round."""
+    from kickgen.pipeline import torch_threads
 
-    threads_before = torch.get_num_threads()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    try:
+    with torch_threads(config.threads):
         return _run_bench(config, workdir)
-    finally:
-        torch.set_num_threads(threads_before)
 
 
 AGREEMENT_CANDIDATES = (

@@ -35,7 +35,6 @@ same numbers.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import time
@@ -47,6 +46,7 @@ import torch
 
 from kickgen.errors import CommandError, KickgenError
 from kickgen.evaluation import metrics
+from kickgen.pipeline import torch_threads
 from kickgen.progress import Progress
 from kickgen.sampling import GUIDANCE_UNTIL
 
@@ -601,20 +601,8 @@ def run_eval(checkpoints: Path, corpus: Path, out: Path, config: EvalConfig | No
         )
     _check_corpus(corpus)
     _make_out(out)
-    with _torch_threads(config.threads):
+    with torch_threads(config.threads):
         return _run(checkpoints, corpus, out, config, command)
-
-
-@contextlib.contextmanager
-def _torch_threads(threads: int | None):
-    """torch's intra-op threads set to ``threads`` (None or 0: left alone) for the block."""
-    previous = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _check_corpus(corpus: Path) -> None:
@@ -717,7 +705,7 @@ def run_chain_eval(vae: Path, checkpoints: Path, corpus: Path, out: Path, config
     vae, checkpoints, corpus, out = Path(vae), Path(checkpoints), Path(corpus), Path(out)
     _check_corpus(corpus)
     _make_out(out)
-    with _torch_threads(config.threads):
+    with torch_threads(config.threads):
         started = time.perf_counter()
         device = resolve_device(config.device)
         vocoder_file = checkpoints / VOCODER_NAME
