@@ -279,7 +279,7 @@ def reference_kick(
     )  # fmt: skip
     with torch.inference_mode():
         mel = pipe.vae.decode(latent).squeeze(1)
-        return pipe.vocode(mel)[0]
+        return pipe.vocoder(mel)[0, 0]  # one call at torch's thread count, as the reference
 
 
 class ReferenceCode:
