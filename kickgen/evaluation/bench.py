@@ -56,7 +56,7 @@ class BenchConfig:
     rounds: int = 3  # interleaved measurement rounds (medians are reported)
     reference_kicks: int = 2  # kicks per round in reference mode
     cold_runs: int = 2  # cold CLI processes per setting (0: skip)
-    agreement: int = 8  # kicks in the solver agreement check (0: skip)
+    agreement: int = 16  # kicks in the solver agreement check (0: skip)
     threads: int | None = None  # torch intra-op threads (None: torch's default for this machine)
     griffin_lim: bool = True  # also compare the Griffin-Lim fallbacks
     checkpoints: Path | None = None  # time these checkpoints instead of random shipped-size weights

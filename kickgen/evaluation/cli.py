@@ -68,8 +68,8 @@ def register(subparsers) -> None:
     p.add_argument(
         "--agreement",
         type=int,
-        default=8,
-        help="kicks in the solver agreement check; 0 skips it (default 8)",
+        default=16,
+        help="kicks in the solver agreement check; 0 skips it (default 16)",
     )
     p.add_argument(
         "--checkpoints",
