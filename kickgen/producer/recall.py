@@ -38,7 +38,15 @@ import torch
 from kickgen import __version__
 from kickgen.audio import SAMPLE_RATE, check_finite_output, resample
 from kickgen.output import target_of, write_atomically
-from kickgen.producer.engine import ProducerError, Row, Settings, file_sha256, render_rows
+from kickgen.producer.engine import (
+    ProducerError,
+    Row,
+    Settings,
+    file_sha256,
+    init_sha256,
+    is_memory_name,
+    render_rows,
+)
 from kickgen.producer.hygiene import FADES, LEVELS, HygieneConfig, HygieneError, apply_hygiene
 from kickgen.sampling import SAMPLERS
 
@@ -94,7 +102,7 @@ def make_recipe(
         "format": fmt,
         "sample_rate": sample_rate,
         "model": model_version(pipe),
-        "init": {n: file_sha256(n) for n in inits if Path(n).is_file()},
+        "init": {n: sha for n in inits if (sha := init_sha256(n)) is not None},
         "device": pipe.device.type,
     }
 
@@ -231,6 +239,7 @@ HYGIENE_SCHEMA: dict[str, Check] = {
     "ceiling_dbtp": number(),
     "trim": flag,
     "trim_db": number(),
+    "key": optional(text),
 }
 MODEL_PARTS = ("diffusion", "vae", "vocoder")
 MODEL_SCHEMA: dict[str, Check] = {"name": text, "sha256": hex16}
@@ -509,11 +518,25 @@ def check_model(pipe, recipe: dict[str, object] | Recipe, source: Path | None = 
 
 
 def render_recipe(
-    pipe, recipe: dict[str, object] | Recipe, source: Path | None = None
+    pipe,
+    recipe: dict[str, object] | Recipe,
+    source: Path | None = None,
+    audio: dict[str, torch.Tensor] | None = None,
 ) -> np.ndarray:
-    """Re-run a recipe's batch and return its kick, float32 ``(L,)`` at 44.1 kHz."""
+    """Re-run a recipe's batch and return its kick, float32 ``(L,)`` at 44.1 kHz.
+
+    ``audio`` holds the waveforms of init kicks kept in memory (``memory:…`` names).
+    """
     r = recipe if isinstance(recipe, Recipe) else check_recipe(recipe, source)
+    audio = dict(audio or {})
     for name, sha in r.init.items():
+        if is_memory_name(name):
+            if name not in audio or init_sha256(name) != sha:
+                where = f"{source}: " if source is not None else ""
+                raise ProducerError(
+                    f"{where}its init kick {name} was an upload held in memory only and is gone: upload it again"
+                )
+            continue
         if not Path(name).is_file():
             raise ProducerError(
                 f"{source}: its init audio {name} is gone: restore it to regenerate"
@@ -522,7 +545,7 @@ def render_recipe(
             raise ProducerError(
                 f"{source}: its init audio {name} has changed since (sha256 {sha} expected)"
             )
-    out = render_rows(pipe, r.rows, r.settings)
+    out = render_rows(pipe, r.rows, r.settings, audio=audio)
     return finish(out.raw[r.index], r.hygiene)
 
 
