@@ -171,7 +171,8 @@ def read_audio(
     except AudioError:
         raise
     except Exception as exc:  # libsndfile raises several types for malformed files
-        raise AudioError(f"{name}: cannot read audio ({exc})") from exc
+        reason = str(exc).replace(f"Error opening {source!r}: ", "")  # an open file's repr says nothing
+        raise AudioError(f"{name}: cannot read audio ({reason})") from exc
     if data.size == 0:
         raise AudioError(f"{name}: file holds no audio samples")
     if not np.isfinite(data).all():

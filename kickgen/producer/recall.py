@@ -24,6 +24,7 @@ one is a one-line :class:`~kickgen.producer.engine.ProducerError` naming the fie
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import struct
@@ -360,6 +361,44 @@ def check_recipe(recipe: object, source: str | Path | None = None) -> Recipe:
 # --------------------------------------------------------------------------- WAV I/O
 
 
+def kick_bytes(
+    wave: np.ndarray,
+    recipe: dict[str, object] | None,
+    fmt: str = "float32",
+    sample_rate: int = SAMPLE_RATE,
+    name: str | Path = "kick.wav",
+) -> bytes:
+    """A mono kick ``(L,)`` given at 44.1 kHz as the bytes of a WAV file in ``fmt`` at
+    ``sample_rate``, with the recipe in LIST/INFO (``name`` names it in errors)."""
+    if fmt not in FORMATS:
+        raise ProducerError(f"format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if sample_rate not in SAMPLE_RATES:
+        raise ProducerError(f"sample rate {sample_rate}: use 44100 or 48000")
+    if recipe is not None:
+        recipe = {**recipe, "format": fmt, "sample_rate": sample_rate}
+    data = np.asarray(wave, dtype=np.float32).reshape(-1)
+    if sample_rate != SAMPLE_RATE:
+        data = resample(data, SAMPLE_RATE, sample_rate)
+    check_finite_output(name, data)
+    comment = None if recipe is None else json.dumps(recipe, separators=(",", ":"), sort_keys=True)
+    if comment is not None and len(comment.encode()) > MAX_COMMENT_BYTES:
+        raise ProducerError(
+            f"{target_of(Path(name))}: its recipe is {len(comment.encode())} bytes, more than the {MAX_COMMENT_BYTES} "
+            "a WAV comment holds; use a shorter prompt or fewer kicks per batch (--batch-size)"
+        )
+    buf = io.BytesIO()
+    with sf.SoundFile(buf, "w", sample_rate, 1, FORMATS[fmt], format="WAV") as f:
+        if comment is not None:
+            f.comment = comment
+            rows = recipe.get("rows") or []
+            prompt = str(rows[int(recipe.get("index", 0))].get("prompt", "")) if rows else ""
+            if prompt:  # libsndfile refuses empty strings
+                f.title = prompt
+        f.software = f"kickgen {__version__}"
+        f.write(data)
+    return _zero_peak_timestamp(buf.getvalue())
+
+
 def write_kick(
     path: str | Path,
     wave: np.ndarray,
@@ -369,40 +408,14 @@ def write_kick(
     sidecar: bool = False,
 ) -> Path:
     """Write a mono kick ``(L,)`` given at 44.1 kHz as ``fmt`` at ``sample_rate``, atomically,
-    with the recipe in LIST/INFO (and ``FILE.json`` when ``sidecar``)."""
-    if fmt not in FORMATS:
-        raise ProducerError(f"format {fmt!r}: use one of {', '.join(FORMATS)}")
-    if sample_rate not in SAMPLE_RATES:
-        raise ProducerError(f"sample rate {sample_rate}: use 44100 or 48000")
+    with the recipe in LIST/INFO (and ``FILE.json`` when ``sidecar``): :func:`kick_bytes`."""
     path = Path(path)
-    if recipe is not None:
-        recipe = {**recipe, "format": fmt, "sample_rate": sample_rate}
-    data = np.asarray(wave, dtype=np.float32).reshape(-1)
-    if sample_rate != SAMPLE_RATE:
-        data = resample(data, SAMPLE_RATE, sample_rate)
-    check_finite_output(path, data)
-    comment = None if recipe is None else json.dumps(recipe, separators=(",", ":"), sort_keys=True)
-    if comment is not None and len(comment.encode()) > MAX_COMMENT_BYTES:
-        raise ProducerError(
-            f"{target_of(path)}: its recipe is {len(comment.encode())} bytes, more than the {MAX_COMMENT_BYTES} "
-            "a WAV comment holds; use a shorter prompt or fewer kicks per batch (--batch-size)"
-        )
-
-    def write(tmp: Path) -> None:
-        with sf.SoundFile(str(tmp), "w", sample_rate, 1, FORMATS[fmt], format="WAV") as f:
-            if comment is not None:
-                f.comment = comment
-                rows = recipe.get("rows") or []
-                prompt = str(rows[int(recipe.get("index", 0))].get("prompt", "")) if rows else ""
-                if prompt:  # libsndfile refuses empty strings
-                    f.title = prompt
-            f.software = f"kickgen {__version__}"
-            f.write(data)
-        _zero_peak_timestamp(tmp)
-
-    write_atomically(path, write)
+    data = kick_bytes(wave, recipe, fmt, sample_rate, path)
+    write_atomically(path, lambda tmp: Path(tmp).write_bytes(data))
     if sidecar and recipe is not None:
-        write_sidecar(path.with_suffix(".json"), recipe)
+        write_sidecar(
+            path.with_suffix(".json"), {**recipe, "format": fmt, "sample_rate": sample_rate}
+        )
     return path
 
 
@@ -421,15 +434,14 @@ def _riff_chunks(data: bytes):
         pos += 8 + size + (size & 1)
 
 
-def _zero_peak_timestamp(path: Path) -> None:
+def _zero_peak_timestamp(data: bytes) -> bytes:
     """libsndfile stamps float WAVs' PEAK chunk with the time of writing; zero it so the same
     kick always gives the same bytes."""
-    with open(path, "r+b") as f:
-        data = f.read()
-        for cid, start, size in _riff_chunks(data):
-            if cid == b"PEAK" and size >= 8:
-                f.seek(start + 4)  # version (4 bytes), then the timestamp (4 bytes)
-                f.write(b"\0\0\0\0")
+    out = bytearray(data)
+    for cid, start, size in _riff_chunks(data):
+        if cid == b"PEAK" and size >= 8:  # version (4 bytes), then the timestamp (4 bytes)
+            out[start + 4 : start + 8] = b"\0\0\0\0"
+    return bytes(out)
 
 
 def read_info(path: str | Path) -> dict[str, str]:

@@ -124,9 +124,13 @@ def init_from_bytes(
 
 
 def wav_truncation(payload: bytes) -> int:
-    """Bytes missing from a RIFF/WAVE file's ``data`` chunk (0 when complete or not a WAV)."""
+    """Bytes missing from a RIFF/WAVE file: what its RIFF header or its ``data`` chunk declare
+    beyond the bytes present (0 when complete or not a WAV)."""
     if len(payload) < 12 or payload[:4] != b"RIFF" or payload[8:12] != b"WAVE":
         return 0
+    riff = struct.unpack("<I", payload[4:8])[0] + 8
+    if riff > len(payload):
+        return riff - len(payload)
     pos = 12
     while pos + 8 <= len(payload):
         cid, size = payload[pos : pos + 4], struct.unpack("<I", payload[pos + 4 : pos + 8])[0]
