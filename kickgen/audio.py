@@ -171,7 +171,9 @@ def read_audio(
     except AudioError:
         raise
     except Exception as exc:  # libsndfile raises several types for malformed files
-        reason = str(exc).replace(f"Error opening {source!r}: ", "")  # an open file's repr says nothing
+        reason = str(exc).replace(
+            f"Error opening {source!r}: ", ""
+        )  # an open file's repr says nothing
         raise AudioError(f"{name}: cannot read audio ({reason})") from exc
     if data.size == 0:
         raise AudioError(f"{name}: file holds no audio samples")

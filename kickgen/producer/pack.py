@@ -36,7 +36,7 @@ from kickgen.output import OutputTransaction
 from kickgen.producer.engine import ProducerError
 from kickgen.producer.hygiene import HygieneConfig, integrated_loudness, to_db, true_peak
 from kickgen.producer.kicks import DEFAULT_BATCH, Kick, generate_kicks, resolve_seed
-from kickgen.producer.recall import FORMATS, SAMPLE_RATES, kick_bytes
+from kickgen.producer.recall import FORMATS, SAMPLE_RATES, kick_bytes, write_kick
 from kickgen.producer.tuning import note_label, note_of
 
 FIRST_KEY = 36  # MIDI note of the first kick: General MIDI's bass drum 1 (c2 in SFZ's naming)
@@ -180,10 +180,13 @@ def make_pack(
         for k, (p, prompt, kick) in enumerate(kicks):
             j = sum(1 for q, _, _ in kicks[:k] if q == p)
             named.append((f"{p + 1:02d}-{slug(prompt)}-{j + 1:02d}.wav", prompt, kick))
-        files = pack_contents(named, fmt, sample_rate, out_dir.resolve().name or "pack", sidecar)
+        pack_name = out_dir.resolve().name or "pack"
+        files = pack_contents(named, fmt, sample_rate, pack_name, sidecar, wavs=False)
         # All files or none: with --force, files of an earlier pack that this one replaces come
         # back if any write fails, so the folder, its manifest and .sfz stay consistent.
         with OutputTransaction() as out:
+            for name, _, kick in named:
+                write_kick(out.stage(out_dir / name), kick.wave, kick.recipe, fmt, sample_rate)
             for name, data in files.items():
                 out.stage(out_dir / name).write_bytes(data)
             if plot:
@@ -208,10 +211,12 @@ def pack_contents(
     sample_rate: int = SAMPLE_RATE,
     name: str = "pack",
     sidecar: bool = False,
+    wavs: bool = True,
 ) -> dict[str, bytes]:
     """The files of a pack, ``{file name: bytes}``: one WAV per ``(file name, prompt, kick)`` in key
     order (kick k on MIDI key 36 + k), their ``.json`` recipes when ``sidecar``, ``manifest.csv``
-    and ``NAME.sfz``. :func:`make_pack` writes them into a folder, :func:`pack_zip` into a zip."""
+    and ``NAME.sfz`` (``wavs=False``: all but the WAVs, which :func:`make_pack` writes itself with
+    :func:`~kickgen.producer.recall.write_kick`). :func:`pack_zip` puts them into a zip."""
     if not named:
         raise ProducerError("a pack needs at least one kick")
     if len(named) > LAST_KEY - FIRST_KEY + 1:
@@ -221,7 +226,8 @@ def pack_contents(
     files: dict[str, bytes] = {}
     rows = []
     for k, (file, prompt, kick) in enumerate(named):
-        files[file] = kick_bytes(kick.wave, kick.recipe, fmt, sample_rate, file)
+        if wavs:
+            files[file] = kick_bytes(kick.wave, kick.recipe, fmt, sample_rate, file)
         if sidecar:
             recipe = {**kick.recipe, "format": fmt, "sample_rate": sample_rate}
             text = json.dumps(recipe, indent=1, sort_keys=True) + "\n"
@@ -253,15 +259,32 @@ def pack_zip(
     return buf.getvalue()
 
 
+def measure_kick(wave: np.ndarray) -> dict[str, object]:
+    """What a producer reads off a finished kick ``(L,)`` at 44.1 kHz: ``duration_s``,
+    ``peak_dbfs``, ``true_peak_dbtp`` (4× oversampled), ``lufs`` (BS.1770), ``onset_ms``,
+    ``decay_40_s``, ``body_pitch_hz`` (:mod:`kickgen.descriptors`), ``root_note`` (``F1 −12 ct``)
+    and ``pitch_keycenter`` (its MIDI note); ``""`` where silence has no value."""
+    wave = np.asarray(wave, dtype=np.float32).reshape(-1)
+    d = describe(wave)
+    lufs = integrated_loudness(wave)
+    root = note_of(d["body_pitch"])
+    return {
+        "duration_s": round(wave.size / SAMPLE_RATE, 4),
+        "peak_dbfs": round(to_db(float(np.abs(wave).max())), 2) if np.any(wave) else "",
+        "true_peak_dbtp": round(to_db(true_peak(wave)), 2) if np.any(wave) else "",
+        "lufs": round(lufs, 2) if math.isfinite(lufs) else "",
+        "onset_ms": round(1000.0 * d["onset"], 2),
+        "decay_40_s": round(d["decay_40"], 3),
+        "body_pitch_hz": round(d["body_pitch"], 1),
+        "root_note": note_label(d["body_pitch"]),
+        "pitch_keycenter": "" if root is None else root[0],
+    }
+
+
 def _manifest_row(
     path: Path, prompt: str, kick: Kick, key: int, fmt: str, sample_rate: int
 ) -> dict[str, object]:
-    wave = kick.wave
-    d = describe(wave)
     settings = kick.recipe["settings"]  # type: ignore[index]
-    lufs = integrated_loudness(wave)
-    root = note_of(d["body_pitch"])
-    root = None if root is None else root[0]
     return {
         "file": path.name,
         "prompt": prompt,
@@ -273,15 +296,7 @@ def _manifest_row(
         "sampler": settings["sampler"],
         "format": fmt,
         "sample_rate": sample_rate,
-        "duration_s": round(wave.size / SAMPLE_RATE, 4),
-        "peak_dbfs": round(to_db(float(np.abs(wave).max())), 2) if np.any(wave) else "",
-        "true_peak_dbtp": round(to_db(true_peak(wave)), 2) if np.any(wave) else "",
-        "lufs": round(lufs, 2) if math.isfinite(lufs) else "",
-        "onset_ms": round(1000.0 * d["onset"], 2),
-        "decay_40_s": round(d["decay_40"], 3),
-        "body_pitch_hz": round(d["body_pitch"], 1),
-        "root_note": note_label(d["body_pitch"]),
-        "pitch_keycenter": "" if root is None else root,
+        **measure_kick(kick.wave),
         "checks_passed": f"{sum(kick.checks.values())}/{len(kick.checks)}" if kick.checks else "",
     }
 

@@ -361,15 +361,10 @@ def check_recipe(recipe: object, source: str | Path | None = None) -> Recipe:
 # --------------------------------------------------------------------------- WAV I/O
 
 
-def kick_bytes(
-    wave: np.ndarray,
-    recipe: dict[str, object] | None,
-    fmt: str = "float32",
-    sample_rate: int = SAMPLE_RATE,
-    name: str | Path = "kick.wav",
-) -> bytes:
-    """A mono kick ``(L,)`` given at 44.1 kHz as the bytes of a WAV file in ``fmt`` at
-    ``sample_rate``, with the recipe in LIST/INFO (``name`` names it in errors)."""
+def _prepare(
+    wave: np.ndarray, recipe: dict[str, object] | None, fmt: str, sample_rate: int, name: str | Path
+) -> tuple[np.ndarray, str | None, str]:
+    """``(samples at sample_rate, LIST/INFO comment, title)`` of a kick to write, checked."""
     if fmt not in FORMATS:
         raise ProducerError(f"format {fmt!r}: use one of {', '.join(FORMATS)}")
     if sample_rate not in SAMPLE_RATES:
@@ -386,16 +381,36 @@ def kick_bytes(
             f"{target_of(Path(name))}: its recipe is {len(comment.encode())} bytes, more than the {MAX_COMMENT_BYTES} "
             "a WAV comment holds; use a shorter prompt or fewer kicks per batch (--batch-size)"
         )
-    buf = io.BytesIO()
-    with sf.SoundFile(buf, "w", sample_rate, 1, FORMATS[fmt], format="WAV") as f:
+    rows = (recipe or {}).get("rows") or []
+    title = str(rows[int(recipe.get("index", 0))].get("prompt", "")) if rows else ""  # type: ignore[union-attr]
+    return data, comment, title
+
+
+def _encode(
+    file, data: np.ndarray, sample_rate: int, fmt: str, comment: str | None, title: str
+) -> None:
+    """Write a WAV to ``file`` (a path or an open binary file) with libsndfile."""
+    with sf.SoundFile(file, "w", sample_rate, 1, FORMATS[fmt], format="WAV") as f:
         if comment is not None:
             f.comment = comment
-            rows = recipe.get("rows") or []
-            prompt = str(rows[int(recipe.get("index", 0))].get("prompt", "")) if rows else ""
-            if prompt:  # libsndfile refuses empty strings
-                f.title = prompt
+            if title:  # libsndfile refuses empty strings
+                f.title = title
         f.software = f"kickgen {__version__}"
         f.write(data)
+
+
+def kick_bytes(
+    wave: np.ndarray,
+    recipe: dict[str, object] | None,
+    fmt: str = "float32",
+    sample_rate: int = SAMPLE_RATE,
+    name: str | Path = "kick.wav",
+) -> bytes:
+    """A mono kick ``(L,)`` given at 44.1 kHz as the bytes of the WAV file :func:`write_kick`
+    writes (``name`` names it in errors)."""
+    data, comment, title = _prepare(wave, recipe, fmt, sample_rate, name)
+    buf = io.BytesIO()
+    _encode(buf, data, sample_rate, fmt, comment, title)
     return _zero_peak_timestamp(buf.getvalue())
 
 
@@ -408,10 +423,15 @@ def write_kick(
     sidecar: bool = False,
 ) -> Path:
     """Write a mono kick ``(L,)`` given at 44.1 kHz as ``fmt`` at ``sample_rate``, atomically,
-    with the recipe in LIST/INFO (and ``FILE.json`` when ``sidecar``): :func:`kick_bytes`."""
+    with the recipe in LIST/INFO (and ``FILE.json`` when ``sidecar``)."""
     path = Path(path)
-    data = kick_bytes(wave, recipe, fmt, sample_rate, path)
-    write_atomically(path, lambda tmp: Path(tmp).write_bytes(data))
+    data, comment, title = _prepare(wave, recipe, fmt, sample_rate, path)
+
+    def write(tmp: Path) -> None:
+        _encode(str(tmp), data, sample_rate, fmt, comment, title)
+        Path(tmp).write_bytes(_zero_peak_timestamp(Path(tmp).read_bytes()))
+
+    write_atomically(path, write)
     if sidecar and recipe is not None:
         write_sidecar(
             path.with_suffix(".json"), {**recipe, "format": fmt, "sample_rate": sample_rate}
@@ -529,13 +549,13 @@ def check_model(pipe, recipe: dict[str, object] | Recipe, source: Path | None = 
             )
 
 
-def render_recipe(
+def render_recipe_raw(
     pipe,
     recipe: dict[str, object] | Recipe,
     source: Path | None = None,
     audio: dict[str, torch.Tensor] | None = None,
-) -> np.ndarray:
-    """Re-run a recipe's batch and return its kick, float32 ``(L,)`` at 44.1 kHz.
+) -> torch.Tensor:
+    """Re-run a recipe's batch and return its kick's raw vocoder output ``(88200,)``.
 
     ``audio`` holds the waveforms of init kicks kept in memory (``memory:…`` names).
     """
@@ -557,8 +577,19 @@ def render_recipe(
             raise ProducerError(
                 f"{source}: its init audio {name} has changed since (sha256 {sha} expected)"
             )
-    out = render_rows(pipe, r.rows, r.settings, audio=audio)
-    return finish(out.raw[r.index], r.hygiene)
+    return render_rows(pipe, r.rows, r.settings, audio=audio).raw[r.index]
+
+
+def render_recipe(
+    pipe,
+    recipe: dict[str, object] | Recipe,
+    source: Path | None = None,
+    audio: dict[str, torch.Tensor] | None = None,
+) -> np.ndarray:
+    """Re-run a recipe's batch and return its kick, float32 ``(L,)`` at 44.1 kHz
+    (:func:`render_recipe_raw`, then the recipe's output stage)."""
+    r = recipe if isinstance(recipe, Recipe) else check_recipe(recipe, source)
+    return finish(render_recipe_raw(pipe, r, source, audio), r.hygiene)
 
 
 def regenerate(pipe, path: str | Path, output: str | Path) -> tuple[Path, bool]:

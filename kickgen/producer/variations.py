@@ -30,7 +30,14 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from kickgen.audio import MAX_FILE_SECONDS, AudioError, check_audio_header, preprocess, read_audio
+from kickgen.audio import (
+    MAX_FILE_SECONDS,
+    AudioError,
+    check_audio_header,
+    preprocess,
+    read_audio,
+    to_mono,
+)
 from kickgen.producer.engine import ProducerError, memory_name
 from kickgen.producer.hygiene import HygieneConfig
 from kickgen.producer.kicks import DEFAULT_BATCH, Kick, generate_kicks
@@ -102,25 +109,33 @@ def init_from_samples(wave: np.ndarray | torch.Tensor, sample_rate: int) -> torc
     return torch.from_numpy(preprocess(x, sample_rate))
 
 
-def init_from_bytes(
+def decode_upload(
     payload: bytes, name: str = "the uploaded file", max_seconds: float = MAX_FILE_SECONDS
-) -> torch.Tensor:
-    """The bytes of an audio file (WAV, FLAC, AIFF, OGG) → the init kick ``(88200,)``, decoded in
-    memory. Refuses, in one :class:`ProducerError` line naming ``name``: no bytes, a WAV shorter
-    than its header says (truncated), undecodable bytes, a header out of the loaders' bounds or
-    longer than ``max_seconds``, silence."""
+) -> tuple[np.ndarray, int]:
+    """The bytes of an audio file (WAV, FLAC, AIFF, OGG) decoded in memory: mono float32
+    ``(L,)`` and its sample rate. Refuses, in one :class:`ProducerError` line naming ``name``: no
+    bytes, a WAV shorter than its header says (truncated), undecodable bytes, a header out of the
+    loaders' bounds or longer than ``max_seconds``."""
     if not payload:
         raise ProducerError(f"{name} is empty: send a WAV, FLAC, AIFF or OGG kick")
     missing = wav_truncation(payload)
     if missing:
         raise ProducerError(
-            f"{name} is a truncated WAV ({missing} bytes of its audio data are missing): send the whole file"
+            f"{name} is a truncated WAV ({missing} bytes of it are missing): send the whole file"
         )
     try:  # the loaders' guard: sample rate, length and channels are checked before decoding
         data, sample_rate = read_audio(io.BytesIO(payload), name, max_seconds)
     except AudioError as exc:
         raise ProducerError(f"{exc}: send a WAV, FLAC, AIFF or OGG kick") from exc
-    return init_from_samples(data, int(sample_rate))
+    return to_mono(data), int(sample_rate)
+
+
+def init_from_bytes(
+    payload: bytes, name: str = "the uploaded file", max_seconds: float = MAX_FILE_SECONDS
+) -> torch.Tensor:
+    """The bytes of an audio file → the init kick ``(88200,)`` (:func:`decode_upload`, then
+    :func:`init_from_samples`, which also refuses silence)."""
+    return init_from_samples(*decode_upload(payload, name, max_seconds))
 
 
 def wav_truncation(payload: bytes) -> int:

@@ -55,9 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 # Host headers a loopback-bound server answers (with any port).
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]", "::1")
-MIN_STORE_MB = (
-    4  # MiB: 8 kicks of 352,880 bytes, so no answer's kicks are evicted before it is read
-)
+MIN_STORE_MB = 11  # MiB: 16 kicks (a morph) of 705,680 bytes, so no answer's kicks are evicted before it is read
 HEAD_TIMEOUT_S = 10.0  # a connection's request line and headers must arrive within this
 MAX_CONNECTIONS = 256  # connections served at once (well under the usual limit of 1024 open files)
 
@@ -88,7 +86,7 @@ def serve(args: argparse.Namespace) -> int:
     if args.queue_size < 0 or args.store_mb < MIN_STORE_MB:
         raise CommandError(
             f"--queue-size {args.queue_size} / --store-mb {args.store_mb}: use a queue of 0 or more and at least "
-            f"{MIN_STORE_MB} MiB (one answer of 8 kicks)"
+            f"{MIN_STORE_MB} MiB (one answer of 16 kicks)"
         )
     if not 0 < args.head_timeout <= 3600 or args.max_connections < 1:  # NaN fails too
         raise CommandError(
