@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import urllib.parse
 from typing import Any, Literal
 
 import numpy as np
@@ -129,8 +130,16 @@ class FormError(Exception):
 
 
 def read_form(body: bytes, content_type: str) -> dict[str, tuple[str | None, bytes]]:
-    """A ``multipart/form-data`` body parsed in memory: ``{field: (file name or None, bytes)}``."""
+    """A ``multipart/form-data`` body parsed in memory: ``{field: (file name or None, bytes)}``
+    (a form without a file may also come URL-encoded)."""
     kind, params = parse_options_header(content_type)
+    if kind == b"application/x-www-form-urlencoded":
+        fields = urllib.parse.parse_qsl(body.decode("latin-1"), keep_blank_values=True)
+        if len(fields) > MAX_FORM_PARTS:
+            raise FormError(f"more than {MAX_FORM_PARTS} form fields")
+        if any(k == "file" for k, _ in fields):
+            raise FormError("send the kick's audio file as multipart/form-data")
+        return {k: (None, v.encode("latin-1")) for k, v in fields}
     boundary = params.get(b"boundary")
     if kind != b"multipart/form-data" or not boundary:
         raise FormError("send the kick as multipart/form-data with a 'file' field")
