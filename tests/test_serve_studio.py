@@ -276,7 +276,9 @@ def test_generate_applies_clean_up_and_key_and_measures(client):
     kick = res.json()["kicks"][0]
     assert kick["recipe"]["hygiene"]["level"] == "lufs" and kick["recipe"]["hygiene"]["trim"]
     assert kick["measure"]["true_peak_dbtp"] <= -1.0 + 0.05
-    assert kick["measure"]["lufs"] <= -20.0 + 0.5  # the trim after the level moves the gating a little
+    assert (
+        kick["measure"]["lufs"] <= -20.0 + 0.5
+    )  # the trim after the level moves the gating a little
     wave, _ = sf.read(io.BytesIO(client.get(kick["url"]).content), dtype="float32")
     assert wave.size < 88_200 and kick["measure"]["duration_s"] == pytest.approx(
         wave.size / 44_100, abs=1e-4
