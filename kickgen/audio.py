@@ -128,7 +128,12 @@ MAX_FILE_CHANNELS = 32
 
 
 def check_audio_header(
-    name: str, sample_rate: int, frames: int, channels: int, max_seconds: float = MAX_FILE_SECONDS
+    name: str,
+    sample_rate: int,
+    frames: int,
+    channels: int,
+    max_seconds: float = MAX_FILE_SECONDS,
+    max_channels: int = MAX_FILE_CHANNELS,
 ) -> None:
     """Refuse a file whose sample rate, length or channel count no kick has, before decoding it.
 
@@ -140,7 +145,7 @@ def check_audio_header(
             f"{name}: sample rate {sample_rate} Hz is outside {MIN_FILE_RATE}-{MAX_FILE_RATE} Hz; "
             "pass a file at a normal audio rate such as 44100 or 48000 Hz"
         )
-    if not 1 <= channels <= MAX_FILE_CHANNELS:
+    if not 1 <= channels <= max_channels:
         raise AudioError(f"{name}: {channels} channels; pass a mono or stereo file")
     if frames > max_seconds * sample_rate:
         raise AudioError(
@@ -150,7 +155,10 @@ def check_audio_header(
 
 
 def read_audio(
-    source: str | Path | BinaryIO, name: str | None = None, max_seconds: float = MAX_FILE_SECONDS
+    source: str | Path | BinaryIO,
+    name: str | None = None,
+    max_seconds: float = MAX_FILE_SECONDS,
+    max_channels: int = MAX_FILE_CHANNELS,
 ) -> tuple[np.ndarray, int]:
     """Read any soundfile-supported file (wav, flac, ogg, aiff) as float32 ``(frames, channels)``.
 
@@ -165,7 +173,7 @@ def read_audio(
     name = name or "audio"
     try:
         with sf.SoundFile(source) as f:
-            check_audio_header(name, f.samplerate, f.frames, f.channels, max_seconds)
+            check_audio_header(name, f.samplerate, f.frames, f.channels, max_seconds, max_channels)
             data = f.read(dtype="float32", always_2d=True)
             sr = f.samplerate
     except AudioError:

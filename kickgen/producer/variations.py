@@ -109,13 +109,16 @@ def init_from_samples(wave: np.ndarray | torch.Tensor, sample_rate: int) -> torc
     return torch.from_numpy(preprocess(x, sample_rate))
 
 
+UPLOAD_CHANNELS = 2  # an upload is a mono or stereo kick: bounds what decoding it allocates
+
+
 def decode_upload(
     payload: bytes, name: str = "the uploaded file", max_seconds: float = MAX_FILE_SECONDS
 ) -> tuple[np.ndarray, int]:
     """The bytes of an audio file (WAV, FLAC, AIFF, OGG) decoded in memory: mono float32
     ``(L,)`` and its sample rate. Refuses, in one :class:`ProducerError` line naming ``name``: no
     bytes, a WAV shorter than its header says (truncated), undecodable bytes, a header out of the
-    loaders' bounds or longer than ``max_seconds``."""
+    loaders' bounds, longer than ``max_seconds`` or with more than two channels."""
     if not payload:
         raise ProducerError(f"{name} is empty: send a WAV, FLAC, AIFF or OGG kick")
     missing = wav_truncation(payload)
@@ -124,7 +127,7 @@ def decode_upload(
             f"{name} is a truncated WAV ({missing} bytes of it are missing): send the whole file"
         )
     try:  # the loaders' guard: sample rate, length and channels are checked before decoding
-        data, sample_rate = read_audio(io.BytesIO(payload), name, max_seconds)
+        data, sample_rate = read_audio(io.BytesIO(payload), name, max_seconds, UPLOAD_CHANNELS)
     except AudioError as exc:
         raise ProducerError(f"{exc}: send a WAV, FLAC, AIFF or OGG kick") from exc
     return to_mono(data), int(sample_rate)

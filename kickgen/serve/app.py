@@ -118,6 +118,7 @@ class StudioContext:
     """What the studio routes (:mod:`kickgen.serve.studio`) share with the generation routes."""
 
     pipe: Any
+    queue: GenerationQueue
     store: KickStore
     inits: InitStore  # uploads and other init kicks held in memory, by memory: name
     parse: Callable[[str], Any]  # prompt -> ParseResponse
@@ -169,7 +170,7 @@ class GenerationQueue:
                 "capacity": self.capacity,
             }
 
-    def _retry_after(self) -> int:
+    def retry_after(self) -> int:
         """Seconds until a slot is likely free, from the measured time of recent jobs (the fixed
         per-kick VAE and vocoder cost dominates, so kicks x steps is no measure), at least 1 s."""
         if self._seconds_per_job is None:
@@ -196,7 +197,7 @@ class GenerationQueue:
         """
         with self._lock:
             if self._in_flight >= self.capacity:
-                raise QueueFull(self._in_flight, self._retry_after())
+                raise QueueFull(self._in_flight, self.retry_after())
             self._in_flight += 1
 
         def timed() -> T:
@@ -527,7 +528,9 @@ def create_app(pipe: Pipeline, config: ServeConfig | None = None) -> FastAPI:
         kicks, seconds = await queued(job, request, work=n * req.steps)
         return kicks, words, seconds
 
-    context = StudioContext(pipe, store, InitStore(config.init_items), parse, queued, keep, answer)
+    context = StudioContext(
+        pipe, queue, store, InitStore(config.init_items), parse, queued, keep, answer
+    )
     app.state.studio = context
 
     @app.get("/", include_in_schema=False)

@@ -202,6 +202,9 @@ def _vary_schema() -> dict[str, Any]:
 def add_studio_routes(app: FastAPI, ctx: StudioContext) -> None:
     """Register the studio's routes (module docstring) on ``app``."""
     pipe, store, inits = ctx.pipe, ctx.store, ctx.inits
+    # Uploads read and decoded at once: no more than the queue admits, so the memory that
+    # bodies of up to 20 MB take stays bounded however many connections send them.
+    reading = asyncio.Semaphore(ctx.queue.capacity)
 
     def stored(kick_id: str) -> Any:
         kick = store.get(kick_id)
@@ -226,6 +229,17 @@ def add_studio_routes(app: FastAPI, ctx: StudioContext) -> None:
     )  # fmt: skip
     async def vary_route(request: Request) -> VaryResponse:
         """Variations of an uploaded kick (``file``) or of a kick of this server (``kick``)."""
+        if reading.locked():
+            wait = ctx.queue.retry_after()
+            raise HTTPException(
+                status_code=503,
+                detail=f"server busy: {ctx.queue.capacity} uploads are being read; retry in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
+        async with reading:
+            return await vary(request)
+
+    async def vary(request: Request) -> VaryResponse:
         from kickgen.producer.variations import decode_upload, vary_init
 
         try:
