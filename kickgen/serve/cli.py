@@ -1,4 +1,4 @@
-"""``kickgen serve``: the HTTP API and the audition page on http://127.0.0.1:8000."""
+"""``kickgen serve``: the HTTP API and the studio page on http://127.0.0.1:8000."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser(
         "serve",
-        help="serve the API and the audition page (serve extra)",
-        description="Load the pipeline once and serve the HTTP API and the audition page.",
+        help="serve the API and the studio page (serve extra)",
+        description="Load the pipeline once and serve the HTTP API and the studio page (generate, vary, morph, crate, export).",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: localhost only)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="torch device: auto (CUDA > MPS > CPU, the default), cpu, cuda, mps",
     )
     p.add_argument("--queue-size", type=int, default=8, help="requests waiting before 503")
-    p.add_argument("--store-mb", type=int, default=64, help="memory kept for generated WAVs (MiB)")
+    p.add_argument("--store-mb", type=int, default=64, help="memory kept for generated kicks (MiB)")
     p.add_argument(
         "--head-timeout",
         type=float,
