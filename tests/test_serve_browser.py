@@ -230,7 +230,8 @@ def test_studio_drop_star_reload_morph_ab_export_and_drag_out(server_url, tmp_pa
                 ".batch-meta >> nth=0"
             )
             assert "my_kick.wav" in page.inner_text("#drop-name")
-            assert page.is_enabled("#pin-upload")
+            page.click("#pin-upload")  # the producer's own kick as the A/B reference
+            assert "reference: my_kick.wav" in page.inner_text("#ab-ref")
 
             # Star: S on the selected kick, the star buttons on two more.
             kicks = page.locator(".kick")

@@ -161,6 +161,20 @@ def test_crate_zip_holds_wavs_recipes_manifest_and_an_sfz_with_root_notes(tpipe)
     assert pack_zip(named, "pcm24", 48_000, "crate") == data  # the same kicks, the same bytes
 
 
+def test_sfz_gives_kicks_with_a_body_their_root_as_pitch_keycenter(tpipe):
+    kick = generate_kicks(tpipe, "808", n=1, seed=5, steps=STEPS)[0]
+    tuned = type(kick)(
+        apply_hygiene(synth_kick(50.0), HygieneConfig(key="F")), kick.raw, kick.recipe
+    )
+    noise = type(kick)(np.zeros(88_200, np.float32), kick.raw, kick.recipe)
+    z = zipfile.ZipFile(io.BytesIO(pack_zip([("a.wav", "808", tuned), ("b.wav", "808", noise)])))
+    sfz = z.read("kickgen-crate/kickgen-crate.sfz").decode()
+    assert "<region> sample=a.wav key=36 pitch_keycenter=29 pitch_keytrack=0" in sfz  # F1
+    assert "<region> sample=b.wav key=37\n" in sfz  # silence: no root note
+    rows = z.read("kickgen-crate/manifest.csv").decode().splitlines()
+    assert "F1 +0 ct" in rows[1] and ",29," in rows[1]
+
+
 def test_morph_between_two_generated_kicks_ends_on_them(tpipe):
     a = generate_kicks(tpipe, "808", n=1, seed=1, steps=STEPS)[0]
     b = generate_kicks(tpipe, "deep", n=1, seed=9, steps=STEPS)[0]

@@ -531,7 +531,6 @@ def create_app(pipe: Pipeline, config: ServeConfig | None = None) -> FastAPI:
     context = StudioContext(
         pipe, queue, store, InitStore(config.init_items), parse, queued, keep, answer
     )
-    app.state.studio = context
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:

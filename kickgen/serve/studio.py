@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import time
 import urllib.parse
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -56,6 +56,7 @@ from kickgen.serve.app import (
     MAX_UPLOAD_SECONDS,
     MIN_CFG,
     MIN_STEPS,
+    RANDOM_SEEDS,
     GenerateResponse,
     Hygiene,
     KickRequest,
@@ -295,9 +296,7 @@ def add_studio_routes(app: FastAPI, ctx: StudioContext) -> None:
         else:
             init = init_from_samples(stored(req.kick).wave(), SAMPLE_RATE)
         inits.add(memory_name(init), init)
-        seed = (
-            req.seed if req.seed is not None else int(np.random.default_rng().integers(1_000_000))
-        )
+        seed = req.seed if req.seed is not None else secrets.randbelow(RANDOM_SEEDS)
         words = ctx.parse(req.prompt)
 
         def job() -> tuple[list[Any], float]:
@@ -342,11 +341,7 @@ def add_studio_routes(app: FastAPI, ctx: StudioContext) -> None:
             ends = req.seeds if req.seeds is not None else req.prompts
             kind = "seed" if req.seeds is not None else "prompt"
             prompt = req.prompt if kind == "seed" else " → ".join(req.prompts)
-            seed = (
-                req.seed
-                if req.seed is not None
-                else int(np.random.default_rng().integers(1_000_000))
-            )
+            seed = req.seed if req.seed is not None else secrets.randbelow(RANDOM_SEEDS)
 
             def render() -> list[ProducerKick]:
                 return morph(

@@ -383,6 +383,11 @@ async function varyFile(file) {
   state.upload = { file, name: file.name, buffer: null, lufs: null };
   $("#drop-name").textContent = file.name;
   $("#vary-again").disabled = false;
+  $("#pin-upload").disabled = true;
+  try { // the browser's own copy, for A/B (the server reads the file itself)
+    const ctx = new OfflineAudioContext(1, SAMPLE_RATE, SAMPLE_RATE);
+    state.upload.buffer = await ctx.decodeAudioData(await file.arrayBuffer());
+  } catch { state.upload.buffer = null; }
   const strength = Number($("#strength").value);
   const what = `Varying ${file.name} · strength ${strength.toFixed(2)}`;
   const res = await run(what, p.n * p.steps, varyForm({ ...p, file, strength, seed: p.seed }));
@@ -390,12 +395,8 @@ async function varyFile(file) {
   state.upload.lufs = res.source ? res.source.lufs : null;
   state.upload.root = res.source ? res.source.root_note : "";
   $("#drop-name").textContent = `${file.name}${state.upload.root ? " · " + state.upload.root : ""}`;
-  $("#pin-upload").disabled = false;
+  $("#pin-upload").disabled = !state.upload.buffer;
   addBatch(res, { kind: "vary", label: `variations of ${file.name} · strength ${strength.toFixed(2)}` });
-  try {
-    const ctx = new OfflineAudioContext(1, SAMPLE_RATE, SAMPLE_RATE);
-    state.upload.buffer = await ctx.decodeAudioData(await file.arrayBuffer());
-  } catch { /* the server read it; A/B needs the browser to read it too */ }
 }
 
 async function moreLike(kick) {
