@@ -386,3 +386,16 @@ def test_50_concurrent_mixed_requests_are_answered_or_refused_cleanly(spipe, ser
         names = zipfile.ZipFile(io.BytesIO(body)).namelist()
         assert len([n for n in names if n.endswith(".wav")]) == len(crate)
         assert call(address, "GET", "/healthz")[0] == 200
+
+
+def test_a_kick_taken_out_of_the_page_regenerates_on_the_command_line(client, spipe, tmp_path):
+    from kickgen.producer.recall import regenerate
+
+    body = client.post(
+        "/api/generate",
+        json={"prompt": "909", "n": 2, "seed": 30, "steps": STEPS, "hygiene": {"key": "A"}},
+    ).json()
+    path = tmp_path / "dragged.wav"
+    path.write_bytes(client.get(body["urls"][1]).content)  # what the DownloadURL drag saves
+    written, same = regenerate(spipe, path, tmp_path / "again.wav")
+    assert same and written.is_file()
