@@ -98,6 +98,7 @@ def serve(args: argparse.Namespace) -> int:
 
         from kickgen.serve.app import ServeConfig, create_app
         from kickgen.serve.server import server_config
+        from kickgen.serve.studio import add_studio_routes  # noqa: F401 (python-multipart)
     except ModuleNotFoundError as exc:
         raise CommandError(
             f"kickgen serve needs {exc.name}: install the serve extra with pip install 'kickgen[serve]'"
