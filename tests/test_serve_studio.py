@@ -399,3 +399,47 @@ def test_a_kick_taken_out_of_the_page_regenerates_on_the_command_line(client, sp
     path.write_bytes(client.get(body["urls"][1]).content)  # what the DownloadURL drag saves
     written, same = regenerate(spipe, path, tmp_path / "again.wav")
     assert same and written.is_file()
+
+
+def test_the_queue_bound_applies_to_every_studio_route(spipe):
+    import threading
+    import time
+
+    class Gated:
+        """The real pipeline, whose rendering waits for ``gate`` once ``armed``."""
+
+        def __init__(self, pipe):
+            self.pipe, self.gate, self.armed = pipe, threading.Event(), False
+
+        def __getattr__(self, name):
+            return getattr(self.pipe, name)
+
+        def render(self, rows, *args, **kwargs):
+            if self.armed:
+                assert self.gate.wait(timeout=60), "test never opened the gate"
+            return self.pipe.render(rows, *args, **kwargs)
+
+    gated = Gated(spipe)
+    with TestClient(create_app(gated, ServeConfig(concurrency=1, queue_size=0))) as c:
+        kick = c.post("/api/generate", json={"n": 1, "seed": 1, "steps": 1}).json()
+        gated.armed = True
+        blocked = threading.Thread(
+            target=lambda: c.post("/api/generate", json={"n": 1, "seed": 2, "steps": 1})
+        )
+        blocked.start()
+        deadline = time.monotonic() + 30
+        while c.get("/healthz").json()["running"] != 1:
+            assert time.monotonic() < deadline, "the generation never started"
+            time.sleep(0.02)
+        refused = [
+            vary(c, audio_file(synth_kick()), n=1, steps=1),
+            c.post("/api/vary", data={"kick": kick["ids"][0], "steps": "1", "n": "1"}),
+            c.post("/api/morph", json={"seeds": [1, 2], "frames": 2, "steps": 1}),
+            c.post("/api/regenerate", json={"recipe": kick["kicks"][0]["recipe"]}),
+            c.post("/api/pack", json={"ids": kick["ids"]}),
+        ]
+        assert [r.status_code for r in refused] == [503] * 5
+        assert all(int(r.headers["retry-after"]) >= 1 for r in refused)
+        gated.gate.set()
+        blocked.join(timeout=60)
+        assert c.post("/api/pack", json={"ids": kick["ids"]}).status_code == 200
