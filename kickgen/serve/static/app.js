@@ -714,29 +714,38 @@ function setEnd(end, id) {
   renderCrate();
 }
 
-async function exportCrate() {
-  // One zip of the crate: WAVs with their recipes, manifest.csv and an .sfz, as chosen.
-  if (!state.crate.size || state.busy) return;
-  const body = () => ({ ids: [...state.crate.keys()], format: $("#pack-format").value,
-                        sample_rate: Number($("#pack-rate").value), hygiene: readHygiene() });
-  const send = async () => {
-    const res = await fetch("/api/pack", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body()) });
-    if (res.ok) return { blob: await res.blob() };
-    const detail = ((await res.json().catch(() => ({}))).detail) || `${res.status}`;
-    throw Object.assign(new Error(detail), { status: res.status, retryAfter: Number(res.headers.get("retry-after")) || 0 });
-  };
-  let out = await run(`Packing ${state.crate.size} kicks`, 0, async () => {
+async function runHeld(what, units, makeSend) {
+  // A request on crate kicks: those the server no longer holds (a restart, eviction) come back
+  // from their recipes first, then the request is sent again with their new ids.
+  let out = await run(what, units, async () => {
     try {
-      return await send();
+      return await makeSend()();
     } catch (err) {
       if (err.status !== 404) throw err;
       return { missing: err.message.match(/[0-9a-f]{16}/g) || [] };
     }
   });
-  if (out && out.missing) { // kicks the server no longer holds come back from their recipes first
+  if (out && out.missing) {
     for (const id of out.missing) if (state.crate.has(id)) await regenerate(state.crate.get(id));
-    out = await run(`Packing ${state.crate.size} kicks`, 0, send);
+    out = await run(what, units, makeSend());
   }
+  return out;
+}
+
+async function exportCrate() {
+  // One zip of the crate: WAVs with their recipes, manifest.csv and an .sfz, as chosen.
+  if (!state.crate.size || state.busy) return;
+  const makeSend = () => {
+    const body = { ids: [...state.crate.keys()], format: $("#pack-format").value,
+                   sample_rate: Number($("#pack-rate").value), hygiene: readHygiene() };
+    return async () => {
+      const res = await fetch("/api/pack", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+      if (res.ok) return { blob: await res.blob() };
+      const detail = ((await res.json().catch(() => ({}))).detail) || `${res.status}`;
+      throw Object.assign(new Error(detail), { status: res.status, retryAfter: Number(res.headers.get("retry-after")) || 0 });
+    };
+  };
+  const out = await runHeld(`Packing ${state.crate.size} kicks`, 0, makeSend);
   if (!out || !out.blob) return;
   const link = el("a", { href: URL.createObjectURL(out.blob), download: "kickgen-crate.zip" });
   document.body.append(link);
@@ -751,9 +760,10 @@ async function morphCrate() {
   if (!a || !b) return;
   const p = settings();
   const frames = Number($("#morph-frames").value);
-  const res = await run(`Morphing ${frames} frames`, frames * p.steps,
-    postJSON("/api/morph", { a, b, frames, cfg_scale: p.cfg_scale, steps: p.steps, hygiene: p.hygiene }));
-  if (!res) return;
+  const res = await runHeld(`Morphing ${frames} frames`, frames * p.steps, () =>
+    postJSON("/api/morph", { a: state.morphEnds.a, b: state.morphEnds.b, frames, cfg_scale: p.cfg_scale,
+                             steps: p.steps, hygiene: p.hygiene }));
+  if (!res || !res.kicks) return;
   // The series is rendered once; scrubbing plays the nearest frame.
   const kicks = await Promise.all(res.kicks.map(async (k, i) => {
     const r = await fetch(k.url);
@@ -765,7 +775,8 @@ async function morphCrate() {
   const panel = $("#morph");
   panel.hidden = false;
   panel.dataset.plays = "0";
-  $("#morph-label").textContent = `seed ${state.crate.get(a).seed} → seed ${state.crate.get(b).seed} · ${kicks.length} frames`;
+  const ends = [state.morphEnds.a, state.morphEnds.b].map((id) => state.crate.get(id).seed);
+  $("#morph-label").textContent = `seed ${ends[0]} → seed ${ends[1]} · ${kicks.length} frames`;
   const slider = $("#morph-slider");
   slider.max = String(kicks.length - 1);
   slider.value = "0";
