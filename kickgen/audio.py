@@ -127,7 +127,14 @@ MAX_FILE_SECONDS = 60.0  # longest audio decoded (a kick one-shot lasts a second
 MAX_FILE_CHANNELS = 32
 
 
-def check_audio_header(name: str, sample_rate: int, frames: int, channels: int) -> None:
+def check_audio_header(
+    name: str,
+    sample_rate: int,
+    frames: int,
+    channels: int,
+    max_seconds: float = MAX_FILE_SECONDS,
+    max_channels: int = MAX_FILE_CHANNELS,
+) -> None:
     """Refuse a file whose sample rate, length or channel count no kick has, before decoding it.
 
     Raises :class:`AudioError` naming ``name``. The resampled length is then at most
@@ -138,16 +145,21 @@ def check_audio_header(name: str, sample_rate: int, frames: int, channels: int) 
             f"{name}: sample rate {sample_rate} Hz is outside {MIN_FILE_RATE}-{MAX_FILE_RATE} Hz; "
             "pass a file at a normal audio rate such as 44100 or 48000 Hz"
         )
-    if not 1 <= channels <= MAX_FILE_CHANNELS:
+    if not 1 <= channels <= max_channels:
         raise AudioError(f"{name}: {channels} channels; pass a mono or stereo file")
-    if frames > MAX_FILE_SECONDS * sample_rate:
+    if frames > max_seconds * sample_rate:
         raise AudioError(
-            f"{name}: {frames / sample_rate:.1f} s long, more than the {MAX_FILE_SECONDS:g} s "
+            f"{name}: {frames / sample_rate:.1f} s long, more than the {max_seconds:g} s "
             "kickgen reads; pass a one-shot"
         )
 
 
-def read_audio(source: str | Path | BinaryIO, name: str | None = None) -> tuple[np.ndarray, int]:
+def read_audio(
+    source: str | Path | BinaryIO,
+    name: str | None = None,
+    max_seconds: float = MAX_FILE_SECONDS,
+    max_channels: int = MAX_FILE_CHANNELS,
+) -> tuple[np.ndarray, int]:
     """Read any soundfile-supported file (wav, flac, ogg, aiff) as float32 ``(frames, channels)``.
 
     ``source`` is a path or an open binary file (e.g. uploaded bytes in ``io.BytesIO``; ``name``
@@ -161,13 +173,16 @@ def read_audio(source: str | Path | BinaryIO, name: str | None = None) -> tuple[
     name = name or "audio"
     try:
         with sf.SoundFile(source) as f:
-            check_audio_header(name, f.samplerate, f.frames, f.channels)
+            check_audio_header(name, f.samplerate, f.frames, f.channels, max_seconds, max_channels)
             data = f.read(dtype="float32", always_2d=True)
             sr = f.samplerate
     except AudioError:
         raise
     except Exception as exc:  # libsndfile raises several types for malformed files
-        raise AudioError(f"{name}: cannot read audio ({exc})") from exc
+        reason = str(exc).replace(
+            f"Error opening {source!r}: ", ""
+        )  # an open file's repr says nothing
+        raise AudioError(f"{name}: cannot read audio ({reason})") from exc
     if data.size == 0:
         raise AudioError(f"{name}: file holds no audio samples")
     if not np.isfinite(data).all():

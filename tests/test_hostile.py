@@ -411,22 +411,23 @@ def test_9_hostile_checkpoint_values_are_one_line_errors(
 
 
 class StubPipeline:
-    """Stands in for KickPipeline in the server: ``make(n)`` gives the waveforms."""
+    """Stands in for KickPipeline in the server: ``make(n)`` gives the raw waveforms of ``render``."""
 
     vocab = ["808", "deep"]
 
     def __init__(self, make):
+        import torch
+
         self.make = make
+        self.device = torch.device("cpu")
 
     def parse_prompt(self, prompt):
         return SimpleNamespace(matched=prompt.split(), unknown=[], suggestions={})
 
-    def __call__(self, prompt, *, n, seed, cfg_scale, steps):
+    def render(self, rows, *args, **kwargs):
         import torch
 
-        return SimpleNamespace(
-            waveforms=torch.as_tensor(self.make(n)), seeds=list(range(seed, seed + n))
-        )
+        return SimpleNamespace(raw=torch.as_tensor(self.make(len(rows))))
 
 
 def serve_client(make, **config):
@@ -499,7 +500,7 @@ def test_13_14_store_minimum_and_the_bound_loopback_address(capsys):
     from kickgen.serve.cli import allowed_hosts
 
     assert main(["serve", "--store-mb", "2"]) == 2
-    assert "at least 4 MiB" in capsys.readouterr().err
+    assert "at least 11 MiB" in capsys.readouterr().err
     with pytest.raises(ValueError, match="store_bytes"):
         create_app(StubPipeline(quiet_kicks), ServeConfig(store_bytes=2 * 2**20))
     app = create_app(

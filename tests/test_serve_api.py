@@ -196,19 +196,18 @@ def test_kick_store_bounds_bytes():
 
 
 class GatedPipeline:
-    """The real pipeline, whose generation waits until ``gate`` is set (a slow generator)."""
+    """The real pipeline, whose rendering waits until ``gate`` is set (a slow generator)."""
 
     def __init__(self, pipe):
         self.pipe = pipe
-        self.vocab = pipe.vocab
         self.gate = threading.Event()
 
-    def parse_prompt(self, prompt):
-        return self.pipe.parse_prompt(prompt)
+    def __getattr__(self, name):  # vocab, device, parse_prompt, ...: the real pipeline's
+        return getattr(self.pipe, name)
 
-    def __call__(self, prompt, **kwargs):
+    def render(self, rows, *args, **kwargs):
         assert self.gate.wait(timeout=60), "test never opened the gate"
-        return self.pipe(prompt, **kwargs)
+        return self.pipe.render(rows, *args, **kwargs)
 
 
 def test_full_queue_answers_503_with_retry_after(pipeline):
@@ -251,8 +250,8 @@ def test_pipeline_errors_become_422(pipeline):
     from kickgen.pipeline import PipelineError
 
     class Refusing(GatedPipeline):
-        def __call__(self, prompt, **kwargs):
-            raise PipelineError(f"steps={kwargs['steps']}: this model allows at most 2 steps")
+        def render(self, rows, cfg_scale, steps, *args, **kwargs):
+            raise PipelineError(f"steps={steps}: this model allows at most 2 steps")
 
     with TestClient(create_app(Refusing(pipeline))) as c:
         res = c.post("/api/generate", json={"steps": 3})

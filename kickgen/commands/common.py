@@ -74,6 +74,12 @@ def add_hygiene_arguments(parser: argparse.ArgumentParser, default_on: bool = Fa
     g.add_argument(
         "--no-dc", action="store_true", help="skip DC removal (median offset and 10 Hz high-pass)"
     )
+    g.add_argument(
+        "--key",
+        default=None,
+        metavar="NOTE",
+        help="tune each kick's body to the nearest octave of NOTE (F, F#, Bb ...), click kept",
+    )
 
 
 def hygiene_from_args(args: argparse.Namespace, default_on: bool = False):
@@ -82,7 +88,8 @@ def hygiene_from_args(args: argparse.Namespace, default_on: bool = False):
 
     asked = any(
         [getattr(args, "hygiene", False), args.fade, args.normalize, args.peak is not None, args.true_peak,
-         args.lufs is not None, args.ceiling is not None, args.trim, args.no_align, args.no_dc]
+         args.lufs is not None, args.ceiling is not None, args.trim, args.no_align, args.no_dc,
+         getattr(args, "key", None) is not None]
     )  # fmt: skip
     if default_on and getattr(args, "no_hygiene", False):
         if asked:
@@ -102,6 +109,7 @@ def hygiene_from_args(args: argparse.Namespace, default_on: bool = False):
         "align_onset": not args.no_align,
         "dc_hz": None if args.no_dc else 10.0,
         "true_peak": args.true_peak,
+        "key": getattr(args, "key", None),
     }
     if args.lufs is not None:
         kwargs["lufs"] = args.lufs

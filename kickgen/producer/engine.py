@@ -6,6 +6,10 @@ kick), plain data that JSON can hold, and :func:`render_rows` hands a batch of t
 :meth:`KickPipeline.render <kickgen.pipeline.KickPipeline.render>`, the one place that runs the
 sampler, the VAE decoder and the vocoder. What this module adds: the batch's shared
 :class:`Settings`, reading the init audio files, and file hashes for recipes.
+
+An init kick is an audio file, or a waveform held in memory only (a server's upload): its name
+is then ``memory:<16 hex digits of the SHA-256 of its float32 samples>`` (:func:`memory_name`),
+and whoever renders it passes the waveform in ``audio``; nothing is written to disk.
 Running the same rows in the same batch again gives the same bits on the same device type,
 which is what recall stores.
 """
@@ -70,6 +74,27 @@ def file_sha256(path: str | Path, length: int = 16) -> str:
     return h.hexdigest()[:length]
 
 
+MEMORY_PREFIX = "memory:"
+
+
+def memory_name(wave: torch.Tensor) -> str:
+    """The init-kick name of a preprocessed waveform ``(88200,)`` held in memory (see the module docstring)."""
+    data = wave.detach().cpu().float().contiguous().numpy().tobytes()
+    return MEMORY_PREFIX + hashlib.sha256(data).hexdigest()[:16]
+
+
+def is_memory_name(name: object) -> bool:
+    return isinstance(name, str) and name.startswith(MEMORY_PREFIX)
+
+
+def init_sha256(name: str) -> str | None:
+    """SHA-256 prefix of an init kick for its recipe: the file's, or the one a memory name holds
+    (None for a file that is not there)."""
+    if is_memory_name(name):
+        return name[len(MEMORY_PREFIX) :]
+    return file_sha256(name) if Path(name).is_file() else None
+
+
 def encode_audio(pipe, wave: torch.Tensor) -> torch.Tensor:
     """VAE latents ``(B, latent_dim, 8, 11)`` of waveforms ``(B, 88200)`` (:meth:`KickPipeline.encode_audio`)."""
     return pipe.encode_audio(wave)
@@ -115,6 +140,10 @@ def render_rows(
     for r in rows:
         for name in (r.init, r.init_b):
             if name is not None and name not in audio:
+                if is_memory_name(name):
+                    raise ProducerError(
+                        f"init kick {name} was held in memory only and is gone: upload the kick again"
+                    )
                 audio[name] = load_init_audio(name)
     return pipe.render(rows, settings.cfg_scale, settings.steps, settings.sampler, settings.strength,
                        init_audio=audio, callback=callback)  # fmt: skip
@@ -127,7 +156,10 @@ __all__ = [
     "Settings",
     "encode_audio",
     "file_sha256",
+    "init_sha256",
+    "is_memory_name",
     "load_init_audio",
+    "memory_name",
     "render_rows",
     "seed_noise",
     "slerp",

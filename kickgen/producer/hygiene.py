@@ -5,20 +5,23 @@
 1. **DC**: subtract the clip's median, a constant offset (the kick oscillates around it), then
    a 2nd-order Butterworth high-pass at ``dc_hz`` (forward only, so nothing rings before the
    onset) removes what is left of the DC and sub-sonic drift.
-2. **onset**: shift the kick so its onset (first sample within 30 dB of the peak, as
+2. **key** (off by default): with ``key`` set (a note name such as ``"F"``), move the body
+   pitch to the nearest octave of that note, click kept (:func:`kickgen.producer.tuning.tune_to_key`).
+   It runs before the onset and the fade, which it would otherwise move.
+3. **onset**: shift the kick so its onset (first sample within 30 dB of the peak, as
    :func:`kickgen.descriptors.onset_index` measures it) sits ``preroll_ms`` after sample 0; the
    pre-roll fades in (raised cosine) so sample 0 is silent. It runs after the DC step, whose
    phase shift would otherwise move the onset again.
-3. **fade**: ``"decay"`` (default) measures the kick's own decay (the -40 dB point of
+4. **fade**: ``"decay"`` (default) measures the kick's own decay (the -40 dB point of
    ``decay_40`` in :mod:`kickgen.descriptors`) and fades from there to silence over
    ``decay_fade_ms`` with a cubic; a kick that never decays fades over the last ``decay_fade_ms``.
    ``"reference"`` is the reference system's cubic fade from 1.0 s to 1.75 s and silence to 2 s;
    ``"none"`` leaves the tail.
-4. **level**: ``"peak"`` scales to ``peak`` (0.95, the output contract) sample peak, or true peak
+5. **level**: ``"peak"`` scales to ``peak`` (0.95, the output contract) sample peak, or true peak
    with ``true_peak=True``; ``"lufs"`` scales to ``lufs`` integrated loudness (ITU-R BS.1770-4,
    K-weighted and gated, :func:`integrated_loudness`) and lowers the gain where the true peak
    would pass ``ceiling_dbtp``; ``"none"`` keeps the level.
-5. **trim** (off by default): cut the silent tail after the last sample within ``trim_db`` of the
+6. **trim** (off by default): cut the silent tail after the last sample within ``trim_db`` of the
    peak (plus 10 ms), giving a file shorter than 2 s.
 
 :func:`sanity_checks` is what ``--best-of K`` ranks candidates by.
@@ -81,6 +84,9 @@ class HygieneConfig:
     ceiling_dbtp: float = -1.0  # level="lufs": the true peak stays at or under this
     trim: bool = False  # cut the silent tail
     trim_db: float = -60.0  # "silent": below this re the peak
+    key: str | None = (
+        None  # tune the body to the nearest octave of this note (e.g. "F"); None keeps it
+    )
 
     def check(self) -> None:
         if self.fade not in FADES:
@@ -103,6 +109,13 @@ class HygieneConfig:
             raise HygieneError(f"dc_hz={self.dc_hz!r}: use a cutoff from 1 to 30 Hz, or None")
         if not self.trim_db < 0.0:
             raise HygieneError(f"trim_db={self.trim_db!r}: use a level below 0 dB, e.g. -60")
+        if self.key is not None:
+            from kickgen.producer.tuning import TuningError, parse_key
+
+            try:
+                parse_key(self.key)
+            except TuningError as exc:
+                raise HygieneError(str(exc)) from None
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -267,6 +280,10 @@ def apply_hygiene(wave: np.ndarray | torch.Tensor, cfg: HygieneConfig | None = N
     x = _as_np(wave)
     if cfg.dc_hz is not None:
         x = remove_dc(x - np.median(x), cfg.dc_hz)
+    if cfg.key is not None:
+        from kickgen.producer.tuning import tune_to_key
+
+        x, _ = tune_to_key(x, cfg.key)
     if cfg.align_onset:
         x = align_onset(x, cfg.preroll_ms)
     if cfg.fade == "decay":

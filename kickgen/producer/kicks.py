@@ -24,7 +24,14 @@ import numpy as np
 import torch
 
 from kickgen.pipeline import SEED_RANGE
-from kickgen.producer.engine import ProducerError, Row, Settings, render_rows, start_index
+from kickgen.producer.engine import (
+    ProducerError,
+    Row,
+    Settings,
+    is_memory_name,
+    render_rows,
+    start_index,
+)
 from kickgen.producer.hygiene import HygieneConfig, sanity_checks
 from kickgen.producer.recall import finish, make_recipe
 from kickgen.prompts import UnknownKeywordWarning
@@ -55,10 +62,12 @@ def render_kicks(
     best_of: int = 1,
     batch_size: int = DEFAULT_BATCH,
     callback: Callable[[int, int], None] | None = None,
+    audio: dict[str, torch.Tensor] | None = None,
 ) -> list[Kick]:
     """Render ``rows`` (``best_of`` consecutive rows are one kick's candidates) in batches.
 
-    ``callback(done, total)`` counts sampler steps over all batches.
+    ``callback(done, total)`` counts sampler steps over all batches. ``audio`` maps init kick
+    names to loaded waveforms ``(88200,)`` (required for ``memory:`` names).
     """
     if not isinstance(best_of, int) or best_of < 1:
         raise ProducerError(f"best_of={best_of!r}: use 1 or more candidates per kick")
@@ -71,7 +80,7 @@ def render_kicks(
     batches = [list(rows[i : i + batch_size]) for i in range(0, len(rows), batch_size)]
     steps_per_batch = max(settings.steps - _first(settings, rows), 1)
     total = len(batches) * steps_per_batch
-    audio: dict[str, torch.Tensor] = {}
+    audio = dict(audio or {})
     candidates: list[Kick] = []
     for b, batch in enumerate(batches):
         step_cb = None
@@ -133,9 +142,11 @@ def generate_kicks(
     strength: float = 1.0,
     batch_size: int = DEFAULT_BATCH,
     callback: Callable[[int, int], None] | None = None,
+    audio: dict[str, torch.Tensor] | None = None,
 ) -> list[Kick]:
     """Generate ``n`` kicks for ``prompt`` (optionally variations of ``init_audio``; see the module
-    docstring for seeds and best-of). ``hygiene=None`` keeps the reference output stage."""
+    docstring for seeds and best-of). ``hygiene=None`` keeps the reference output stage.
+    ``init_audio`` may be a ``memory:`` name whose waveform ``audio`` holds."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ProducerError(f"n={n!r}: ask for at least 1 kick")
     if not isinstance(best_of, int) or isinstance(best_of, bool) or best_of < 1:
@@ -148,6 +159,9 @@ def generate_kicks(
         )
     seed = resolve_seed(seed, n * best_of)
     warn_unknown(pipe, prompt)
-    init = None if init_audio is None else str(Path(init_audio).resolve())
+    if init_audio is None or is_memory_name(init_audio):
+        init = init_audio
+    else:
+        init = str(Path(init_audio).resolve())
     rows = [Row(seed=seed + i, prompt=prompt, init=init) for i in range(n * best_of)]
-    return render_kicks(pipe, rows, settings, hygiene, best_of, batch_size, callback)
+    return render_kicks(pipe, rows, settings, hygiene, best_of, batch_size, callback, audio)

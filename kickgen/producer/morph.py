@@ -14,6 +14,11 @@
     frames = morph(pipe, "a.wav", "b.wav", frames=8)             # audio files
 
 Frame k of F sits at t = k / (F − 1).
+
+:func:`morph_kicks` morphs between two finished kicks (the server's crate): two plain
+generations move seed and prompt at once (the noises slerped, the text vectors mixed), so the
+endpoints are the two kicks' own rows; any other pair (a variation, a morph frame) is an audio
+morph of the two waveforms, held in memory.
 """
 
 from __future__ import annotations
@@ -21,7 +26,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from kickgen.producer.engine import ProducerError, Row, Settings, load_init_audio
+import torch
+
+from kickgen.audio import SAMPLE_RATE
+from kickgen.producer.engine import ProducerError, Row, Settings, load_init_audio, memory_name
 from kickgen.producer.hygiene import HygieneConfig
 from kickgen.producer.kicks import DEFAULT_BATCH, Kick, render_kicks, resolve_seed, warn_unknown
 
@@ -116,3 +124,47 @@ def morph(
     settings.check()
     warn_unknown(pipe, *([str(a), str(b)] if kind == "prompt" else [prompt]))
     return render_kicks(pipe, rows, settings, hygiene, 1, batch_size, callback)
+
+
+def plain_row(kick: Kick) -> Row | None:
+    """The row of a kick made by a plain generation (one seed, one prompt, no init), else None."""
+    row = Row(**kick.recipe["rows"][kick.recipe["index"]])  # type: ignore[index, arg-type]
+    plain = row.init is None and row.seed_b is None and row.prompt_b is None
+    return row if plain and kick.recipe["settings"]["strength"] == 1.0 else None  # type: ignore[index]
+
+
+def morph_kicks(
+    pipe,
+    a: Kick,
+    b: Kick,
+    frames: int = 8,
+    cfg_scale: float = 3.0,
+    steps: int = 50,
+    sampler: str = "ddim",
+    hygiene: HygieneConfig | None = None,
+    batch_size: int = DEFAULT_BATCH,
+) -> list[Kick]:
+    """``frames`` kicks from finished kick ``a`` to ``b`` (see the module docstring); returns
+    them with their recipes (an audio morph's recipe names the two kicks ``memory:…``)."""
+    from kickgen.producer.variations import init_from_samples
+
+    if not isinstance(frames, int) or isinstance(frames, bool) or frames < 2:
+        raise ProducerError(f"frames={frames!r}: a morph needs at least 2 frames (both endpoints)")
+    ts = [k / (frames - 1) for k in range(frames)]
+    ra, rb = plain_row(a), plain_row(b)
+    if ra is not None and rb is not None:
+        seed_b = None if rb.seed == ra.seed else rb.seed
+        prompt_b = None if rb.prompt == ra.prompt else rb.prompt
+        rows = [
+            Row(seed=ra.seed, prompt=ra.prompt, seed_b=seed_b, prompt_b=prompt_b, t=t) for t in ts
+        ]
+        settings = Settings(float(cfg_scale), steps, sampler, 1.0)
+        return render_kicks(pipe, rows, settings, hygiene, 1, batch_size)
+    audio: dict[str, torch.Tensor] = {}
+    for kick in (a, b):
+        wave = init_from_samples(kick.wave, SAMPLE_RATE)
+        audio[memory_name(wave)] = wave
+    na, nb = list(audio) if len(audio) == 2 else (next(iter(audio)),) * 2
+    rows = [Row(seed=a.seed, init=na, init_b=nb, t=t) for t in ts]
+    settings = Settings(float(cfg_scale), steps, sampler, 0.0)
+    return render_kicks(pipe, rows, settings, hygiene, 1, batch_size, audio=audio)

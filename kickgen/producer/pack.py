@@ -4,20 +4,25 @@ One folder, ready to drag into a sampler:
 
     Pack/
       01-punchy_808-01.wav ...   n kicks per prompt line, named <prompt no>-<keywords>-<kick no>
-      manifest.csv                one row per WAV: prompt, seed, key, settings, measured levels
-      Pack.sfz                    SFZ mapping: kick k on MIDI key 36 + k (36 = GM bass drum, c2)
+      manifest.csv                one row per WAV: prompt, seed, key, settings, measured levels, root note
+      Pack.sfz                    SFZ mapping: kick k on MIDI key 36 + k (36 = GM bass drum, c2),
+                                  its root note as pitch_keycenter
 
 Prompt p's kicks use seeds ``seed + p·n·K`` onwards (K = best-of), so every kick of a pack has its
 own seed. Each WAV carries its recipe (``kickgen regenerate`` reproduces it). Hygiene is on by
-default (decay-aware fade, onset at the start, no DC, 0.95 peak).
+default (decay-aware fade, onset at the start, no DC, 0.95 peak); ``--key F`` tunes every kick.
+:func:`pack_zip` gives the same files as one zip, built in memory (the server's crate export).
 """
 
 from __future__ import annotations
 
 import csv
+import io
+import json
 import math
 import re
 import shutil
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +36,8 @@ from kickgen.output import OutputTransaction
 from kickgen.producer.engine import ProducerError
 from kickgen.producer.hygiene import HygieneConfig, integrated_loudness, to_db, true_peak
 from kickgen.producer.kicks import DEFAULT_BATCH, Kick, generate_kicks, resolve_seed
-from kickgen.producer.recall import FORMATS, SAMPLE_RATES, write_kick, write_sidecar
+from kickgen.producer.recall import FORMATS, SAMPLE_RATES, kick_bytes, write_kick
+from kickgen.producer.tuning import note_label, note_of
 
 FIRST_KEY = 36  # MIDI note of the first kick: General MIDI's bass drum 1 (c2 in SFZ's naming)
 LAST_KEY = 127
@@ -39,7 +45,7 @@ NOTE_NAMES = ("c", "c#", "d", "d#", "e", "f", "f#", "g", "g#", "a", "a#", "b")
 MANIFEST_FIELDS = (
     "file", "prompt", "seed", "key", "note", "cfg_scale", "steps", "sampler", "format",
     "sample_rate", "duration_s", "peak_dbfs", "true_peak_dbtp", "lufs", "onset_ms",
-    "decay_40_s", "body_pitch_hz", "checks_passed",
+    "decay_40_s", "body_pitch_hz", "root_note", "pitch_keycenter", "checks_passed",
 )  # fmt: skip
 
 
@@ -170,46 +176,115 @@ def make_pack(
                 sampler=sampler, hygiene=hygiene, best_of=best_of, batch_size=batch_size, callback=cb,
             )  # fmt: skip
             kicks.extend((p, prompt, k) for k in batch)
+        named = []
+        for k, (p, prompt, kick) in enumerate(kicks):
+            j = sum(1 for q, _, _ in kicks[:k] if q == p)
+            named.append((f"{p + 1:02d}-{slug(prompt)}-{j + 1:02d}.wav", prompt, kick))
+        pack_name = out_dir.resolve().name or "pack"
+        files = pack_contents(named, fmt, sample_rate, pack_name, sidecar, wavs=False)
         # All files or none: with --force, files of an earlier pack that this one replaces come
         # back if any write fails, so the folder, its manifest and .sfz stay consistent.
         with OutputTransaction() as out:
-            rows = []
-            for k, (p, prompt, kick) in enumerate(kicks):
-                j = sum(1 for q, _, _ in kicks[:k] if q == p)
-                path = out_dir / f"{p + 1:02d}-{slug(prompt)}-{j + 1:02d}.wav"
-                write_kick(out.stage(path), kick.wave, kick.recipe, fmt, sample_rate)
-                if sidecar:
-                    recipe = {**kick.recipe, "format": fmt, "sample_rate": sample_rate}
-                    write_sidecar(out.stage(path.with_suffix(".json")), recipe)
-                if plot:
-                    from kickgen.producer.plot import plot_kick
+            for name, _, kick in named:
+                write_kick(out.stage(out_dir / name), kick.wave, kick.recipe, fmt, sample_rate)
+            for name, data in files.items():
+                out.stage(out_dir / name).write_bytes(data)
+            if plot:
+                from kickgen.producer.plot import plot_kick
 
+                for name, prompt, kick in named:
                     title = f"{prompt}  seed {kick.seed}"
-                    plot_kick(kick.wave, out.stage(path.with_suffix(".png")), title)
-                rows.append(_manifest_row(path, prompt, kick, FIRST_KEY + k, fmt, sample_rate))
-            manifest = out_dir / "manifest.csv"
-            with out.stage(manifest).open("w", newline="", encoding="utf-8") as f:
-                writer = csv.DictWriter(f, fieldnames=MANIFEST_FIELDS)
-                writer.writeheader()
-                writer.writerows(rows)
-            sfz = out_dir / f"{out_dir.resolve().name or 'pack'}.sfz"
-            out.stage(sfz).write_text(sfz_text(rows), encoding="utf-8")
+                    plot_kick(kick.wave, out.stage((out_dir / name).with_suffix(".png")), title)
             out.commit()
     except BaseException:
         if created:
             shutil.rmtree(out_dir, ignore_errors=True)
         raise
-    wavs = [out_dir / r["file"] for r in rows]
-    return Pack(out_dir, wavs, manifest, sfz, seed)
+    wavs = [out_dir / name for name, _, _ in named]
+    sfz = next(out_dir / name for name in files if name.endswith(".sfz"))
+    return Pack(out_dir, wavs, out_dir / "manifest.csv", sfz, seed)
+
+
+def pack_contents(
+    named: Sequence[tuple[str, str, Kick]],
+    fmt: str = "pcm24",
+    sample_rate: int = SAMPLE_RATE,
+    name: str = "pack",
+    sidecar: bool = False,
+    wavs: bool = True,
+) -> dict[str, bytes]:
+    """The files of a pack, ``{file name: bytes}``: one WAV per ``(file name, prompt, kick)`` in key
+    order (kick k on MIDI key 36 + k), their ``.json`` recipes when ``sidecar``, ``manifest.csv``
+    and ``NAME.sfz`` (``wavs=False``: all but the WAVs, which :func:`make_pack` writes itself with
+    :func:`~kickgen.producer.recall.write_kick`). :func:`pack_zip` puts them into a zip."""
+    if not named:
+        raise ProducerError("a pack needs at least one kick")
+    if len(named) > LAST_KEY - FIRST_KEY + 1:
+        raise ProducerError(
+            f"{len(named)} kicks: a pack maps at most {LAST_KEY - FIRST_KEY + 1} kicks to MIDI keys {FIRST_KEY}-{LAST_KEY}"
+        )
+    files: dict[str, bytes] = {}
+    rows = []
+    for k, (file, prompt, kick) in enumerate(named):
+        if wavs:
+            files[file] = kick_bytes(kick.wave, kick.recipe, fmt, sample_rate, file)
+        if sidecar:
+            recipe = {**kick.recipe, "format": fmt, "sample_rate": sample_rate}
+            text = json.dumps(recipe, indent=1, sort_keys=True) + "\n"
+            files[str(Path(file).with_suffix(".json"))] = text.encode()
+        rows.append(_manifest_row(Path(file), prompt, kick, FIRST_KEY + k, fmt, sample_rate))
+    manifest = io.StringIO()
+    writer = csv.DictWriter(manifest, fieldnames=MANIFEST_FIELDS, lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    files["manifest.csv"] = manifest.getvalue().encode()
+    files[f"{name}.sfz"] = sfz_text(rows).encode()
+    return files
+
+
+def pack_zip(
+    named: Sequence[tuple[str, str, Kick]],
+    fmt: str = "pcm24",
+    sample_rate: int = SAMPLE_RATE,
+    name: str = "kickgen-crate",
+) -> bytes:
+    """A pack (:func:`pack_contents`, recipes as sidecars too) as the bytes of one zip, every file
+    inside the folder ``NAME/``; built in memory."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for file, data in pack_contents(named, fmt, sample_rate, name, sidecar=True).items():
+            info = zipfile.ZipInfo(f"{name}/{file}", date_time=(2020, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, data)
+    return buf.getvalue()
+
+
+def measure_kick(wave: np.ndarray) -> dict[str, object]:
+    """What a producer reads off a finished kick ``(L,)`` at 44.1 kHz: ``duration_s``,
+    ``peak_dbfs``, ``true_peak_dbtp`` (4× oversampled), ``lufs`` (BS.1770), ``onset_ms``,
+    ``decay_40_s``, ``body_pitch_hz`` (:mod:`kickgen.descriptors`), ``root_note`` (``F1 −12 ct``)
+    and ``pitch_keycenter`` (its MIDI note); ``""`` where silence has no value."""
+    wave = np.asarray(wave, dtype=np.float32).reshape(-1)
+    d = describe(wave)
+    lufs = integrated_loudness(wave)
+    root = note_of(d["body_pitch"])
+    return {
+        "duration_s": round(wave.size / SAMPLE_RATE, 4),
+        "peak_dbfs": round(to_db(float(np.abs(wave).max())), 2) if np.any(wave) else "",
+        "true_peak_dbtp": round(to_db(true_peak(wave)), 2) if np.any(wave) else "",
+        "lufs": round(lufs, 2) if math.isfinite(lufs) else "",
+        "onset_ms": round(1000.0 * d["onset"], 2),
+        "decay_40_s": round(d["decay_40"], 3),
+        "body_pitch_hz": round(d["body_pitch"], 1),
+        "root_note": note_label(d["body_pitch"]),
+        "pitch_keycenter": "" if root is None else root[0],
+    }
 
 
 def _manifest_row(
     path: Path, prompt: str, kick: Kick, key: int, fmt: str, sample_rate: int
 ) -> dict[str, object]:
-    wave = kick.wave
-    d = describe(wave)
     settings = kick.recipe["settings"]  # type: ignore[index]
-    lufs = integrated_loudness(wave)
     return {
         "file": path.name,
         "prompt": prompt,
@@ -221,19 +296,17 @@ def _manifest_row(
         "sampler": settings["sampler"],
         "format": fmt,
         "sample_rate": sample_rate,
-        "duration_s": round(wave.size / SAMPLE_RATE, 4),
-        "peak_dbfs": round(to_db(float(np.abs(wave).max())), 2) if np.any(wave) else "",
-        "true_peak_dbtp": round(to_db(true_peak(wave)), 2) if np.any(wave) else "",
-        "lufs": round(lufs, 2) if math.isfinite(lufs) else "",
-        "onset_ms": round(1000.0 * d["onset"], 2),
-        "decay_40_s": round(d["decay_40"], 3),
-        "body_pitch_hz": round(d["body_pitch"], 1),
+        **measure_kick(kick.wave),
         "checks_passed": f"{sum(kick.checks.values())}/{len(kick.checks)}" if kick.checks else "",
     }
 
 
 def sfz_text(rows: Sequence[dict[str, object]]) -> str:
-    """SFZ mapping: one ``<region>`` per WAV on its own key, one ``<group>`` per prompt."""
+    """SFZ mapping: one ``<region>`` per WAV on its own key, one ``<group>`` per prompt.
+
+    A kick with a measured root note gets ``pitch_keycenter`` (its body pitch as a MIDI note) and
+    ``pitch_keytrack=0``: each key still plays its kick as it is, and a producer who spreads a kick
+    over the keyboard (keytrack 100) plays it in tune."""
     lines = [
         f"// kickgen pack: {len(rows)} kicks, MIDI keys {rows[0]['key']}-{rows[-1]['key']}",
         "<control>",
@@ -246,5 +319,8 @@ def sfz_text(rows: Sequence[dict[str, object]]) -> str:
         if r["prompt"] != prompt:
             prompt = r["prompt"]
             lines += [f"// prompt: {prompt}", "<group>"]
-        lines.append(f"<region> sample={r['file']} key={r['key']}")
+        region = f"<region> sample={r['file']} key={r['key']}"
+        if r.get("pitch_keycenter", "") != "":
+            region += f" pitch_keycenter={r['pitch_keycenter']} pitch_keytrack=0"
+        lines.append(region)
     return "\n".join(lines) + "\n"

@@ -24,6 +24,7 @@ one is a one-line :class:`~kickgen.producer.engine.ProducerError` naming the fie
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import struct
@@ -38,7 +39,15 @@ import torch
 from kickgen import __version__
 from kickgen.audio import SAMPLE_RATE, check_finite_output, resample
 from kickgen.output import target_of, write_atomically
-from kickgen.producer.engine import ProducerError, Row, Settings, file_sha256, render_rows
+from kickgen.producer.engine import (
+    ProducerError,
+    Row,
+    Settings,
+    file_sha256,
+    init_sha256,
+    is_memory_name,
+    render_rows,
+)
 from kickgen.producer.hygiene import FADES, LEVELS, HygieneConfig, HygieneError, apply_hygiene
 from kickgen.sampling import SAMPLERS
 
@@ -94,7 +103,7 @@ def make_recipe(
         "format": fmt,
         "sample_rate": sample_rate,
         "model": model_version(pipe),
-        "init": {n: file_sha256(n) for n in inits if Path(n).is_file()},
+        "init": {n: sha for n in inits if (sha := init_sha256(n)) is not None},
         "device": pipe.device.type,
     }
 
@@ -231,6 +240,7 @@ HYGIENE_SCHEMA: dict[str, Check] = {
     "ceiling_dbtp": number(),
     "trim": flag,
     "trim_db": number(),
+    "key": optional(text),
 }
 MODEL_PARTS = ("diffusion", "vae", "vocoder")
 MODEL_SCHEMA: dict[str, Check] = {"name": text, "sha256": hex16}
@@ -351,6 +361,59 @@ def check_recipe(recipe: object, source: str | Path | None = None) -> Recipe:
 # --------------------------------------------------------------------------- WAV I/O
 
 
+def _prepare(
+    wave: np.ndarray, recipe: dict[str, object] | None, fmt: str, sample_rate: int, name: str | Path
+) -> tuple[np.ndarray, str | None, str]:
+    """``(samples at sample_rate, LIST/INFO comment, title)`` of a kick to write, checked."""
+    if fmt not in FORMATS:
+        raise ProducerError(f"format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if sample_rate not in SAMPLE_RATES:
+        raise ProducerError(f"sample rate {sample_rate}: use 44100 or 48000")
+    if recipe is not None:
+        recipe = {**recipe, "format": fmt, "sample_rate": sample_rate}
+    data = np.asarray(wave, dtype=np.float32).reshape(-1)
+    if sample_rate != SAMPLE_RATE:
+        data = resample(data, SAMPLE_RATE, sample_rate)
+    check_finite_output(name, data)
+    comment = None if recipe is None else json.dumps(recipe, separators=(",", ":"), sort_keys=True)
+    if comment is not None and len(comment.encode()) > MAX_COMMENT_BYTES:
+        raise ProducerError(
+            f"{target_of(Path(name))}: its recipe is {len(comment.encode())} bytes, more than the {MAX_COMMENT_BYTES} "
+            "a WAV comment holds; use a shorter prompt or fewer kicks per batch (--batch-size)"
+        )
+    rows = (recipe or {}).get("rows") or []
+    title = str(rows[int(recipe.get("index", 0))].get("prompt", "")) if rows else ""  # type: ignore[union-attr]
+    return data, comment, title
+
+
+def _encode(
+    file, data: np.ndarray, sample_rate: int, fmt: str, comment: str | None, title: str
+) -> None:
+    """Write a WAV to ``file`` (a path or an open binary file) with libsndfile."""
+    with sf.SoundFile(file, "w", sample_rate, 1, FORMATS[fmt], format="WAV") as f:
+        if comment is not None:
+            f.comment = comment
+            if title:  # libsndfile refuses empty strings
+                f.title = title
+        f.software = f"kickgen {__version__}"
+        f.write(data)
+
+
+def kick_bytes(
+    wave: np.ndarray,
+    recipe: dict[str, object] | None,
+    fmt: str = "float32",
+    sample_rate: int = SAMPLE_RATE,
+    name: str | Path = "kick.wav",
+) -> bytes:
+    """A mono kick ``(L,)`` given at 44.1 kHz as the bytes of the WAV file :func:`write_kick`
+    writes (``name`` names it in errors)."""
+    data, comment, title = _prepare(wave, recipe, fmt, sample_rate, name)
+    buf = io.BytesIO()
+    _encode(buf, data, sample_rate, fmt, comment, title)
+    return _zero_peak_timestamp(buf.getvalue())
+
+
 def write_kick(
     path: str | Path,
     wave: np.ndarray,
@@ -361,39 +424,18 @@ def write_kick(
 ) -> Path:
     """Write a mono kick ``(L,)`` given at 44.1 kHz as ``fmt`` at ``sample_rate``, atomically,
     with the recipe in LIST/INFO (and ``FILE.json`` when ``sidecar``)."""
-    if fmt not in FORMATS:
-        raise ProducerError(f"format {fmt!r}: use one of {', '.join(FORMATS)}")
-    if sample_rate not in SAMPLE_RATES:
-        raise ProducerError(f"sample rate {sample_rate}: use 44100 or 48000")
     path = Path(path)
-    if recipe is not None:
-        recipe = {**recipe, "format": fmt, "sample_rate": sample_rate}
-    data = np.asarray(wave, dtype=np.float32).reshape(-1)
-    if sample_rate != SAMPLE_RATE:
-        data = resample(data, SAMPLE_RATE, sample_rate)
-    check_finite_output(path, data)
-    comment = None if recipe is None else json.dumps(recipe, separators=(",", ":"), sort_keys=True)
-    if comment is not None and len(comment.encode()) > MAX_COMMENT_BYTES:
-        raise ProducerError(
-            f"{target_of(path)}: its recipe is {len(comment.encode())} bytes, more than the {MAX_COMMENT_BYTES} "
-            "a WAV comment holds; use a shorter prompt or fewer kicks per batch (--batch-size)"
-        )
+    data, comment, title = _prepare(wave, recipe, fmt, sample_rate, path)
 
     def write(tmp: Path) -> None:
-        with sf.SoundFile(str(tmp), "w", sample_rate, 1, FORMATS[fmt], format="WAV") as f:
-            if comment is not None:
-                f.comment = comment
-                rows = recipe.get("rows") or []
-                prompt = str(rows[int(recipe.get("index", 0))].get("prompt", "")) if rows else ""
-                if prompt:  # libsndfile refuses empty strings
-                    f.title = prompt
-            f.software = f"kickgen {__version__}"
-            f.write(data)
-        _zero_peak_timestamp(tmp)
+        _encode(str(tmp), data, sample_rate, fmt, comment, title)
+        Path(tmp).write_bytes(_zero_peak_timestamp(Path(tmp).read_bytes()))
 
     write_atomically(path, write)
     if sidecar and recipe is not None:
-        write_sidecar(path.with_suffix(".json"), recipe)
+        write_sidecar(
+            path.with_suffix(".json"), {**recipe, "format": fmt, "sample_rate": sample_rate}
+        )
     return path
 
 
@@ -412,15 +454,14 @@ def _riff_chunks(data: bytes):
         pos += 8 + size + (size & 1)
 
 
-def _zero_peak_timestamp(path: Path) -> None:
+def _zero_peak_timestamp(data: bytes) -> bytes:
     """libsndfile stamps float WAVs' PEAK chunk with the time of writing; zero it so the same
     kick always gives the same bytes."""
-    with open(path, "r+b") as f:
-        data = f.read()
-        for cid, start, size in _riff_chunks(data):
-            if cid == b"PEAK" and size >= 8:
-                f.seek(start + 4)  # version (4 bytes), then the timestamp (4 bytes)
-                f.write(b"\0\0\0\0")
+    out = bytearray(data)
+    for cid, start, size in _riff_chunks(data):
+        if cid == b"PEAK" and size >= 8:  # version (4 bytes), then the timestamp (4 bytes)
+            out[start + 4 : start + 8] = b"\0\0\0\0"
+    return bytes(out)
 
 
 def read_info(path: str | Path) -> dict[str, str]:
@@ -508,12 +549,26 @@ def check_model(pipe, recipe: dict[str, object] | Recipe, source: Path | None = 
             )
 
 
-def render_recipe(
-    pipe, recipe: dict[str, object] | Recipe, source: Path | None = None
-) -> np.ndarray:
-    """Re-run a recipe's batch and return its kick, float32 ``(L,)`` at 44.1 kHz."""
+def render_recipe_raw(
+    pipe,
+    recipe: dict[str, object] | Recipe,
+    source: Path | None = None,
+    audio: dict[str, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Re-run a recipe's batch and return its kick's raw vocoder output ``(88200,)``.
+
+    ``audio`` holds the waveforms of init kicks kept in memory (``memory:…`` names).
+    """
     r = recipe if isinstance(recipe, Recipe) else check_recipe(recipe, source)
+    audio = dict(audio or {})
     for name, sha in r.init.items():
+        if is_memory_name(name):
+            if name not in audio or init_sha256(name) != sha:
+                where = f"{source}: " if source is not None else ""
+                raise ProducerError(
+                    f"{where}its init kick {name} was an upload held in memory only and is gone: upload it again"
+                )
+            continue
         if not Path(name).is_file():
             raise ProducerError(
                 f"{source}: its init audio {name} is gone: restore it to regenerate"
@@ -522,8 +577,19 @@ def render_recipe(
             raise ProducerError(
                 f"{source}: its init audio {name} has changed since (sha256 {sha} expected)"
             )
-    out = render_rows(pipe, r.rows, r.settings)
-    return finish(out.raw[r.index], r.hygiene)
+    return render_rows(pipe, r.rows, r.settings, audio=audio).raw[r.index]
+
+
+def render_recipe(
+    pipe,
+    recipe: dict[str, object] | Recipe,
+    source: Path | None = None,
+    audio: dict[str, torch.Tensor] | None = None,
+) -> np.ndarray:
+    """Re-run a recipe's batch and return its kick, float32 ``(L,)`` at 44.1 kHz
+    (:func:`render_recipe_raw`, then the recipe's output stage)."""
+    r = recipe if isinstance(recipe, Recipe) else check_recipe(recipe, source)
+    return finish(render_recipe_raw(pipe, r, source, audio), r.hygiene)
 
 
 def regenerate(pipe, path: str | Path, output: str | Path) -> tuple[Path, bool]:

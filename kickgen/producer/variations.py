@@ -14,13 +14,15 @@ denoised with the prompt from there (:func:`kickgen.producer.engine.render_rows`
     from kickgen.producer import vary
     kicks = vary(pipe, "my_kick.wav", prompt="punchy", strength=0.4, n=4, seed=1)
 
-For a server, :func:`vary_waveform` takes the uploaded audio as an array instead of a file.
+For a server, :func:`init_from_bytes` decodes and checks an upload in memory and
+:func:`vary_init` varies it without writing anything to disk.
 """
 
 from __future__ import annotations
 
 import hashlib
-import tempfile
+import io
+import struct
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,8 +30,15 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from kickgen.audio import AudioError, check_audio_header
-from kickgen.producer.engine import ProducerError
+from kickgen.audio import (
+    MAX_FILE_SECONDS,
+    AudioError,
+    check_audio_header,
+    preprocess,
+    read_audio,
+    to_mono,
+)
+from kickgen.producer.engine import ProducerError, memory_name
 from kickgen.producer.hygiene import HygieneConfig
 from kickgen.producer.kicks import DEFAULT_BATCH, Kick, generate_kicks
 
@@ -48,42 +57,35 @@ def vary(
     best_of: int = 1,
     batch_size: int = DEFAULT_BATCH,
     callback: Callable[[int, int], None] | None = None,
+    audio: dict[str, torch.Tensor] | None = None,
 ) -> list[Kick]:
     """``n`` variations of the kick in the audio file ``init_audio`` (see the module docstring).
 
     Kick i uses seed ``seed + i``; each :class:`~kickgen.producer.kicks.Kick` carries its recipe
     (with the init file's path and SHA-256, so ``kickgen regenerate`` can check it).
+    ``init_audio`` may be a ``memory:`` name whose waveform ``audio`` holds (:func:`vary_init`).
     """
     if init_audio is None:
         raise ProducerError("vary needs an init kick: pass the path of an audio file")
     return generate_kicks(
         pipe, prompt, n=n, seed=seed, cfg_scale=cfg_scale, steps=steps, sampler=sampler,
         hygiene=hygiene, best_of=best_of, init_audio=init_audio, strength=strength,
-        batch_size=batch_size, callback=callback,
+        batch_size=batch_size, callback=callback, audio=audio,
     )  # fmt: skip
 
 
-def vary_waveform(
-    pipe,
-    wave: np.ndarray | torch.Tensor,
-    sample_rate: int,
-    prompt: str = "",
-    strength: float = 0.5,
-    n: int = 1,
-    seed: int | None = None,
-    cfg_scale: float = 3.0,
-    steps: int = 50,
-    sampler: str = "ddim",
-    hygiene: HygieneConfig | None = None,
-    keep_dir: str | Path | None = None,
-) -> list[Kick]:
-    """Variations of a kick given as samples ``(L,)`` or ``(L, channels)`` at ``sample_rate`` Hz.
+def vary_init(pipe, wave: torch.Tensor, **kwargs) -> list[Kick]:
+    """Variations of a kick held in memory as a preprocessed waveform ``(88200,)`` (what
+    :func:`init_from_samples` and :func:`init_from_bytes` give): nothing is written to disk; the
+    recipes name it ``memory:<sha256>`` (:func:`kickgen.producer.engine.memory_name`).
+    ``kwargs`` are :func:`vary`'s (``prompt``, ``strength``, ``n``, ``seed``, ...)."""
+    name = memory_name(wave)
+    return vary(pipe, name, audio={name: wave}, **kwargs)
 
-    Meant for the server: the samples are written as a float WAV named by their SHA-256 into
-    ``keep_dir`` (a temporary directory, removed afterwards, when None), then varied
-    like a file. Pass a lasting ``keep_dir`` if the recipes should stay regenerable. Returns the
-    kicks; their ``.wave`` is float32 ``(L,)`` at 44.1 kHz, peak 0.95 unless ``hygiene`` says otherwise.
-    """
+
+def init_from_samples(wave: np.ndarray | torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """Samples ``(L,)`` or ``(L, channels)`` at ``sample_rate`` Hz → the init kick as the model sees
+    it (:func:`kickgen.audio.preprocess`: mono, 44.1 kHz, 2 s, -1 dBFS peak, 0.2 s fade) ``(88200,)``."""
     x = wave.detach().cpu().numpy() if isinstance(wave, torch.Tensor) else np.asarray(wave)
     x = np.asarray(x, dtype=np.float32)
     if x.ndim == 2:
@@ -102,34 +104,100 @@ def vary_waveform(
         check_audio_header("init audio", sample_rate, x.size, 1)
     except AudioError as exc:
         raise ProducerError(str(exc)) from exc
+    if not np.any(x):
+        raise ProducerError("init audio is silent: pass a kick that makes a sound")
+    return torch.from_numpy(preprocess(x, sample_rate))
+
+
+UPLOAD_CHANNELS = 2  # an upload is a mono or stereo kick: bounds what decoding it allocates
+
+
+def decode_upload(
+    payload: bytes, name: str = "the uploaded file", max_seconds: float = MAX_FILE_SECONDS
+) -> tuple[np.ndarray, int]:
+    """The bytes of an audio file (WAV, FLAC, AIFF, OGG) decoded in memory: mono float32
+    ``(L,)`` and its sample rate. Refuses, in one :class:`ProducerError` line naming ``name``: no
+    bytes, a WAV shorter than its header says (truncated), undecodable bytes, a header out of the
+    loaders' bounds, longer than ``max_seconds`` or with more than two channels."""
+    if not payload:
+        raise ProducerError(f"{name} is empty: send a WAV, FLAC, AIFF or OGG kick")
+    missing = wav_truncation(payload)
+    if missing:
+        raise ProducerError(
+            f"{name} is a truncated WAV ({missing} bytes of it are missing): send the whole file"
+        )
+    try:  # the loaders' guard: sample rate, length and channels are checked before decoding
+        data, sample_rate = read_audio(io.BytesIO(payload), name, max_seconds, UPLOAD_CHANNELS)
+    except AudioError as exc:
+        raise ProducerError(f"{exc}: send a WAV, FLAC, AIFF or OGG kick") from exc
+    return to_mono(data), int(sample_rate)
+
+
+def init_from_bytes(
+    payload: bytes, name: str = "the uploaded file", max_seconds: float = MAX_FILE_SECONDS
+) -> torch.Tensor:
+    """The bytes of an audio file → the init kick ``(88200,)`` (:func:`decode_upload`, then
+    :func:`init_from_samples`, which also refuses silence)."""
+    return init_from_samples(*decode_upload(payload, name, max_seconds))
+
+
+def wav_truncation(payload: bytes) -> int:
+    """Bytes missing from a RIFF/WAVE file: what its RIFF header or its ``data`` chunk declare
+    beyond the bytes present (0 when complete or not a WAV)."""
+    if len(payload) < 12 or payload[:4] != b"RIFF" or payload[8:12] != b"WAVE":
+        return 0
+    riff = struct.unpack("<I", payload[4:8])[0] + 8
+    if riff > len(payload):
+        return riff - len(payload)
+    pos = 12
+    while pos + 8 <= len(payload):
+        cid, size = payload[pos : pos + 4], struct.unpack("<I", payload[pos + 4 : pos + 8])[0]
+        if cid == b"data":
+            return max(pos + 8 + size - len(payload), 0)
+        pos += 8 + size + (size & 1)
+    return 0
+
+
+def vary_waveform(
+    pipe,
+    wave: np.ndarray | torch.Tensor,
+    sample_rate: int,
+    prompt: str = "",
+    strength: float = 0.5,
+    n: int = 1,
+    seed: int | None = None,
+    cfg_scale: float = 3.0,
+    steps: int = 50,
+    sampler: str = "ddim",
+    hygiene: HygieneConfig | None = None,
+    keep_dir: str | Path | None = None,
+) -> list[Kick]:
+    """Variations of a kick given as samples ``(L,)`` or ``(L, channels)`` at ``sample_rate`` Hz.
+
+    Meant for a server: by default the kick stays in memory (:func:`vary_init`). With
+    ``keep_dir`` the samples are written there as a float WAV named by their SHA-256 and varied
+    like a file, so the recipes stay regenerable from the command line. Returns the kicks; their
+    ``.wave`` is float32 ``(L,)`` at 44.1 kHz, peak 0.95 unless ``hygiene`` says otherwise.
+    """
+    init = init_from_samples(wave, sample_rate)
+    kwargs = dict(prompt=prompt, strength=strength, n=n, seed=seed, cfg_scale=cfg_scale,
+                  steps=steps, sampler=sampler, hygiene=hygiene)  # fmt: skip
+    if keep_dir is None:
+        return vary_init(pipe, init, **kwargs)
+    x = wave.detach().cpu().numpy() if isinstance(wave, torch.Tensor) else np.asarray(wave)
+    x = np.asarray(x, dtype=np.float32)
+    x = x.mean(axis=1) if x.ndim == 2 else x
     digest = hashlib.sha256(x.tobytes() + str(sample_rate).encode()).hexdigest()[:16]
-    with tempfile.TemporaryDirectory() as tmp:
-        directory = Path(keep_dir) if keep_dir is not None else Path(tmp)
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"init_{digest}.wav"
-        sf.write(
-            str(path), x, sample_rate, subtype="FLOAT", format="WAV"
-        )  # read back like any file
-        return vary(pipe, path, prompt, strength, n, seed, cfg_scale, steps, sampler, hygiene)
+    directory = Path(keep_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"init_{digest}.wav"
+    sf.write(str(path), x, sample_rate, subtype="FLOAT", format="WAV")  # read back like any file
+    return vary(pipe, path, **kwargs)
 
 
 def vary_audio_bytes(pipe, payload: bytes, **kwargs) -> list[Kick]:
-    """Variations of a kick uploaded as the bytes of an audio file (WAV, FLAC, AIFF, OGG).
-
-    For a server's upload endpoint: decodes ``payload`` with soundfile and calls
-    :func:`vary_waveform` with ``kwargs`` (``prompt``, ``strength``, ``n``, ``seed``, ...).
+    """Variations of a kick uploaded as the bytes of an audio file (WAV, FLAC, AIFF, OGG), decoded
+    and varied in memory (:func:`init_from_bytes`, :func:`vary_init`); ``kwargs`` are :func:`vary`'s.
     Raises :class:`ProducerError` with one line when the bytes are not readable audio.
     """
-    import io
-
-    from kickgen.audio import read_audio
-
-    if not payload:
-        raise ProducerError("the uploaded file is empty: send a WAV, FLAC, AIFF or OGG kick")
-    try:  # the loaders' guard: sample rate, length and channels are checked before decoding
-        data, sample_rate = read_audio(io.BytesIO(payload), "the uploaded file")
-    except AudioError as exc:
-        raise ProducerError(f"{exc}: send a WAV, FLAC, AIFF or OGG kick") from exc
-    if data.size == 0:
-        raise ProducerError("the uploaded file holds no samples: send a kick")
-    return vary_waveform(pipe, data, int(sample_rate), **kwargs)
+    return vary_init(pipe, init_from_bytes(payload), **kwargs)

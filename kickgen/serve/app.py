@@ -1,8 +1,12 @@
 """The HTTP API and the page of ``kickgen serve``, built around an injected pipeline.
 
 ``create_app(pipe)`` takes anything with the :class:`~kickgen.pipeline.KickPipeline` interface
-(``vocab``, ``parse_prompt(prompt)``, ``pipe(prompt, n=, seed=, cfg_scale=, steps=)``), so the
-pipeline is loaded once, by the caller, before the server starts.
+(``vocab``, ``device``, ``parse_prompt(prompt)``, ``render(rows, ...)``), so the pipeline is
+loaded once, by the caller, before the server starts. Every route makes its kicks with the
+producer functions the CLI calls (:mod:`kickgen.producer`: ``generate_kicks``, ``vary_init``,
+``morph``, ``morph_kicks``, ``render_recipe``, ``pack_zip``); each answer's kicks carry their
+recipe and their measurements (loudness, true peak, decay, body pitch and root note). The
+producer-loop routes (the studio) live in :mod:`kickgen.serve.studio`.
 
 Generation runs on a small thread pool (``ServeConfig.concurrency`` workers) behind a bounded
 queue: when ``concurrency + queue_size`` requests are already in flight, a new one is answered
@@ -17,6 +21,10 @@ Routes::
     GET  /api/parse?prompt=...  which words of a prompt the model knows
     POST /api/generate          JSON -> ids, seeds, URLs of the WAVs, matched/ignored keywords
     POST /api/generate.wav      JSON -> one kick as audio/wav (the reference system's contract)
+    POST /api/vary              multipart (an audio file or a kick id) -> variations, like /api/generate
+    POST /api/morph             JSON (two kick ids, seeds or prompts) -> a series, like /api/generate
+    POST /api/regenerate        JSON (a kick's recipe) -> the kick again, like /api/generate
+    POST /api/pack              JSON (kick ids, format, rate, clean-up) -> application/zip
     GET  /api/kicks/{id}.wav    a generated kick (kept in a bounded store, oldest evicted)
     GET  /healthz               liveness and queue state
     GET  /docs, /openapi.json   the OpenAPI schema
@@ -26,11 +34,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import math
 import secrets
 import threading
 import time
+import typing
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -44,40 +54,49 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.trustedhost import TrustedHostMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from kickgen import __version__
 from kickgen.audio import NUM_SAMPLES
 from kickgen.errors import KickgenError
 from kickgen.pipeline import MAX_CFG_SCALE
-from kickgen.serve.store import KickStore, encode_wav, kick_filename
+from kickgen.producer.hygiene import HygieneConfig, HygieneError
+from kickgen.producer.pack import measure_kick
+from kickgen.producer.recall import kick_bytes
+from kickgen.serve.store import InitStore, KickStore, kick_filename
 
 STATIC_DIR = Path(__file__).parent / "static"
 
 # Validated ranges of a request (the page reads them from /api/limits).
 MAX_PROMPT_CHARS = 200
 MAX_N = 8  # kicks per request
+MAX_FRAMES = 16  # kicks in one morph series (the largest answer)
 MIN_STEPS, MAX_STEPS = 1, 200  # sampler steps
 MIN_CFG, MAX_CFG = 0.0, MAX_CFG_SCALE  # classifier-free guidance scale (1 = no guidance)
 MAX_SEED = 2**31 - 1 - MAX_N  # kick i uses seed + i; keeps every seed a positive int32
 DEFAULT_N, DEFAULT_STEPS, DEFAULT_CFG = 4, 50, 3.0
 RANDOM_SEEDS = 1_000_000  # a random seed is drawn below this: short enough to note down
 MAX_BODY_BYTES = 64 * 1024  # a request body (JSON); larger ones get 413 before they are parsed
+MAX_UPLOAD_BYTES = 20 * 2**20  # an uploaded audio file (POST /api/vary)
+MAX_UPLOAD_SECONDS = 30.0  # the longest upload decoded (the loaders' own bound is 60 s)
+UPLOAD_PATHS = ("/api/vary",)  # bodies of these may be an upload plus its form fields
 BODY_TIMEOUT_S = 10.0  # a body that stalls this long between chunks gets 408
-WAV_BYTES = 352_880  # one 2 s float32 WAV: the store must hold at least one full answer
+WAV_BYTES = 352_880  # one 2 s float32 WAV ...
+KICK_BYTES = WAV_BYTES + 4 * NUM_SAMPLES  # ... and its raw vocoder output: one stored kick
 DISCONNECT_POLL_S = 0.1  # how often a queued request checks that its client is still there
 
 T = TypeVar("T")
 
 
 class Pipeline(Protocol):
-    """The part of ``KickPipeline`` the server uses."""
+    """The part of ``KickPipeline`` the server (through :mod:`kickgen.producer`) uses."""
 
     vocab: list[str]
+    device: Any  # torch.device: recipes name its type
 
     def parse_prompt(self, prompt: str) -> Any: ...
 
-    def __call__(self, prompt: str, *, n: int, seed: int, cfg_scale: float, steps: int) -> Any: ...
+    def render(self, rows: Any, *args: Any, **kwargs: Any) -> Any: ...
 
 
 @dataclass
@@ -87,10 +106,25 @@ class ServeConfig:
     concurrency: int = 1  # worker threads (KickPipeline runs one generation at a time anyway)
     queue_size: int = 8  # requests waiting behind them before new ones get 503
     store_items: int = 512  # generated kicks kept for /api/kicks/{id}.wav ...
-    store_bytes: int = 64 * 2**20  # ... and their total size (a 2 s float32 WAV is 352,880 bytes)
+    store_bytes: int = 64 * 2**20  # ... and their total size (a stored kick is 705,680 bytes)
+    init_items: int = 64  # uploaded init kicks kept in memory (352,800 bytes each)
     # Host headers accepted (None: any). `kickgen serve` on a loopback address accepts only
     # loopback names, so a web page cannot reach the server through DNS rebinding.
     allowed_hosts: tuple[str, ...] | None = None
+
+
+@dataclass
+class StudioContext:
+    """What the studio routes (:mod:`kickgen.serve.studio`) share with the generation routes."""
+
+    pipe: Any
+    queue: GenerationQueue
+    store: KickStore
+    inits: InitStore  # uploads and other init kicks held in memory, by memory: name
+    parse: Callable[[str], Any]  # prompt -> ParseResponse
+    queued: Callable[..., Awaitable[Any]]  # queued(job, request, work) -> job's result
+    keep: Callable[[list[Any], list[str]], list[Any]]  # producer kicks -> stored API kicks
+    answer: Callable[..., Any]  # (kicks, request, words, seconds) -> GenerateResponse
 
 
 class QueueFull(Exception):
@@ -136,7 +170,7 @@ class GenerationQueue:
                 "capacity": self.capacity,
             }
 
-    def _retry_after(self) -> int:
+    def retry_after(self) -> int:
         """Seconds until a slot is likely free, from the measured time of recent jobs (the fixed
         per-kick VAE and vocoder cost dominates, so kicks x steps is no measure), at least 1 s."""
         if self._seconds_per_job is None:
@@ -163,7 +197,7 @@ class GenerationQueue:
         """
         with self._lock:
             if self._in_flight >= self.capacity:
-                raise QueueFull(self._in_flight, self._retry_after())
+                raise QueueFull(self._in_flight, self.retry_after())
             self._in_flight += 1
 
         def timed() -> T:
@@ -206,6 +240,10 @@ class KickRequest(BaseModel):
     seed: int | None = Field(None, ge=0, le=MAX_SEED, description="null picks a random seed")
     cfg_scale: float = Field(DEFAULT_CFG, ge=MIN_CFG, le=MAX_CFG, allow_inf_nan=False)
     steps: int = Field(DEFAULT_STEPS, ge=MIN_STEPS, le=MAX_STEPS)
+    hygiene: Hygiene | None = Field(  # type: ignore[valid-type]
+        None,
+        description="one-shot clean-up (and key) of each kick; null: the reference output stage",
+    )
 
 
 class GenerateRequest(KickRequest):
@@ -214,10 +252,38 @@ class GenerateRequest(KickRequest):
     n: int = Field(DEFAULT_N, ge=1, le=MAX_N, description="how many kicks")
 
 
+def _hygiene_model() -> type[BaseModel]:
+    """The request form of :class:`~kickgen.producer.hygiene.HygieneConfig`: its fields, types
+    and defaults, unknown fields refused."""
+    hints = typing.get_type_hints(HygieneConfig)
+    fields = {f.name: (hints[f.name], f.default) for f in dataclasses.fields(HygieneConfig)}
+    return create_model("Hygiene", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+Hygiene = _hygiene_model()
+
+
+def hygiene_config(options: BaseModel | None) -> HygieneConfig | None:
+    """The checked :class:`HygieneConfig` of a request's ``hygiene`` (None: the reference output
+    stage); a value it cannot use is a 422 naming it."""
+    if options is None:
+        return None
+    cfg = HygieneConfig(**options.model_dump())
+    try:
+        cfg.check()
+    except HygieneError as exc:
+        raise HTTPException(status_code=422, detail=f"hygiene.{exc}") from None
+    return cfg
+
+
 class Kick(BaseModel):
     id: str
     seed: int
     url: str
+    recipe: dict[str, Any] = Field(description="what made it; POST it to /api/regenerate")
+    measure: dict[str, Any] = Field(
+        description="lufs, true_peak_dbtp, peak_dbfs, decay_40_s, body_pitch_hz, root_note, ..."
+    )
 
 
 class GenerateResponse(BaseModel):
@@ -253,19 +319,34 @@ def _suggestions(info: Any) -> dict[str, list[str]]:
 
 
 class BodyLimit:
-    """ASGI middleware: a request body over ``max_bytes`` is answered 413 before it is parsed
-    (by its Content-Length, or as soon as a chunked body passes the limit), and a body that
-    stalls ``timeout_s`` between chunks is answered 408."""
+    """ASGI middleware: a request body over ``max_bytes`` (``upload_bytes`` on ``upload_paths``)
+    is answered 413 before it is parsed (by its Content-Length, or as soon as a chunked body
+    passes the limit), and a body that stalls ``timeout_s`` between chunks is answered 408."""
 
-    def __init__(self, app, max_bytes: int, timeout_s: float):
+    def __init__(
+        self,
+        app,
+        max_bytes: int,
+        timeout_s: float,
+        upload_bytes: int | None = None,
+        upload_paths: tuple[str, ...] = (),
+    ):
         self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
+        self.upload_bytes, self.upload_paths = upload_bytes or max_bytes, upload_paths
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        upload = scope.get("path") in self.upload_paths
+        limit = self.upload_bytes if upload else self.max_bytes
+        what = (
+            f"upload over {limit // 2**20} MB: send a one-shot kick of at most {MAX_UPLOAD_SECONDS:g} s"
+            if upload
+            else f"request body over {limit} bytes"
+        )
         length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            return await self._refuse(send, 413, f"request body over {self.max_bytes} bytes")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            return await self._refuse(send, 413, what)
         seen = 0
         started = False
 
@@ -277,8 +358,8 @@ class BodyLimit:
                 raise _BodyRefused(408, f"request body stalled for {self.timeout_s:g} s") from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _BodyRefused(413, f"request body over {self.max_bytes} bytes")
+                if seen > limit:
+                    raise _BodyRefused(413, what)
             return message
 
         async def tracked_send(message) -> None:
@@ -312,9 +393,9 @@ class _BodyRefused(HTTPException):
 def create_app(pipe: Pipeline, config: ServeConfig | None = None) -> FastAPI:
     """Build the FastAPI app serving ``pipe`` (loaded once by the caller)."""
     config = config or ServeConfig()
-    if config.store_bytes < MAX_N * WAV_BYTES:
+    if config.store_bytes < MAX_FRAMES * KICK_BYTES:
         raise ValueError(
-            f"store_bytes={config.store_bytes}: hold at least one answer of {MAX_N} kicks ({MAX_N * WAV_BYTES} bytes)"
+            f"store_bytes={config.store_bytes}: hold at least one answer of {MAX_FRAMES} kicks ({MAX_FRAMES * KICK_BYTES} bytes)"
         )
     queue = GenerationQueue(config.concurrency, config.queue_size)
     store = KickStore(config.store_items, config.store_bytes)
@@ -332,7 +413,8 @@ def create_app(pipe: Pipeline, config: ServeConfig | None = None) -> FastAPI:
     )
     if config.allowed_hosts is not None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(config.allowed_hosts))
-    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES, timeout_s=BODY_TIMEOUT_S)
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES, timeout_s=BODY_TIMEOUT_S,
+                       upload_bytes=MAX_UPLOAD_BYTES + MAX_BODY_BYTES, upload_paths=UPLOAD_PATHS)  # fmt: skip
 
     @app.exception_handler(Exception)
     async def _failed(request: Request, exc: Exception) -> JSONResponse:
@@ -372,29 +454,10 @@ def create_app(pipe: Pipeline, config: ServeConfig | None = None) -> FastAPI:
             suggestions=_suggestions(info),
         )
 
-    async def generate(
-        req: KickRequest, n: int, request: Request
-    ) -> tuple[list[bytes], list[int], float]:
-        """Run the pipeline off the event loop: (n WAV files, their seeds, seconds)."""
-        seed = req.seed if req.seed is not None else secrets.randbelow(RANDOM_SEEDS)
-
-        def job() -> tuple[list[bytes], list[int], float]:
-            start = time.perf_counter()
-            out = pipe(req.prompt, n=n, seed=seed, cfg_scale=req.cfg_scale, steps=req.steps)
-            waves = out.waveforms.detach().cpu().float().numpy()  # (n, 88200)
-            if waves.shape != (n, NUM_SAMPLES):
-                raise GenerationFailed(
-                    f"the pipeline returned waveforms of shape {waves.shape}, expected ({n}, {NUM_SAMPLES})"
-                )
-            if not np.isfinite(waves).all():
-                raise GenerationFailed(
-                    "the pipeline returned NaN or infinite samples (check the checkpoints)"
-                )
-            wavs = [encode_wav(wave) for wave in waves]
-            return wavs, [int(s) for s in out.seeds], time.perf_counter() - start
-
+    async def queued(job: Callable[[], T], request: Request, work: float = 1.0) -> T:
+        """Run ``job()`` on the generation queue; its refusals become the API's answers."""
         try:
-            return await queue.run(job, work=n * req.steps, gone=request.is_disconnected)
+            return await queue.run(job, work=work, gone=request.is_disconnected)
         except ClientGone:
             raise HTTPException(
                 status_code=408, detail="client disconnected; request dropped"
@@ -405,8 +468,69 @@ def create_app(pipe: Pipeline, config: ServeConfig | None = None) -> FastAPI:
                 detail=f"server busy: {full.in_flight} requests in flight fill the queue; retry in {full.retry_after} s",
                 headers={"Retry-After": str(full.retry_after)},
             ) from None
-        except KickgenError as exc:  # a request the pipeline rejects (e.g. its own step limit)
+        except KickgenError as exc:  # a request the producer rejects (e.g. its own step limit)
             raise HTTPException(status_code=422, detail=str(exc)) from None
+
+    def keep(kicks: list[Any], keywords: list[str]) -> list[Kick]:
+        """Check, store and describe finished kicks (:class:`kickgen.producer.Kick`); runs on
+        the worker thread, since measuring a kick takes a few milliseconds."""
+        out = []
+        for k in kicks:
+            wave = np.asarray(k.wave, dtype=np.float32)
+            if wave.ndim != 1 or not 0 < wave.size <= NUM_SAMPLES:
+                raise GenerationFailed(
+                    f"the pipeline returned a kick of shape {wave.shape}, expected at most ({NUM_SAMPLES},)"
+                )
+            if not np.isfinite(wave).all():
+                raise GenerationFailed(
+                    "the pipeline returned NaN or infinite samples (check the checkpoints)"
+                )
+            raw = np.asarray(k.raw, dtype=np.float32).reshape(-1)
+            stored = store.add(kick_bytes(wave, k.recipe), k.seed, tuple(keywords), k.recipe, raw)
+            url = f"/api/kicks/{stored.id}.wav"
+            out.append(Kick(id=stored.id, seed=k.seed, url=url, recipe=k.recipe,
+                            measure=measure_kick(wave)))  # fmt: skip
+        return out
+
+    def answer(
+        kicks: list[Kick], req: KickRequest, words: ParseResponse, seconds: float
+    ) -> GenerateResponse:
+        return GenerateResponse(
+            ids=[k.id for k in kicks],
+            seeds=[k.seed for k in kicks],
+            urls=[k.url for k in kicks],
+            kicks=kicks,
+            prompt=req.prompt,
+            matched=words.matched,
+            ignored=words.ignored,
+            suggestions=words.suggestions,
+            cfg_scale=req.cfg_scale,
+            steps=req.steps,
+            seconds=round(seconds, 3),
+        )
+
+    async def generate(
+        req: KickRequest, n: int, request: Request
+    ) -> tuple[list[Kick], ParseResponse, float]:
+        """Generate and store ``n`` kicks off the event loop: (kicks, prompt words, seconds)."""
+        from kickgen.producer.kicks import generate_kicks
+
+        words = parse(req.prompt)
+        seed = req.seed if req.seed is not None else secrets.randbelow(RANDOM_SEEDS)
+        hygiene = hygiene_config(req.hygiene)
+
+        def job() -> tuple[list[Kick], float]:
+            start = time.perf_counter()
+            kicks = generate_kicks(pipe, req.prompt, n=n, seed=seed, cfg_scale=req.cfg_scale,
+                                   steps=req.steps, hygiene=hygiene)  # fmt: skip
+            return keep(kicks, words.matched), time.perf_counter() - start
+
+        kicks, seconds = await queued(job, request, work=n * req.steps)
+        return kicks, words, seconds
+
+    context = StudioContext(
+        pipe, queue, store, InitStore(config.init_items), parse, queued, keep, answer
+    )
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
@@ -434,9 +558,12 @@ def create_app(pipe: Pipeline, config: ServeConfig | None = None) -> FastAPI:
         return {
             "max_prompt_chars": MAX_PROMPT_CHARS,
             "n": {"min": 1, "max": MAX_N, "default": DEFAULT_N},
+            "frames": {"min": 2, "max": MAX_FRAMES, "default": 8},
             "steps": {"min": MIN_STEPS, "max": MAX_STEPS, "default": DEFAULT_STEPS},
             "cfg_scale": {"min": MIN_CFG, "max": MAX_CFG, "default": DEFAULT_CFG},
             "seed": {"min": 0, "max": MAX_SEED},
+            "upload": {"max_bytes": MAX_UPLOAD_BYTES, "max_seconds": MAX_UPLOAD_SECONDS},
+            "hygiene": HygieneConfig().to_dict(),
             "server": {k: v for k, v in asdict(config).items() if k != "allowed_hosts"},
         }
 
@@ -446,25 +573,8 @@ def create_app(pipe: Pipeline, config: ServeConfig | None = None) -> FastAPI:
 
     @app.post("/api/generate", response_model=GenerateResponse)
     async def generate_route(req: GenerateRequest, request: Request) -> GenerateResponse:
-        words = parse(req.prompt)
-        wavs, seeds, seconds = await generate(req, req.n, request)
-        kicks = []
-        for wav, seed in zip(wavs, seeds, strict=True):
-            stored = store.add(wav, seed, tuple(words.matched))
-            kicks.append(Kick(id=stored.id, seed=seed, url=f"/api/kicks/{stored.id}.wav"))
-        return GenerateResponse(
-            ids=[k.id for k in kicks],
-            seeds=seeds,
-            urls=[k.url for k in kicks],
-            kicks=kicks,
-            prompt=req.prompt,
-            matched=words.matched,
-            ignored=words.ignored,
-            suggestions=words.suggestions,
-            cfg_scale=req.cfg_scale,
-            steps=req.steps,
-            seconds=round(seconds, 3),
-        )
+        kicks, words, seconds = await generate(req, req.n, request)
+        return answer(kicks, req, words, seconds)
 
     wav_response = {
         200: {"content": {"audio/wav": {}}, "description": "a 2 s, 44.1 kHz, mono float32 WAV"}
@@ -472,14 +582,14 @@ def create_app(pipe: Pipeline, config: ServeConfig | None = None) -> FastAPI:
 
     @app.post("/api/generate.wav", response_class=Response, responses=wav_response)
     async def generate_wav_route(req: KickRequest, request: Request) -> Response:
-        words = parse(req.prompt)
-        wavs, seeds, _ = await generate(req, 1, request)
+        kicks, words, _ = await generate(req, 1, request)
+        kick = store.get(kicks[0].id)
         return Response(
-            wavs[0],
+            kick.wav if kick is not None else b"",
             media_type="audio/wav",
             headers={
-                "Content-Disposition": f'attachment; filename="{kick_filename(words.matched, seeds[0])}"',
-                "X-Kickgen-Seed": str(seeds[0]),
+                "Content-Disposition": f'attachment; filename="{kick_filename(words.matched, kicks[0].seed)}"',
+                "X-Kickgen-Seed": str(kicks[0].seed),
                 "X-Kickgen-Matched": " ".join(words.matched),
             },
         )
@@ -502,4 +612,7 @@ def create_app(pipe: Pipeline, config: ServeConfig | None = None) -> FastAPI:
             },
         )
 
+    from kickgen.serve.studio import add_studio_routes
+
+    add_studio_routes(app, context)
     return app

@@ -1,4 +1,4 @@
-"""``kickgen serve``: the HTTP API and the audition page on http://127.0.0.1:8000."""
+"""``kickgen serve``: the HTTP API and the studio page on http://127.0.0.1:8000."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser(
         "serve",
-        help="serve the API and the audition page (serve extra)",
-        description="Load the pipeline once and serve the HTTP API and the audition page.",
+        help="serve the API and the studio page (serve extra)",
+        description="Load the pipeline once and serve the HTTP API and the studio page (generate, vary, morph, crate, export).",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: localhost only)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="torch device: auto (CUDA > MPS > CPU, the default), cpu, cuda, mps",
     )
     p.add_argument("--queue-size", type=int, default=8, help="requests waiting before 503")
-    p.add_argument("--store-mb", type=int, default=64, help="memory kept for generated WAVs (MiB)")
+    p.add_argument("--store-mb", type=int, default=64, help="memory kept for generated kicks (MiB)")
     p.add_argument(
         "--head-timeout",
         type=float,
@@ -55,9 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 # Host headers a loopback-bound server answers (with any port).
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]", "::1")
-MIN_STORE_MB = (
-    4  # MiB: 8 kicks of 352,880 bytes, so no answer's kicks are evicted before it is read
-)
+MIN_STORE_MB = 11  # MiB: 16 kicks (a morph) of 705,680 bytes, so no answer's kicks are evicted before it is read
 HEAD_TIMEOUT_S = 10.0  # a connection's request line and headers must arrive within this
 MAX_CONNECTIONS = 256  # connections served at once (well under the usual limit of 1024 open files)
 
@@ -88,7 +86,7 @@ def serve(args: argparse.Namespace) -> int:
     if args.queue_size < 0 or args.store_mb < MIN_STORE_MB:
         raise CommandError(
             f"--queue-size {args.queue_size} / --store-mb {args.store_mb}: use a queue of 0 or more and at least "
-            f"{MIN_STORE_MB} MiB (one answer of 8 kicks)"
+            f"{MIN_STORE_MB} MiB (one answer of 16 kicks)"
         )
     if not 0 < args.head_timeout <= 3600 or args.max_connections < 1:  # NaN fails too
         raise CommandError(
@@ -100,6 +98,7 @@ def serve(args: argparse.Namespace) -> int:
 
         from kickgen.serve.app import ServeConfig, create_app
         from kickgen.serve.server import server_config
+        from kickgen.serve.studio import add_studio_routes  # noqa: F401 (python-multipart)
     except ModuleNotFoundError as exc:
         raise CommandError(
             f"kickgen serve needs {exc.name}: install the serve extra with pip install 'kickgen[serve]'"

@@ -1,8 +1,10 @@
-"""A bounded in-memory store of generated WAVs: the oldest kicks are evicted first.
+"""Bounded in-memory stores: generated kicks, and the init kicks (uploads) they were varied from.
 
 The server keeps every kick it generated for a while so the page (and ``curl``) can fetch it by
-id. Keeping them in memory under a byte budget means a long session can neither fill the disk nor
-grow without bound: a 2 s float32 WAV is 352,880 bytes, so the default 64 MiB holds 190 kicks.
+id, vary it, morph it and pack it. Keeping them in memory under a byte budget means a long session
+can neither fill the disk nor grow without bound: a kick is its 2 s float32 WAV (352,880 bytes)
+and its raw vocoder output (352,800 bytes, which the pack's clean-up starts from), so the default
+64 MiB holds 95 kicks. Uploaded kicks live in an :class:`InitStore` of their own, never on disk.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import soundfile as sf
+import torch
 
 from kickgen.audio import SAMPLE_RATE
 
@@ -49,10 +52,21 @@ class StoredKick:
     wav: bytes  # a complete WAV file
     seed: int
     keywords: tuple[str, ...]  # matched keywords of the prompt, for the download's file name
+    recipe: dict | None = None  # what made it (kickgen.producer.recall)
+    raw: np.ndarray | None = None  # float32 (88200,) vocoder output before the output stage
 
     @property
     def filename(self) -> str:
         return kick_filename(self.keywords, self.seed)
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.wav) + (0 if self.raw is None else int(self.raw.nbytes))
+
+    def wave(self) -> np.ndarray:
+        """The finished kick as float32 ``(L,)`` at 44.1 kHz (decoded from its WAV, bit-exact)."""
+        data, _ = sf.read(io.BytesIO(self.wav), dtype="float32", always_2d=False)
+        return data
 
 
 class KickStore:
@@ -69,17 +83,27 @@ class KickStore:
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def add(self, wav: bytes, seed: int, keywords: tuple[str, ...] = ()) -> StoredKick:
-        """Store one WAV under a new id, evicting the oldest kicks until both limits hold."""
-        if len(wav) > self.max_bytes:
-            raise ValueError(f"a {len(wav)}-byte WAV does not fit a {self.max_bytes}-byte store")
-        kick = StoredKick(id=secrets.token_hex(8), wav=wav, seed=seed, keywords=tuple(keywords))
+    def add(
+        self,
+        wav: bytes,
+        seed: int,
+        keywords: tuple[str, ...] = (),
+        recipe: dict | None = None,
+        raw: np.ndarray | None = None,
+    ) -> StoredKick:
+        """Store one kick under a new id, evicting the oldest kicks until both limits hold."""
+        kick = StoredKick(id=secrets.token_hex(8), wav=wav, seed=seed, keywords=tuple(keywords),
+                          recipe=recipe, raw=raw)  # fmt: skip
+        if kick.nbytes > self.max_bytes:
+            raise ValueError(
+                f"a {kick.nbytes}-byte kick does not fit a {self.max_bytes}-byte store"
+            )
         with self._lock:
             self._items[kick.id] = kick
-            self._bytes += len(wav)
+            self._bytes += kick.nbytes
             while len(self._items) > self.max_items or self._bytes > self.max_bytes:
                 _, old = self._items.popitem(last=False)
-                self._bytes -= len(old.wav)
+                self._bytes -= old.nbytes
         return kick
 
     def get(self, kick_id: str) -> StoredKick | None:
@@ -94,3 +118,30 @@ class KickStore:
     def nbytes(self) -> int:
         with self._lock:
             return self._bytes
+
+
+class InitStore:
+    """Thread-safe store of init kicks by name (``memory:<sha256>``), oldest evicted first: the
+    preprocessed waveforms ``(88200,)`` of uploads, so their variations can be regenerated."""
+
+    def __init__(self, max_items: int = 64):
+        if max_items < 1:
+            raise ValueError(f"max_items must be positive, got {max_items}")
+        self.max_items = max_items
+        self._items: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, name: str, wave: torch.Tensor) -> None:
+        with self._lock:
+            self._items[name] = wave
+            self._items.move_to_end(name)
+            while len(self._items) > self.max_items:
+                self._items.popitem(last=False)
+
+    def get(self, name: str) -> torch.Tensor | None:
+        with self._lock:
+            return self._items.get(name)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)

@@ -1,7 +1,9 @@
-// kickgen audition page: vanilla JS, no build step, no network beyond this server.
+// kickgen studio page: vanilla JS, no build step, no network beyond this server.
 // Each generated kick is fetched once as a WAV: the bytes become a blob (download keeps working
 // after the server evicts the kick) and an AudioBuffer decoded at 44.1 kHz (playback, waveform
-// and spectrogram thumbnails, all computed here).
+// and spectrogram thumbnails, all computed here). Measurements (loudness, true peak, decay, root
+// note) come with each kick from the server. The history and every kick's recipe are kept in
+// localStorage, the crate (starred kicks, their WAVs too) in IndexedDB: both survive a reload.
 "use strict";
 
 const SAMPLE_RATE = 44100;
@@ -17,6 +19,12 @@ const state = {
   audio: null, // AudioContext, created on the first gesture
   playing: null, // {source, kick, start}
   busy: false,
+  crate: new Map(), // id -> starred kick {id, seed, recipe, measure, prompt, bytes, buffer, blobUrl}
+  morphEnds: { a: null, b: null }, // crate ids
+  morph: null, // {kicks: [frame], frame}
+  reference: null, // A/B: {name, buffer, lufs}
+  abSide: "kick",
+  upload: null, // the dropped kick: {file, name, buffer, lufs}
   secondsPerUnit: Number(localStorage.getItem("kickgen.secondsPerUnit")) || null,
 };
 
@@ -206,28 +214,80 @@ function readParams() {
   };
 }
 
-// ---------------------------------------------------------------- generation
+// ---------------------------------------------------------------- clean-up and key
+
+const CLEANUP_KEY = "kickgen.cleanup";
+
+function readHygiene() {
+  // The clean-up toggles as the API's `hygiene` object; null keeps the reference output stage.
+  const fade = $("#hy-fade").checked, align = $("#hy-align").checked;
+  const lufs = $("#hy-lufs").checked, trim = $("#hy-trim").checked, key = $("#key").value;
+  if (!fade && !align && !lufs && !trim && !key) return null;
+  const h = { fade: fade ? "decay" : "reference", align_onset: align, trim };
+  if (lufs) {
+    h.level = "lufs";
+    h.lufs = Number($("#hy-lufs-target").value);
+    h.ceiling_dbtp = Number($("#hy-ceiling").value);
+  }
+  if (key) h.key = key;
+  return h;
+}
+
+function setupCleanup() {
+  const ids = ["hy-fade", "hy-align", "hy-lufs", "hy-trim", "hy-lufs-target", "hy-ceiling", "key", "strength", "more-strength"];
+  let saved = {};
+  try { saved = JSON.parse(localStorage.getItem(CLEANUP_KEY) || "{}"); } catch { saved = {}; }
+  for (const id of ids) {
+    const node = $(`#${id}`);
+    if (id in saved) {
+      if (node.type === "checkbox") node.checked = saved[id];
+      else node.value = saved[id];
+    }
+    node.addEventListener("change", saveCleanup);
+    node.addEventListener("input", showStrengths);
+  }
+  function saveCleanup() {
+    const out = {};
+    for (const id of ids) { const n = $(`#${id}`); out[id] = n.type === "checkbox" ? n.checked : n.value; }
+    localStorage.setItem(CLEANUP_KEY, JSON.stringify(out));
+  }
+  function showStrengths() {
+    $("#strength-out").textContent = Number($("#strength").value).toFixed(2);
+    $("#more-strength-out").textContent = Number($("#more-strength").value).toFixed(2);
+  }
+  showStrengths();
+}
+
+function measureText(m) {
+  if (!m) return "";
+  const parts = [];
+  if (m.lufs !== "") parts.push(`${Number(m.lufs).toFixed(1)} LUFS`);
+  if (m.true_peak_dbtp !== "") parts.push(`${Number(m.true_peak_dbtp).toFixed(1)} dBTP`);
+  parts.push(`decay ${Number(m.decay_40_s).toFixed(2)} s`);
+  if (m.body_pitch_hz) parts.push(`${Number(m.body_pitch_hz).toFixed(0)} Hz`);
+  return parts.join(" · ");
+}
+
+// ---------------------------------------------------------------- requests
 
 let progressTimer = 0;
 
-function startProgress(params) {
+function startProgress(what, units) {
   const box = $("#progress");
   const fill = $(".fill", box);
   const label = $(".progress-label", box);
-  const units = params.n * params.steps;
-  const estimate = state.secondsPerUnit ? state.secondsPerUnit * units : null;
+  const estimate = state.secondsPerUnit && units ? state.secondsPerUnit * units : null;
   const t0 = performance.now();
   box.hidden = false;
   box.classList.toggle("indeterminate", !estimate);
   const tick = () => {
     const s = (performance.now() - t0) / 1000;
-    const what = `${params.n} kick${params.n > 1 ? "s" : ""}, ${params.steps} steps`;
     if (estimate) {
       // Ease toward 95 % over the estimate; it never claims to be done before the answer.
       fill.style.width = `${(95 * (1 - Math.exp(-2.5 * s / estimate))).toFixed(1)}%`;
-      label.textContent = `Generating ${what} · ${s.toFixed(1)} s of ~${estimate.toFixed(1)} s`;
+      label.textContent = `${what} · ${s.toFixed(1)} s of ~${estimate.toFixed(1)} s`;
     } else {
-      label.textContent = `Generating ${what} · ${s.toFixed(1)} s`;
+      label.textContent = `${what} · ${s.toFixed(1)} s`;
     }
   };
   tick();
@@ -244,61 +304,157 @@ function stopProgress() {
   }, 250);
 }
 
-function setBusy(busy) {
+function setBusy(busy, label = "Generating…") {
   state.busy = busy;
   const btn = $("#generate");
   btn.disabled = busy;
   btn.classList.toggle("busy", busy);
-  $(".label", btn).textContent = busy ? "Generating…" : "Generate";
+  $(".label", btn).textContent = busy ? label : "Generate";
   document.body.classList.toggle("busy", busy);
 }
 
-async function generate(params, origin = null) {
-  if (state.busy) return;
-  showError("");
-  setBusy(true);
-  startProgress(params);
-  try {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const t0 = performance.now();
-        const res = await api("/api/generate", {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify(params),
-        });
-        const perUnit = res.seconds / (params.n * params.steps);
-        if (perUnit > 0) {
-          state.secondsPerUnit = perUnit;
-          localStorage.setItem("kickgen.secondsPerUnit", String(perUnit));
-        }
-        addBatch(res, origin, (performance.now() - t0) / 1000);
-        return;
-      } catch (err) {
-        if (err.status === 503 && attempt < 3) {
-          const wait = Math.max(1, err.retryAfter || 2);
-          $(".progress-label").textContent = `Server busy, retrying in ${wait} s…`;
-          await new Promise((r) => setTimeout(r, wait * 1000));
-          continue;
-        }
-        throw err;
+async function withRetry(send) {
+  // One request; a full queue (503) is retried after its Retry-After, three times.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await send();
+    } catch (err) {
+      if (err.status === 503 && attempt < 3) {
+        const wait = Math.max(1, err.retryAfter || 2);
+        $(".progress-label").textContent = `Server busy, retrying in ${wait} s…`;
+        await new Promise((r) => setTimeout(r, wait * 1000));
+        continue;
       }
+      throw err;
     }
+  }
+}
+
+async function run(what, units, send) {
+  // The page runs one model request at a time: progress, busy state, errors in one place.
+  if (state.busy) return null;
+  showError("");
+  setBusy(true, `${what.split(" ")[0]}…`);
+  startProgress(what, units);
+  try {
+    const t0 = performance.now();
+    const res = await withRetry(send);
+    if (res && res.seconds > 0 && units) {
+      state.secondsPerUnit = res.seconds / units;
+      localStorage.setItem("kickgen.secondsPerUnit", String(state.secondsPerUnit));
+    }
+    if (res) res.wall = (performance.now() - t0) / 1000;
+    return res;
   } catch (err) {
     showError(err.status ? err.message : `could not reach the kickgen server (${err.message})`);
+    return null;
   } finally {
     stopProgress();
     setBusy(false);
   }
 }
 
-function addBatch(res, origin, seconds) {
+const postJSON = (path, body) => () =>
+  api(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+
+function settings() {
+  const p = readParams();
+  return { prompt: p.prompt, cfg_scale: p.cfg_scale, steps: p.steps, n: p.n, seed: p.seed, hygiene: readHygiene() };
+}
+
+async function generate(params) {
+  const what = `Generating ${params.n} kick${params.n > 1 ? "s" : ""}, ${params.steps} steps`;
+  const res = await run(what, params.n * params.steps, postJSON("/api/generate", params));
+  if (res) addBatch(res, { kind: "generate" });
+}
+
+function varyForm(fields) {
+  const form = new FormData();
+  for (const [k, v] of Object.entries(fields)) {
+    if (v === null || v === undefined) continue;
+    form.append(k, k === "hygiene" ? JSON.stringify(v) : v instanceof Blob ? v : String(v));
+  }
+  return () => api("/api/vary", { method: "POST", body: form });
+}
+
+async function varyFile(file) {
+  // Bring a kick: the file goes up once; its variations use the prompt and the controls.
+  const p = settings();
+  state.upload = { file, name: file.name, buffer: null, lufs: null };
+  $("#drop-name").textContent = file.name;
+  $("#vary-again").disabled = false;
+  $("#pin-upload").disabled = true;
+  try { // the browser's own copy, for A/B (the server reads the file itself)
+    const ctx = new OfflineAudioContext(1, SAMPLE_RATE, SAMPLE_RATE);
+    state.upload.buffer = await ctx.decodeAudioData(await file.arrayBuffer());
+  } catch { state.upload.buffer = null; }
+  const strength = Number($("#strength").value);
+  const what = `Varying ${file.name} · strength ${strength.toFixed(2)}`;
+  const res = await run(what, p.n * p.steps, varyForm({ ...p, file, strength, seed: p.seed }));
+  if (!res) return;
+  state.upload.lufs = res.source ? res.source.lufs : null;
+  state.upload.root = res.source ? res.source.root_note : "";
+  $("#drop-name").textContent = `${file.name}${state.upload.root ? " · " + state.upload.root : ""}`;
+  $("#pin-upload").disabled = !state.upload.buffer;
+  addBatch(res, { kind: "vary", label: `variations of ${file.name} · strength ${strength.toFixed(2)}` });
+}
+
+async function moreLike(kick) {
+  // Variations of that kick, a modest (adjustable) strength away.
+  const p = settings();
+  const b = kick.batch || {};
+  const strength = Number($("#more-strength").value);
+  const fields = { kick: kick.id, strength, prompt: b.prompt ?? p.prompt, cfg_scale: b.cfg_scale ?? p.cfg_scale,
+                   steps: b.steps ?? p.steps, n: p.n, hygiene: p.hygiene };
+  const res = await run(`Varying seed ${kick.seed} · strength ${strength.toFixed(2)}`, p.n * fields.steps, varyForm(fields));
+  if (res) addBatch(res, { kind: "more", label: `more like seed ${kick.seed} · strength ${strength.toFixed(2)}` });
+}
+
+async function newSeeds(kick) {
+  const b = kick.batch;
+  const p = settings();
+  const params = { prompt: b.prompt, cfg_scale: b.cfg_scale, steps: b.steps, n: p.n, seed: null, hygiene: p.hygiene };
+  const res = await run(`Generating ${p.n} new seeds`, p.n * b.steps, postJSON("/api/generate", params));
+  if (res) addBatch(res, { kind: "generate", label: `new seeds like seed ${kick.seed}` });
+}
+
+async function regenerate(kick) {
+  // Any kick comes back from its recipe (the server may have restarted or evicted it).
+  const res = await run(`Regenerating seed ${kick.seed}`, 0, postJSON("/api/regenerate", { recipe: kick.recipe }));
+  if (!res) return null;
+  const fresh = res.kicks[0];
+  const old = kick.id;
+  Object.assign(kick, { id: fresh.id, url: fresh.url, measure: fresh.measure });
+  if (!kick.el) kick.bytes = await (await fetch(kick.url)).arrayBuffer(); // a crate kick
+  if (kick.el) {
+    kick.el.dataset.id = kick.id;
+    kick.el.classList.remove("failed");
+    kick.el.classList.add("loading");
+    await loadKick(kick);
+  }
+  if (state.crate.has(old)) await recrate(old, kick);
+  saveHistory();
+  return kick;
+}
+
+// ---------------------------------------------------------------- batches and history
+
+const HISTORY_KEY = "kickgen.history";
+const MAX_SAVED_BATCHES = 12;
+
+function batchMeta(res, info, seconds) {
+  const head = info.label ? `${info.label} · ` : "";
+  return head + `guidance ${res.cfg_scale} · ${res.steps} steps · ${res.kicks.length}` + (seconds ? ` in ${seconds.toFixed(1)} s` : "");
+}
+
+function addBatch(res, info, restoring = false) {
   $("#empty")?.remove();
   const batch = {
     prompt: res.prompt,
     cfg_scale: res.cfg_scale,
     steps: res.steps,
     matched: res.matched,
+    meta: restoring ? info.meta : batchMeta(res, info, res.wall || res.seconds),
     kicks: [],
   };
   const words = res.matched.length
@@ -308,34 +464,52 @@ function addBatch(res, origin, seconds) {
     "header",
     { class: "batch-head" },
     el("div", { class: "batch-words" }, ...words),
-    el("div", {
-      class: "batch-meta",
-      text:
-        (origin ? `more like seed ${origin.seed} · ` : "") +
-        `guidance ${res.cfg_scale} · ${res.steps} steps · ${res.kicks.length} in ${seconds.toFixed(1)} s`,
-    }),
+    el("div", { class: "batch-meta", text: batch.meta }),
   );
   const grid = el("div", { class: "grid" });
   batch.el = el("section", { class: "batch" }, head, grid);
-  $("#results").prepend(batch.el);
-  state.batches.unshift(batch);
+  if (restoring) $("#results").append(batch.el);
+  else $("#results").prepend(batch.el);
+  if (restoring) state.batches.push(batch);
+  else state.batches.unshift(batch);
   while (state.batches.length > MAX_BATCHES) dropBatch(state.batches.pop());
 
   res.kicks.forEach((k, i) => {
-    const kick = { ...k, batch, index: i };
+    const kick = { id: k.id, seed: k.seed, url: k.url, recipe: k.recipe, measure: k.measure, batch, index: i };
     kick.el = kickCard(kick);
     batch.kicks.push(kick);
     grid.append(kick.el);
     loadKick(kick);
   });
-  select(batch.kicks[0]);
+  if (!restoring) {
+    select(batch.kicks[0]);
+    saveHistory();
+  }
+  return batch;
+}
+
+function saveHistory() {
+  const saved = state.batches.slice(0, MAX_SAVED_BATCHES).map((b) => ({
+    prompt: b.prompt, cfg_scale: b.cfg_scale, steps: b.steps, matched: b.matched, meta: b.meta,
+    kicks: b.kicks.map((k) => ({ id: k.id, seed: k.seed, url: k.url, recipe: k.recipe, measure: k.measure })),
+  }));
+  try {
+    localStorage.setItem(HISTORY_KEY, JSON.stringify(saved));
+  } catch { /* storage full: the crate (IndexedDB) still keeps the keepers */ }
+}
+
+function restoreHistory() {
+  let saved = [];
+  try { saved = JSON.parse(localStorage.getItem(HISTORY_KEY) || "[]"); } catch { saved = []; }
+  for (const b of saved) addBatch(b, { meta: b.meta }, true);
+  if (state.batches.length) select(state.batches[0].kicks[0]);
 }
 
 function dropBatch(batch) {
   for (const k of batch.kicks) {
     if (state.selected === k) state.selected = null;
     if (state.playing && state.playing.kick === k) stop();
-    if (k.blobUrl) URL.revokeObjectURL(k.blobUrl);
+    if (k.blobUrl && !state.crate.has(k.id)) URL.revokeObjectURL(k.blobUrl);
   }
   batch.el.remove();
 }
@@ -343,9 +517,12 @@ function dropBatch(batch) {
 function kickCard(kick) {
   const wave = el("canvas", { class: "wave", width: "320", height: "56" });
   const spec = el("canvas", { class: "spec", width: "320", height: "88" });
+  const download = el("a", { class: "download icon", title: "download WAV (D), or drag it onto the desktop or a DAW track",
+                             "aria-label": "download", href: kick.url, download: "", draggable: "true" });
+  download.addEventListener("dragstart", (e) => dragOut(e, kick));
   const card = el(
     "article",
-    { class: "kick loading", tabindex: "-1", "data-id": kick.id, "data-seed": String(kick.seed) },
+    { class: "kick loading", tabindex: "-1", "data-id": kick.id, "data-seed": String(kick.seed), draggable: "true" },
     el(
       "div",
       { class: "thumbs", title: "click to play", onclick: () => { select(kick); play(kick); } },
@@ -355,6 +532,7 @@ function kickCard(kick) {
       spec,
       el("div", { class: "playhead" }),
     ),
+    el("div", { class: "measure", text: measureText(kick.measure) }),
     el(
       "div",
       { class: "kick-foot" },
@@ -362,44 +540,313 @@ function kickCard(kick) {
       el("div", { class: "kick-info", title: "same seed + prompt + settings = same kick" },
         el("span", { class: "seed-label", text: "seed" }),
         el("span", { class: "seed", text: String(kick.seed) })),
-      el("button", { type: "button", class: "more", title: "same prompt, new seed (M)", text: "More like this", onclick: () => moreLike(kick) }),
-      el("a", { class: "download icon", title: "download WAV (D)", "aria-label": "download", href: kick.url, download: "" }),
+      el("button", { type: "button", class: "more", title: "variations of this kick (M)", text: "More like this", onclick: () => moreLike(kick) }),
+      el("button", { type: "button", class: "star", title: "star: keep it in the crate (S)", "aria-label": "star", text: "☆", onclick: () => toggleStar(kick) }),
+      download,
+    ),
+    el(
+      "div",
+      { class: "kick-actions" },
+      el("button", { type: "button", class: "newseed ghost-small", title: "same prompt, new seeds (N)", text: "New seed", onclick: () => newSeeds(kick) }),
+      el("button", { type: "button", class: "pin ghost-small", title: "pin as the A/B reference (P)", text: "Pin for A/B", onclick: () => pinKick(kick) }),
+      el("button", { type: "button", class: "regen ghost-small", title: "regenerate from its recipe", text: "Regenerate", onclick: () => regenerate(kick) }),
     ),
   );
   card.addEventListener("mousedown", () => select(kick));
+  card.addEventListener("dragstart", (e) => dragOut(e, kick));
+  if (state.crate.has(kick.id)) card.classList.add("starred");
   return card;
+}
+
+function dragOut(e, kick) {
+  // Chromium's DownloadURL: drop the kick's WAV onto the desktop or a DAW track.
+  const name = kick.filename || `kick_s${kick.seed}.wav`;
+  e.dataTransfer.setData("DownloadURL", `audio/wav:${name}:${new URL(kick.url, location.href).href}`);
+  e.dataTransfer.setData("text/uri-list", new URL(kick.url, location.href).href);
+  e.dataTransfer.effectAllowed = "copy";
 }
 
 async function loadKick(kick) {
   try {
     const res = await fetch(kick.url);
-    if (!res.ok) throw new Error(`${res.status}`);
+    if (!res.ok) throw Object.assign(new Error(`${res.status}`), { status: res.status });
     const disposition = res.headers.get("content-disposition") || "";
     kick.filename = (disposition.match(/filename="([^"]+)"/) || [])[1] || `kick_s${kick.seed}.wav`;
-    const bytes = await res.arrayBuffer();
-    kick.blobUrl = URL.createObjectURL(new Blob([bytes], { type: "audio/wav" }));
-    const link = $(".download", kick.el);
-    link.href = kick.blobUrl;
-    link.download = kick.filename;
-    const offline = new OfflineAudioContext(1, SAMPLE_RATE * 2, SAMPLE_RATE);
-    kick.buffer = await offline.decodeAudioData(bytes);
-    const samples = kick.buffer.getChannelData(0);
-    drawWave($(".wave", kick.el), samples);
-    drawSpectrogram($(".spec", kick.el), samples, kick.buffer.sampleRate);
-    $(".desc", kick.el).textContent = describe(samples, kick.buffer.sampleRate);
-    kick.el.classList.remove("loading");
-    kick.el.classList.add("ready");
+    kick.bytes = await res.arrayBuffer();
+    await showKick(kick);
   } catch (err) {
     kick.el.classList.remove("loading");
     kick.el.classList.add("failed");
-    $(".desc", kick.el).textContent = `could not load (${err.message})`;
+    $(".desc", kick.el).textContent = err.status === 404 ? "gone from the server: regenerate it" : `could not load (${err.message})`;
   }
 }
 
-function moreLike(kick) {
-  const b = kick.batch;
-  const n = Number($("#count .on").dataset.n);
-  generate({ prompt: b.prompt, cfg_scale: b.cfg_scale, steps: b.steps, n, seed: null }, kick);
+async function showKick(kick) {
+  if (kick.blobUrl) URL.revokeObjectURL(kick.blobUrl);
+  kick.blobUrl = URL.createObjectURL(new Blob([kick.bytes], { type: "audio/wav" }));
+  const link = $(".download", kick.el);
+  link.href = kick.blobUrl;
+  link.download = kick.filename;
+  kick.buffer = await decode(kick.bytes);
+  const samples = kick.buffer.getChannelData(0);
+  drawWave($(".wave", kick.el), samples);
+  drawSpectrogram($(".spec", kick.el), samples, kick.buffer.sampleRate);
+  $(".desc", kick.el).textContent = (kick.measure && kick.measure.root_note) || "no pitch";
+  $(".measure", kick.el).textContent = measureText(kick.measure);
+  kick.el.classList.remove("loading", "failed");
+  kick.el.classList.add("ready");
+}
+
+function decode(bytes) {
+  const offline = new OfflineAudioContext(1, SAMPLE_RATE * 2, SAMPLE_RATE);
+  return offline.decodeAudioData(bytes.slice(0));
+}
+
+// ---------------------------------------------------------------- crate (IndexedDB: survives reloads)
+
+let dbPromise = null;
+
+function db() {
+  dbPromise ||= new Promise((resolve, reject) => {
+    const req = indexedDB.open("kickgen", 1);
+    req.onupgradeneeded = () => req.result.createObjectStore("crate", { keyPath: "id" });
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error);
+  });
+  return dbPromise;
+}
+
+async function store(mode, fn) {
+  const d = await db();
+  return new Promise((resolve, reject) => {
+    const tx = d.transaction("crate", mode);
+    const req = fn(tx.objectStore("crate"));
+    tx.oncomplete = () => resolve(req && req.result);
+    tx.onerror = () => reject(tx.error);
+  });
+}
+
+function crateEntry(kick) {
+  const row = kick.recipe.rows[kick.recipe.index];
+  return {
+    id: kick.id, seed: kick.seed, url: kick.url, recipe: kick.recipe, measure: kick.measure,
+    prompt: row.prompt_b ? `${row.prompt || "uncond"} → ${row.prompt_b}` : row.prompt || "",
+    filename: kick.filename, wav: new Blob([kick.bytes], { type: "audio/wav" }), added: Date.now(),
+  };
+}
+
+async function toggleStar(kick) {
+  if (!kick || !kick.bytes) return;
+  if (state.crate.has(kick.id)) {
+    state.crate.delete(kick.id);
+    await store("readwrite", (s) => s.delete(kick.id));
+  } else {
+    const entry = crateEntry(kick);
+    await store("readwrite", (s) => s.put(entry));
+    state.crate.set(kick.id, await crateKick(entry));
+  }
+  markStars();
+  renderCrate();
+}
+
+async function recrate(oldId, kick) {
+  const entry = { ...crateEntry(kick), added: state.crate.get(oldId).added };
+  await store("readwrite", (s) => { s.delete(oldId); return s.put(entry); });
+  state.crate.delete(oldId);
+  state.crate.set(kick.id, await crateKick(entry));
+  for (const end of ["a", "b"]) if (state.morphEnds[end] === oldId) state.morphEnds[end] = kick.id;
+  markStars();
+  renderCrate();
+}
+
+async function crateKick(entry) {
+  const bytes = await entry.wav.arrayBuffer();
+  return { ...entry, bytes, buffer: await decode(bytes), blobUrl: URL.createObjectURL(entry.wav) };
+}
+
+async function loadCrate() {
+  const entries = (await store("readonly", (s) => s.getAll())) || [];
+  entries.sort((a, b) => a.added - b.added);
+  for (const e of entries) state.crate.set(e.id, await crateKick(e));
+  markStars();
+  renderCrate();
+}
+
+function markStars() {
+  for (const b of state.batches) for (const k of b.kicks) {
+    const on = state.crate.has(k.id);
+    k.el.classList.toggle("starred", on);
+    $(".star", k.el).textContent = on ? "★" : "☆";
+  }
+}
+
+function renderCrate() {
+  const list = $("#crate-list");
+  const items = [...state.crate.values()];
+  $("#crate-count").textContent = items.length ? `${items.length} kick${items.length > 1 ? "s" : ""}` : "";
+  $("#export").disabled = !items.length;
+  for (const end of ["a", "b"]) if (!state.crate.has(state.morphEnds[end])) state.morphEnds[end] = null;
+  if (!items.length) {
+    list.replaceChildren(el("p", { class: "hint crate-empty", text: "Star kicks (S) to keep them; the crate survives a reload." }));
+  } else {
+    list.replaceChildren(...items.map((c) => {
+      const row = el("div", { class: "crate-item", "data-id": c.id, draggable: "true" },
+        el("button", { type: "button", class: "play icon", title: "play", "aria-label": "play", onclick: () => playBuffer(c.buffer) }),
+        el("div", { class: "crate-name" },
+          el("span", { class: "crate-prompt", text: c.prompt || "unconditional" }),
+          el("span", { class: "crate-meta", text: `seed ${c.seed}${c.measure && c.measure.root_note ? " · " + c.measure.root_note : ""}` })),
+        el("button", { type: "button", class: "end" + (state.morphEnds.a === c.id ? " on" : ""), "data-end": "a", title: "morph from this kick", text: "A", onclick: () => setEnd("a", c.id) }),
+        el("button", { type: "button", class: "end" + (state.morphEnds.b === c.id ? " on" : ""), "data-end": "b", title: "morph to this kick", text: "B", onclick: () => setEnd("b", c.id) }),
+        el("button", { type: "button", class: "regen ghost-small", title: "regenerate from its recipe", text: "↻", onclick: () => regenerate(c) }),
+        el("button", { type: "button", class: "unstar ghost-small", title: "take it out of the crate", text: "×", onclick: () => toggleStar(c) }),
+      );
+      row.addEventListener("dragstart", (e) => dragOut(e, c));
+      return row;
+    }));
+  }
+  const { a, b } = state.morphEnds;
+  $("#morph-go").disabled = !(a && b && a !== b);
+  $("#morph-ends").textContent = a && b ? `seed ${state.crate.get(a).seed} → seed ${state.crate.get(b).seed}` : "mark two crate kicks A and B";
+}
+
+function setEnd(end, id) {
+  state.morphEnds[end] = state.morphEnds[end] === id ? null : id;
+  renderCrate();
+}
+
+async function runHeld(what, units, makeSend) {
+  // A request on crate kicks: those the server no longer holds (a restart, eviction) come back
+  // from their recipes first, then the request is sent again with their new ids.
+  let out = await run(what, units, async () => {
+    try {
+      return await makeSend()();
+    } catch (err) {
+      if (err.status !== 404) throw err;
+      return { missing: err.message.match(/[0-9a-f]{16}/g) || [] };
+    }
+  });
+  if (out && out.missing) {
+    for (const id of out.missing) if (state.crate.has(id)) await regenerate(state.crate.get(id));
+    out = await run(what, units, makeSend());
+  }
+  return out;
+}
+
+async function exportCrate() {
+  // One zip of the crate: WAVs with their recipes, manifest.csv and an .sfz, as chosen.
+  if (!state.crate.size || state.busy) return;
+  const makeSend = () => {
+    const body = { ids: [...state.crate.keys()], format: $("#pack-format").value,
+                   sample_rate: Number($("#pack-rate").value), hygiene: readHygiene() };
+    return async () => {
+      const res = await fetch("/api/pack", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+      if (res.ok) return { blob: await res.blob() };
+      const detail = ((await res.json().catch(() => ({}))).detail) || `${res.status}`;
+      throw Object.assign(new Error(detail), { status: res.status, retryAfter: Number(res.headers.get("retry-after")) || 0 });
+    };
+  };
+  const out = await runHeld(`Packing ${state.crate.size} kicks`, 0, makeSend);
+  if (!out || !out.blob) return;
+  const link = el("a", { href: URL.createObjectURL(out.blob), download: "kickgen-crate.zip" });
+  document.body.append(link);
+  link.click();
+  link.remove();
+}
+
+// ---------------------------------------------------------------- morph
+
+async function morphCrate() {
+  const { a, b } = state.morphEnds;
+  if (!a || !b) return;
+  const p = settings();
+  const frames = Number($("#morph-frames").value);
+  const res = await runHeld(`Morphing ${frames} frames`, frames * p.steps, () =>
+    postJSON("/api/morph", { a: state.morphEnds.a, b: state.morphEnds.b, frames, cfg_scale: p.cfg_scale,
+                             steps: p.steps, hygiene: p.hygiene }));
+  if (!res || !res.kicks) return;
+  // The series is rendered once; scrubbing plays the nearest frame.
+  const kicks = await Promise.all(res.kicks.map(async (k, i) => {
+    const r = await fetch(k.url);
+    const kick = { ...k, index: i, bytes: await r.arrayBuffer(), filename: `morph_${String(i).padStart(2, "0")}.wav` };
+    kick.buffer = await decode(kick.bytes);
+    return kick;
+  }));
+  state.morph = { kicks, label: res.prompt, frame: 0 };
+  const panel = $("#morph");
+  panel.hidden = false;
+  panel.dataset.plays = "0";
+  const ends = [state.morphEnds.a, state.morphEnds.b].map((id) => state.crate.get(id).seed);
+  $("#morph-label").textContent = `seed ${ends[0]} → seed ${ends[1]} · ${kicks.length} frames`;
+  const slider = $("#morph-slider");
+  slider.max = String(kicks.length - 1);
+  slider.value = "0";
+  showFrame(0, false);
+  panel.scrollIntoView({ block: "nearest" });
+}
+
+function showFrame(i, audible = true) {
+  const m = state.morph;
+  if (!m) return;
+  m.frame = Math.max(0, Math.min(m.kicks.length - 1, i));
+  const k = m.kicks[m.frame];
+  $("#morph-slider").value = String(m.frame);
+  drawWave($("#morph-wave"), k.buffer.getChannelData(0));
+  const t = m.kicks.length > 1 ? m.frame / (m.kicks.length - 1) : 0;
+  $("#morph-frame").textContent = `frame ${m.frame + 1} / ${m.kicks.length} · t ${t.toFixed(2)}${k.measure.root_note ? " · " + k.measure.root_note : ""}`;
+  $("#morph").dataset.frame = String(m.frame);
+  $("#morph-star").textContent = state.crate.has(k.id) ? "★ starred" : "☆ star frame";
+  if (audible) {
+    playBuffer(k.buffer);
+    $("#morph").dataset.plays = String(Number($("#morph").dataset.plays || 0) + 1);
+  }
+}
+
+async function starFrame() {
+  const m = state.morph;
+  if (!m) return;
+  const k = m.kicks[m.frame];
+  if (!state.crate.has(k.id)) await toggleStar(k);
+  showFrame(m.frame, false);
+}
+
+// ---------------------------------------------------------------- A/B (loudness-matched)
+
+function pinKick(kick) {
+  if (!kick || !kick.buffer) return;
+  setReference({ name: `seed ${kick.seed}${kick.measure.root_note ? " · " + kick.measure.root_note : ""}`, buffer: kick.buffer, lufs: kick.measure.lufs });
+}
+
+function pinUpload() {
+  const u = state.upload;
+  if (!u || !u.buffer) return showError("the browser could not decode that file for A/B");
+  setReference({ name: u.name, buffer: u.buffer, lufs: u.lufs });
+}
+
+function setReference(ref) {
+  state.reference = ref;
+  state.abSide = "kick";
+  $("#ab-ref").textContent = `reference: ${ref.name}${ref.lufs !== "" && ref.lufs !== null ? ` (${Number(ref.lufs).toFixed(1)} LUFS)` : ""}`;
+  $("#ab-ref").classList.remove("muted");
+  $("#ab-flip").disabled = false;
+}
+
+function flipAB() {
+  // Alternate: the reference (at the selected kick's loudness), then the selected kick.
+  const ref = state.reference, kick = state.selected;
+  if (!ref || !kick || !kick.buffer) return;
+  state.abSide = state.abSide === "ref" ? "kick" : "ref";
+  const box = $("#ab");
+  box.dataset.side = state.abSide;
+  if (state.abSide === "ref") {
+    const a = Number(kick.measure.lufs), r = Number(ref.lufs);
+    const db = kick.measure.lufs !== "" && ref.lufs !== "" && ref.lufs !== null && isFinite(a - r) ? a - r : 0;
+    box.dataset.gainDb = db.toFixed(2);
+    playBuffer(ref.buffer, Math.pow(10, db / 20));
+    $("#ab-which").textContent = `A: reference ${db >= 0 ? "+" : "−"}${Math.abs(db).toFixed(1)} dB`;
+  } else {
+    play(kick);
+    $("#ab-which").textContent = `B: seed ${kick.seed}`;
+  }
 }
 
 // ---------------------------------------------------------------- thumbnails
@@ -518,40 +965,43 @@ function drawSpectrogram(canvas, x, sr) {
   ctx.putImageData(img, 0, 0);
 }
 
-function describe(x, sr) {
-  // Decay: time from the peak until the 10 ms RMS envelope stays below -40 dB of the peak.
-  let peak = 0, at = 0;
-  for (let i = 0; i < x.length; i++) if (Math.abs(x[i]) > peak) { peak = Math.abs(x[i]); at = i; }
-  if (peak === 0) return "silent";
-  const win = Math.round(sr / 100);
-  let last = at;
-  for (let i = at; i + win <= x.length; i += win) {
-    let s = 0;
-    for (let j = i; j < i + win; j++) s += x[j] * x[j];
-    if (Math.sqrt(s / win) > peak * 0.01) last = i + win;
-  }
-  return `decay ${((last - at) / sr).toFixed(2)} s`;
-}
-
 // ---------------------------------------------------------------- selection and playback
 
 function select(kick) {
   if (!kick) return;
-  if (state.selected) state.selected.el.classList.remove("selected");
+  if (state.selected && state.selected.el) state.selected.el.classList.remove("selected");
   state.selected = kick;
   kick.el.classList.add("selected");
   kick.el.scrollIntoView({ block: "nearest", behavior: "smooth" });
 }
 
-function play(kick) {
-  if (!kick || !kick.buffer) return;
+function startSource(buffer, gain = 1) {
   if (!state.audio) state.audio = new AudioContext();
   const audio = state.audio;
   if (audio.state === "suspended") audio.resume();
   stop();
   const source = audio.createBufferSource();
-  source.buffer = kick.buffer;
-  source.connect(audio.destination);
+  source.buffer = buffer;
+  const level = audio.createGain();
+  level.gain.value = gain;
+  source.connect(level).connect(audio.destination);
+  return source;
+}
+
+function playBuffer(buffer, gain = 1) {
+  // A crate kick, a morph frame or the A/B reference: no card to animate.
+  if (!buffer) return;
+  const source = startSource(buffer, gain);
+  const playing = { source, kick: null };
+  state.playing = playing;
+  source.onended = () => { if (state.playing === playing) state.playing = null; };
+  source.start();
+}
+
+function play(kick) {
+  if (!kick || !kick.buffer) return;
+  const source = startSource(kick.buffer);
+  const audio = state.audio;
   const playing = { source, kick, start: audio.currentTime, wall: performance.now() };
   state.playing = playing;
   kick.el.classList.add("playing");
@@ -581,7 +1031,7 @@ function stop() {
   if (state.playing) {
     const { source, kick } = state.playing;
     state.playing = null;
-    kick.el.classList.remove("playing");
+    if (kick) kick.el.classList.remove("playing");
     try { source.stop(); } catch { /* already stopped */ }
   }
 }
@@ -605,10 +1055,10 @@ function move(dx, dy) {
 
 function onKey(e) {
   const t = e.target;
-  const typing = t instanceof HTMLInputElement && !["range", "radio", "checkbox", "button"].includes(t.type);
+  const typing = (t instanceof HTMLInputElement && !["range", "radio", "checkbox", "button", "file"].includes(t.type)) || t instanceof HTMLSelectElement;
   if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
     e.preventDefault();
-    generate(readParams());
+    generate(settings());
     return;
   }
   if (e.key === "Escape") {
@@ -628,6 +1078,13 @@ function onKey(e) {
     case "ArrowDown": e.preventDefault(); move(0, 1); break;
     case "ArrowUp": e.preventDefault(); move(0, -1); break;
     case "m": case "M": if (sel) moreLike(sel); break;
+    case "n": case "N": if (sel) newSeeds(sel); break;
+    case "s": case "S": if (sel) toggleStar(sel); break;
+    case "p": case "P": if (sel) pinKick(sel); break;
+    case "a": case "A": flipAB(); break;
+    case "e": case "E": exportCrate(); break;
+    case ",": if (state.morph) showFrame(state.morph.frame - 1); break;
+    case ".": if (state.morph) showFrame(state.morph.frame + 1); break;
     case "d": case "D": if (sel) $(".download", sel.el).click(); break;
     case "/": e.preventDefault(); $("#prompt").focus(); break;
     case "?": $("#help").hidden = !$("#help").hidden; break;
@@ -637,6 +1094,34 @@ function onKey(e) {
         if (k) { select(k); play(k); }
       }
   }
+}
+
+// ---------------------------------------------------------------- bring a kick: drop anywhere
+
+function setupDrop() {
+  const zone = $("#drop");
+  const hasFiles = (e) => [...(e.dataTransfer?.types || [])].includes("Files");
+  document.addEventListener("dragover", (e) => {
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    zone.classList.add("dragging");
+  });
+  document.addEventListener("dragleave", (e) => { if (!e.relatedTarget) zone.classList.remove("dragging"); });
+  document.addEventListener("drop", (e) => {
+    zone.classList.remove("dragging");
+    const file = e.dataTransfer?.files?.[0];
+    if (!file) return;
+    e.preventDefault();
+    varyFile(file);
+  });
+  $("#file").addEventListener("change", (e) => {
+    const file = e.target.files[0];
+    if (file) varyFile(file);
+    e.target.value = "";
+  });
+  zone.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); $("#file").click(); } });
+  $("#vary-again").addEventListener("click", () => state.upload && varyFile(state.upload.file));
+  $("#pin-upload").addEventListener("click", pinUpload);
 }
 
 // ---------------------------------------------------------------- server status
@@ -665,17 +1150,30 @@ async function main() {
     showError(`could not load the vocabulary: ${err.message}`);
   }
   setupControls();
+  setupCleanup();
+  setupDrop();
   renderChips();
   parsePrompt();
   $("#form").addEventListener("submit", (e) => {
     e.preventDefault();
-    generate(readParams());
+    generate(settings());
   });
   $("#prompt").addEventListener("input", onPromptChange);
   $("#chip-filter").addEventListener("input", () => renderChips());
   $("#chip-filter").addEventListener("keydown", (e) => { if (e.key === "Enter") e.preventDefault(); });
   $("#help-toggle").addEventListener("click", () => { $("#help").hidden = !$("#help").hidden; });
+  $("#export").addEventListener("click", exportCrate);
+  $("#morph-go").addEventListener("click", morphCrate);
+  $("#morph-slider").addEventListener("input", (e) => showFrame(Number(e.target.value)));
+  $("#morph-star").addEventListener("click", starFrame);
+  $("#ab-flip").addEventListener("click", flipAB);
   document.addEventListener("keydown", onKey);
+  try {
+    await loadCrate();
+  } catch (err) {
+    showError(`the crate could not be read from this browser's storage (${err.message})`);
+  }
+  restoreHistory();
   pollStatus();
   setInterval(() => { if (!document.hidden) pollStatus(); }, 4000);
   document.body.classList.add("ready");
