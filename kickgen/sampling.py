@@ -308,7 +308,9 @@ class DPMSolverSampler(_Sampler):
     nearest the switch onto it and restarts the history (one first-order step, no correction of the
     point where guidance switched) whenever guidance switches. On the shipped checkpoints
     (BENCHMARKS.md): DPM-Solver++ 20 on the log-SNR grid without the split strayed 1.62 dB (log-mel)
-    from DDIM 200, 0.57 dB with it; on the quadratic grid with the corrector it is as close as DDIM 50.
+    from DDIM 200, 0.57 dB with it; on the quadratic grid with the corrector it is about as close as
+    DDIM 50 (three sets of 12, 12 and 16 kicks: 0.22, 0.36, 0.29 dB against 0.23, 0.37, 0.25) and
+    closer than DDIM 25 (0.52, 1.01, 0.37).
     """
 
     name = "dpm"
