@@ -251,22 +251,12 @@ def train(
     lr_sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lr_lambda(cfg.warmup_steps, cfg.max_steps, cfg.final_lr_fraction)
     )
-    step = run.resume({"model": core, "ema": ema.model, "opt": opt, "sched": lr_sched}, model_cfg)
+    state_parts = {"model": core, "ema": ema.model, "opt": opt, "sched": lr_sched}
+    step = run.resume(state_parts, model_cfg)
+    configs = {"DiffusionTrainConfig": config_dict(cfg), "DiffusionConfig": config_dict(model_cfg)}
 
     def snapshot() -> dict:
-        return {
-            "model_type": "diffusion",
-            "step": step,
-            "model": core.state_dict(),
-            "ema": ema.model.state_dict(),
-            "opt": opt.state_dict(),
-            "sched": lr_sched.state_dict(),
-            "vocab": vocab,
-            "config": {
-                "DiffusionTrainConfig": config_dict(cfg),
-                "DiffusionConfig": config_dict(model_cfg),
-            },
-        }
+        return run.snapshot(step, state_parts, vocab=vocab, config=configs)
 
     index = {w: i for i, w in enumerate(vocab)}
     previews = [[index[w] for w in p.split() if w in index] for p in cfg.preview_prompts.split(",")]

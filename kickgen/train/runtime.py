@@ -268,18 +268,24 @@ class PeriodicSaver:
         return stopping
 
 
+def read_tensors(path: Path, what: str, advice: str) -> Any:
+    """``torch.load(path)`` of tensors and plain values only (``weights_only=True``); a file that
+    cannot be read raises :class:`TrainingError` naming ``what`` it is and the ``advice``."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise TrainingError(
+            f"{path}: {what} is unreadable ({type(exc).__name__}); {advice}"
+        ) from exc
+
+
 def load_state(run_dir: Path, model_type: str) -> dict[str, Any]:
     """Read a run's training state (``weights_only=True``) and check it belongs to ``model_type``."""
     path = run_dir / STATE_FILENAME
     remove_stale_temporaries(path)  # a save cut short by kill -9
     if not path.exists():
         raise TrainingError(f"{path}: no training state to resume; start without --resume")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise TrainingError(
-            f"{path}: training state is unreadable ({type(exc).__name__}); start a new run"
-        ) from exc
+    state = read_tensors(path, "training state", "start a new run")
     if not isinstance(state, dict):
         raise TrainingError(
             f"{path}: holds a {type(state).__name__}, not a training state; start a new run"
@@ -407,6 +413,7 @@ class Logger:
 class RunStart:
     """What a training run starts from: its folder, the corpus splits and the state to resume."""
 
+    model_type: str  # a key of STATE_KEYS
     run_dir: Path
     train: SplitData
     val: SplitData
@@ -419,6 +426,12 @@ class RunStart:
         restore(self.state, parts, model_cfg, self.run_dir)
         return int(self.state["step"])
 
+    def snapshot(self, step: int, parts: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        """The training state at ``step``: each part's ``state_dict()`` under its key (the keys
+        :meth:`resume` restores), then ``extra`` (the configs, the vocabulary)."""
+        weights = {key: part.state_dict() for key, part in parts.items()}
+        return {"model_type": self.model_type, "step": step, **weights, **extra}
+
 
 def start_run(cfg: Any, model_type: str, resume: bool) -> RunStart:
     """Load ``cfg.corpus``'s train and val splits and, when ``resume``, the state in
@@ -430,7 +443,7 @@ def start_run(cfg: Any, model_type: str, resume: bool) -> RunStart:
     val = load_split_data(cfg.corpus, "val")
     state = load_state(run_dir, model_type) if resume else None
     torch.manual_seed(cfg.seed)
-    return RunStart(run_dir, train, val, state)
+    return RunStart(model_type, run_dir, train, val, state)
 
 
 class RunLoop:

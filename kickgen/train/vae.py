@@ -185,17 +185,12 @@ def train(
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lr_lambda(cfg.warmup_steps, cfg.max_steps, cfg.final_lr_fraction)
     )
-    step = run.resume({"model": vae, "opt": opt, "sched": sched}, model_cfg)
+    state_parts = {"model": vae, "opt": opt, "sched": sched}
+    step = run.resume(state_parts, model_cfg)
+    configs = {"VAETrainConfig": config_dict(cfg), "VAEConfig": config_dict(model_cfg)}
 
     def snapshot() -> dict:
-        return {
-            "model_type": "vae",
-            "step": step,
-            "model": vae.state_dict(),
-            "opt": opt.state_dict(),
-            "sched": sched.state_dict(),
-            "config": {"VAETrainConfig": config_dict(cfg), "VAEConfig": config_dict(model_cfg)},
-        }
+        return run.snapshot(step, state_parts, config=configs)
 
     metrics: dict[str, float] = {}
     with RunLoop(cfg, rt, run.run_dir, "train vae", step, stop_at) as loop:

@@ -268,27 +268,16 @@ def train(
     opt_d = torch.optim.AdamW(disc_core.parameters(), lr=cfg.lr, betas=betas)
     sched_g = torch.optim.lr_scheduler.ExponentialLR(opt_g, cfg.lr_decay)
     sched_d = torch.optim.lr_scheduler.ExponentialLR(opt_d, cfg.lr_decay)
-    state_parts = {"generator": gen_core, "discriminator": disc_core, "opt_g": opt_g, "opt_d": opt_d,
-                   "sched_g": sched_g, "sched_d": sched_d}  # fmt: skip
+    state_parts = {"generator": gen_core, "discriminator": disc_core,
+                   "opt_g": opt_g, "opt_d": opt_d, "sched_g": sched_g, "sched_d": sched_d}  # fmt: skip
     step = run.resume(state_parts, model_cfg)
     if run.state is None and cfg.init_from:
         init_generator(gen_core, cfg.init_from)
 
+    configs = {"VocoderTrainConfig": config_dict(cfg), "VocoderConfig": config_dict(model_cfg)}
+
     def snapshot() -> dict:
-        return {
-            "model_type": "vocoder",
-            "step": step,
-            "generator": gen_core.state_dict(),
-            "discriminator": disc_core.state_dict(),
-            "opt_g": opt_g.state_dict(),
-            "opt_d": opt_d.state_dict(),
-            "sched_g": sched_g.state_dict(),
-            "sched_d": sched_d.state_dict(),
-            "config": {
-                "VocoderTrainConfig": config_dict(cfg),
-                "VocoderConfig": config_dict(model_cfg),
-            },
-        }
+        return run.snapshot(step, state_parts, config=configs)
 
     finetune_from = cfg.max_steps - cfg.finetune_steps if cfg.vae else cfg.max_steps
     vae_mels: torch.Tensor | None = None
