@@ -81,13 +81,12 @@ def add_hygiene_arguments(parser: argparse.ArgumentParser, default_on: bool = Fa
         default=None,
         help="true-peak ceiling in dBTP for --normalize lufs (default -1)",
     )
-    g.add_argument(
-        "--trim", action="store_true", help="cut the silent tail (files shorter than 2 s)"
-    )
-    g.add_argument("--no-align", action="store_true", help="leave the onset where the model put it")
-    g.add_argument(
-        "--no-dc", action="store_true", help="skip DC removal (median offset and 10 Hz high-pass)"
-    )
+    for flag, text in (
+        ("--trim", "cut the silent tail (files shorter than 2 s)"),
+        ("--no-align", "leave the onset where the model put it"),
+        ("--no-dc", "skip DC removal (median offset and 10 Hz high-pass)"),
+    ):
+        g.add_argument(flag, action="store_true", help=text)
 
 
 def hygiene_from_args(args: argparse.Namespace, default_on: bool = False):

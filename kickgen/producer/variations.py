@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -30,37 +30,23 @@ import torch
 
 from kickgen.audio import AudioError, check_audio_header
 from kickgen.producer.engine import ProducerError
-from kickgen.producer.hygiene import HygieneConfig
-from kickgen.producer.kicks import DEFAULT_BATCH, Kick, generate_kicks
+from kickgen.producer.kicks import Kick, generate_kicks
 
 
 def vary(
-    pipe,
-    init_audio: str | Path,
-    prompt: str = "",
-    strength: float = 0.5,
-    n: int = 1,
-    seed: int | None = None,
-    cfg_scale: float = 3.0,
-    steps: int = 50,
-    sampler: str = "ddim",
-    hygiene: HygieneConfig | None = None,
-    best_of: int = 1,
-    batch_size: int = DEFAULT_BATCH,
-    callback: Callable[[int, int], None] | None = None,
+    pipe, init_audio: str | Path, prompt: str = "", strength: float = 0.5, **options: Any
 ) -> list[Kick]:
-    """``n`` variations of the kick in the audio file ``init_audio`` (see the module docstring).
+    """``n`` variations of the kick in the audio file ``init_audio`` (see the module docstring):
+    :func:`~kickgen.producer.kicks.generate_kicks` from that kick, ``options`` being its own
+    (``n``, ``seed``, ``cfg_scale``, ``steps``, ``sampler``, ``hygiene``, ``best_of``,
+    ``batch_size``, ``callback``).
 
     Kick i uses seed ``seed + i``; each :class:`~kickgen.producer.kicks.Kick` carries its recipe
     (with the init file's path and SHA-256, so ``kickgen regenerate`` can check it).
     """
     if init_audio is None:
         raise ProducerError("vary needs an init kick: pass the path of an audio file")
-    return generate_kicks(
-        pipe, prompt, n=n, seed=seed, cfg_scale=cfg_scale, steps=steps, sampler=sampler,
-        hygiene=hygiene, best_of=best_of, init_audio=init_audio, strength=strength,
-        batch_size=batch_size, callback=callback,
-    )  # fmt: skip
+    return generate_kicks(pipe, prompt, init_audio=init_audio, strength=strength, **options)
 
 
 def vary_waveform(
@@ -69,20 +55,17 @@ def vary_waveform(
     sample_rate: int,
     prompt: str = "",
     strength: float = 0.5,
-    n: int = 1,
-    seed: int | None = None,
-    cfg_scale: float = 3.0,
-    steps: int = 50,
-    sampler: str = "ddim",
-    hygiene: HygieneConfig | None = None,
+    *,
     keep_dir: str | Path | None = None,
+    **options: Any,
 ) -> list[Kick]:
     """Variations of a kick given as samples ``(L,)`` or ``(L, channels)`` at ``sample_rate`` Hz.
 
     Meant for the server: the samples are written as a float WAV named by their SHA-256 into
     ``keep_dir`` (a temporary directory, removed afterwards, when None), then varied
-    like a file. Pass a lasting ``keep_dir`` if the recipes should stay regenerable. Returns the
-    kicks; their ``.wave`` is float32 ``(L,)`` at 44.1 kHz, peak 0.95 unless ``hygiene`` says otherwise.
+    like a file by :func:`vary` with ``options`` (``n``, ``seed``, ``hygiene``, ...). Pass a
+    lasting ``keep_dir`` if the recipes should stay regenerable. Returns the kicks; their
+    ``.wave`` is float32 ``(L,)`` at 44.1 kHz, peak 0.95 unless ``hygiene`` says otherwise.
     """
     x = wave.detach().cpu().numpy() if isinstance(wave, torch.Tensor) else np.asarray(wave)
     x = np.asarray(x, dtype=np.float32)
@@ -110,7 +93,7 @@ def vary_waveform(
         sf.write(
             str(path), x, sample_rate, subtype="FLOAT", format="WAV"
         )  # read back like any file
-        return vary(pipe, path, prompt, strength, n, seed, cfg_scale, steps, sampler, hygiene)
+        return vary(pipe, path, prompt, strength, **options)
 
 
 def vary_audio_bytes(pipe, payload: bytes, **kwargs) -> list[Kick]:

@@ -26,10 +26,8 @@ from kickgen.train.runtime import (
     RunLoop,
     Runtime,
     TrainingError,
-    batch_indices,
     lr_lambda,
     start_run,
-    step_seed,
     wrap_ddp,
 )
 
@@ -263,9 +261,9 @@ def train(
     n = train_lat.mu.shape[0]
     with RunLoop(cfg, rt, run.run_dir, "train diffusion", step, stop_at) as loop:
         while step < cfg.max_steps:
-            gen = torch.Generator().manual_seed(step_seed(cfg.seed, step, rt.rank))
-            torch.manual_seed(step_seed(cfg.seed, step, rt.rank))  # dropout layers
-            idx = batch_indices(n, cfg.batch_size, step, cfg.seed, rt)
+            gen = torch.Generator().manual_seed(loop.step_seed(step))
+            torch.manual_seed(loop.step_seed(step))  # dropout layers
+            idx = loop.batch(n, step)
             z0 = scaled_latents(vae, train_lat, idx, gen).to(rt.device)
             ids = drop_keywords([train_lat.token_ids[i] for i in idx.tolist()], model_cfg, gen)
             model.train()

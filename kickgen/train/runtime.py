@@ -458,6 +458,7 @@ class RunLoop:
         self, cfg: Any, rt: Runtime, run_dir: Path, name: str, step: int, stop_at: int = 0
     ):
         self.rt, self.name, self.max_steps, self.start_step = rt, name, cfg.max_steps, step
+        self.seed, self.batch_size = cfg.seed, cfg.batch_size
         self.log = Logger(run_dir, enabled=rt.is_main)
         self._saver = PeriodicSaver(run_dir, cfg.save_every_s, cfg.max_steps, stop_at, rt)
         self._stack = contextlib.ExitStack()
@@ -470,8 +471,16 @@ class RunLoop:
         self.bar.count = self.start_step
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self._stack.__exit__(*exc)
+    def __exit__(self, *exc: Any) -> bool:
+        return self._stack.__exit__(*exc)
+
+    def batch(self, n: int, step: int) -> torch.Tensor:
+        """This process's indices (into ``n`` examples) of the global batch of ``step``."""
+        return batch_indices(n, self.batch_size, step, self.seed, self.rt)
+
+    def step_seed(self, step: int) -> int:
+        """The seed of this process's random draws in ``step``."""
+        return step_seed(self.seed, step, self.rt.rank)
 
     def log_train(self, step: int, name: str, value: float, others: dict[str, float]) -> None:
         """Log ``train/{name}``, ``value`` averaged over the processes (all of them call), then

@@ -23,10 +23,8 @@ from kickgen.train.data import SplitData
 from kickgen.train.runtime import (
     RunLoop,
     Runtime,
-    batch_indices,
     lr_lambda,
     start_run,
-    step_seed,
     wrap_ddp,
 )
 
@@ -195,9 +193,9 @@ def train(
     metrics: dict[str, float] = {}
     with RunLoop(cfg, rt, run.run_dir, "train vae", step, stop_at) as loop:
         while step < cfg.max_steps:
-            idx = batch_indices(len(train_data), cfg.batch_size, step, cfg.seed, rt)
+            idx = loop.batch(len(train_data), step)
             x = train_data.log_mels[idx].float().unsqueeze(1).to(rt.device)  # (B, 1, 128, 173)
-            torch.manual_seed(step_seed(cfg.seed, step, rt.rank))
+            torch.manual_seed(loop.step_seed(step))
             parts = train_step(model, opt, sched, x, cfg, step)
             step += 1
             loop.bar.update(1, loss=parts["loss"])

@@ -40,9 +40,7 @@ from kickgen.train.data import SplitData
 from kickgen.train.runtime import (
     RunLoop,
     Runtime,
-    batch_indices,
     start_run,
-    step_seed,
     unwrap,
     wrap_ddp,
 )
@@ -289,8 +287,8 @@ def train(
             mels = (
                 vae_mels if vae_mels is not None and step >= finetune_from else train_data.log_mels
             )
-            g = torch.Generator().manual_seed(step_seed(cfg.seed, step, rt.rank))
-            idx = batch_indices(len(train_data), cfg.batch_size, step, cfg.seed, rt)
+            g = torch.Generator().manual_seed(loop.step_seed(step))
+            idx = loop.batch(len(train_data), step)
             mel, real = sample_crops(waves, mels, idx, frames, cfg, g)
             mel, real = mel.to(rt.device), real.to(rt.device)
             adversarial = step >= cfg.adv_start_step
