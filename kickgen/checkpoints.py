@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import inspect
 import math
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -32,6 +34,8 @@ from kickgen.models.diffusion import DiffusionConfig, LatentUNet, NoiseScheduler
 from kickgen.models.text_encoder import KeywordEncoder
 from kickgen.models.vocoder import HiFiGANGenerator, VocoderConfig
 from kickgen.weights import DIFFUSION_NAME, VAE_NAME, VOCODER_NAME
+
+ModelT = TypeVar("ModelT", bound=torch.nn.Module)
 
 FORMAT_VERSION = 1
 VAE_FILENAME = VAE_NAME  # the seed guide's file names (kickgen.weights)
@@ -380,45 +384,30 @@ def _build_fitting(build, config: Any, state: dict[str, torch.Tensor], path: Pat
     return module
 
 
+def _from_config(model_class: Callable[..., ModelT], config: Any) -> ModelT:
+    """``model_class`` with random weights, each constructor argument taken from the ``config``
+    field of its name (lists as tuples: the constructors take tuples)."""
+    names = inspect.signature(model_class).parameters
+    return model_class(**{name: _as_tuples(getattr(config, name)) for name in names})
+
+
+def _as_tuples(value: Any) -> Any:
+    return tuple(_as_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
 def build_vae(config: VAEConfig) -> KickVAE:
     """A KickVAE with the architecture of ``config`` (random weights)."""
-    return KickVAE(
-        config.latent_dim,
-        tuple(config.channels),
-        config.norm_groups,
-        config.mel_center,
-        config.mel_scale,
-        config.time_fold,
-    )
+    return _from_config(KickVAE, config)
 
 
 def build_unet(config: DiffusionConfig) -> LatentUNet:
     """A LatentUNet with the architecture of ``config`` (random weights)."""
-    return LatentUNet(
-        config.latent_dim,
-        config.base_channels,
-        config.cond_dim,
-        tuple(config.channel_mult),
-        config.dropout,
-        config.prediction_type,
-    )
+    return _from_config(LatentUNet, config)
 
 
 def build_vocoder(config: VocoderConfig) -> HiFiGANGenerator:
     """A weight-normed HiFiGANGenerator with the architecture of ``config`` (random weights)."""
-    return HiFiGANGenerator(
-        config.in_channels,
-        config.upsample_initial_channel,
-        tuple(config.upsample_rates),
-        tuple(config.upsample_kernel_sizes),
-        tuple(config.resblock_kernel_sizes),
-        tuple(tuple(d) for d in config.resblock_dilations),
-        config.mel_center,
-        config.mel_scale,
-        config.istft_n_fft,
-        config.source_harmonics,
-        config.refine_iters,
-    )
+    return _from_config(HiFiGANGenerator, config)
 
 
 def _device(device: str | torch.device | None) -> torch.device:

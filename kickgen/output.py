@@ -66,6 +66,15 @@ def write_failure(path: str | Path, exc: BaseException) -> OutputError:
     )
 
 
+def make_folder(path: Path, error: type[KickgenError], advice: str) -> None:
+    """Create ``path`` and its parents; failing that, raise ``error`` with one line ending in
+    ``advice`` (what the user should do)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise error(f"cannot create {path}: {exc.strerror or exc}; {advice}") from exc
+
+
 def write_atomically(path: str | Path, write: Callable[[Path], T]) -> Path:
     """``write(tmp)`` to a :func:`temporary_name` beside ``path``, then rename it to ``path``.
 

@@ -19,7 +19,7 @@ from kickgen.train import diffusion as train_diffusion
 from kickgen.train import vae as train_vae
 from kickgen.train import vocoder as train_vocoder
 from kickgen.train.config import build_configs, read_toml
-from kickgen.train.data import write_synth_corpus
+from kickgen.train.data import load_split_data, write_synth_corpus
 from kickgen.train.runtime import STATE_FILENAME, Runtime, StopFlag, batch_indices
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,7 +146,7 @@ def test_vocoder_one_step_each_phase(vae_ckpt, corpus, tmp_path):
     assert "val/log_stft_distance" in log[-1]
     state = torch.load(tmp_path / STATE_FILENAME, weights_only=True)
     assert state["step"] == 3 and "discriminator" in state and "opt_d" in state
-    val = train_vocoder.load_split_data(corpus, "val")
+    val = load_split_data(corpus, "val")
     report = train_vocoder.compare_with_griffin_lim(gen, val, n_clips=1)
     assert report["vocoder"] > 0 and report["griffin_lim"] > 0
     assert report["vocoder_over_griffin_lim"] == pytest.approx(

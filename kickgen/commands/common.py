@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from kickgen.errors import CommandError
 
@@ -18,6 +20,18 @@ FORMATS = {"float32": "FLOAT", "pcm16": "PCM_16", "pcm24": "PCM_24"}  # --format
 GENERATIONS_DIR = Path("generations")
 
 # --------------------------------------------------------------------------- arguments
+
+
+def add_value_argument(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    flag: str,
+    kind: Callable[[str], Any],
+    default: Any,
+    text: str,
+) -> None:
+    """``flag`` with one value read by ``kind``, ``default`` when absent; the help is ``text``
+    followed by ``(default DEFAULT)``."""
+    parser.add_argument(flag, type=kind, default=default, help=f"{text} (default {default})")
 
 
 def add_hygiene_arguments(parser: argparse.ArgumentParser, default_on: bool = False) -> None:
@@ -67,13 +81,12 @@ def add_hygiene_arguments(parser: argparse.ArgumentParser, default_on: bool = Fa
         default=None,
         help="true-peak ceiling in dBTP for --normalize lufs (default -1)",
     )
-    g.add_argument(
-        "--trim", action="store_true", help="cut the silent tail (files shorter than 2 s)"
-    )
-    g.add_argument("--no-align", action="store_true", help="leave the onset where the model put it")
-    g.add_argument(
-        "--no-dc", action="store_true", help="skip DC removal (median offset and 10 Hz high-pass)"
-    )
+    for flag, text in (
+        ("--trim", "cut the silent tail (files shorter than 2 s)"),
+        ("--no-align", "leave the onset where the model put it"),
+        ("--no-dc", "skip DC removal (median offset and 10 Hz high-pass)"),
+    ):
+        g.add_argument(flag, action="store_true", help=text)
     g.add_argument(
         "--key",
         default=None,
@@ -152,7 +165,10 @@ def add_best_of_argument(parser) -> None:
                         help="candidates per kick; keep the one passing the most sanity checks")  # fmt: skip
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+def add_checkpoints_argument(
+    parser: argparse.ArgumentParser, holding: str = "the three checkpoints"
+) -> None:
+    """``--checkpoints DIR``, the folder with ``holding``; absent, kickgen's lookup order."""
     from kickgen.weights import LOOKUP_HELP
 
     parser.add_argument(
@@ -160,8 +176,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         metavar="DIR",
-        help=f"folder with the three checkpoints (default: {LOOKUP_HELP})",
+        help=f"folder with {holding} (default: {LOOKUP_HELP})",
     )
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    add_checkpoints_argument(parser)
     parser.add_argument(
         "--no-vocoder", action="store_true", help="use Griffin-Lim instead of HiFi-GAN"
     )

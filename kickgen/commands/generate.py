@@ -19,6 +19,7 @@ from kickgen.commands.common import (
     FORMATS,
     GENERATIONS_DIR,
     add_best_of_argument,
+    add_checkpoints_argument,
     add_hygiene_arguments,
     add_output_arguments,
     bar_callback,
@@ -38,7 +39,6 @@ __all__ = ["FORMATS", "GENERATIONS_DIR", "add_generate_arguments", "register", "
 
 def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     """The guide's generation flags and kickgen's additions, shared by both entry points."""
-    from kickgen.weights import LOOKUP_HELP
 
     parser.add_argument(
         "-p",
@@ -69,8 +69,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="a .wav file, or a directory for auto-named files (default: generations/kick_<keywords>_<hash>.wav)",
     )
-    parser.add_argument("--checkpoints", type=Path, default=None, metavar="DIR",
-                        help=f"folder with the three checkpoints (default: {LOOKUP_HELP})")  # fmt: skip
+    add_checkpoints_argument(parser)
     parser.add_argument(
         "--diffusion-ckpt",
         type=Path,
@@ -123,16 +122,8 @@ def register(subparsers) -> None:
     add_generate_arguments(p)
     p.set_defaults(func=run_generate)
 
-    from kickgen.weights import LOOKUP_HELP
-
     v = subparsers.add_parser("vocab", help="list the keywords a diffusion checkpoint understands")
-    v.add_argument(
-        "--checkpoints",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help=f"folder with the checkpoints (default: {LOOKUP_HELP})",
-    )
+    add_checkpoints_argument(v, "the checkpoints")
     v.add_argument(
         "--diffusion-ckpt",
         type=Path,

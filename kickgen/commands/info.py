@@ -18,10 +18,9 @@ def register(subparsers) -> None:
         description="Print what a bug report needs: versions, checkpoint files and hashes, "
         "vocabulary, torch and device.",
     )
-    from kickgen.weights import LOOKUP_HELP
+    from kickgen.commands.common import add_checkpoints_argument
 
-    p.add_argument("--checkpoints", type=Path, default=None, metavar="DIR",
-                   help=f"folder with the three checkpoints (default: {LOOKUP_HELP})")  # fmt: skip
+    add_checkpoints_argument(p)
     p.add_argument(
         "--device", default="auto", help="auto (CUDA > MPS > CPU), cpu, cuda, cuda:N or mps"
     )

@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from kickgen.commands.common import add_value_argument
 from kickgen.errors import CommandError
 
 
@@ -35,42 +36,18 @@ def register(subparsers) -> None:
         default=(16, 64),
         help="kicks per call in the batched modes, comma-separated (default 16,64)",
     )
-    p.add_argument(
-        "--steps", type=int, default=50, help="DDIM steps of the default setting (default 50)"
-    )
+    add_value_argument(p, "--steps", int, 50, "DDIM steps of the default setting")
     p.add_argument(
         "--fast-sampler",
         choices=("ddim", "dpm"),
         default="dpm",
         help="sampler of the fast setting (default dpm)",
     )
-    p.add_argument(
-        "--fast-steps",
-        type=int,
-        default=20,
-        help="steps of the fast setting; 0 skips it (default 20)",
-    )
-    p.add_argument(
-        "--rounds", type=int, default=3, help="interleaved measurement rounds (default 3)"
-    )
-    p.add_argument(
-        "--reference-kicks",
-        type=int,
-        default=2,
-        help="kicks per round in reference mode (default 2)",
-    )
-    p.add_argument(
-        "--cold-runs",
-        type=int,
-        default=2,
-        help="cold CLI processes per setting; 0 skips them (default 2)",
-    )
-    p.add_argument(
-        "--agreement",
-        type=int,
-        default=16,
-        help="kicks in the solver agreement check; 0 skips it (default 16)",
-    )
+    add_value_argument(p, "--fast-steps", int, 20, "steps of the fast setting; 0 skips it")
+    add_value_argument(p, "--rounds", int, 3, "interleaved measurement rounds")
+    add_value_argument(p, "--reference-kicks", int, 2, "kicks per round in reference mode")
+    add_value_argument(p, "--cold-runs", int, 2, "cold CLI processes per setting; 0 skips them")
+    add_value_argument(p, "--agreement", int, 16, "kicks in the solver agreement check; 0 skips it")
     p.add_argument(
         "--checkpoints",
         type=Path,

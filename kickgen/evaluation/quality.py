@@ -46,6 +46,7 @@ import torch
 
 from kickgen.errors import CommandError, KickgenError
 from kickgen.evaluation import metrics
+from kickgen.output import make_folder
 from kickgen.pipeline import torch_threads
 from kickgen.progress import Progress
 from kickgen.sampling import GUIDANCE_UNTIL
@@ -595,10 +596,7 @@ def run_eval(checkpoints: Path, corpus: Path, out: Path, config: EvalConfig | No
 
     config = config or EvalConfig()
     checkpoints, corpus, out = Path(checkpoints), Path(corpus), Path(out)
-    if not checkpoints.is_dir():
-        raise EvalError(
-            f"{checkpoints} is not a directory: pass the folder holding the three checkpoints"
-        )
+    _check_dir(checkpoints, str(checkpoints), "the three checkpoints")
     _check_corpus(corpus)
     _make_out(out)
     with torch_threads(config.threads):
@@ -613,12 +611,13 @@ def _check_corpus(corpus: Path) -> None:
 
 
 def _make_out(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EvalError(
-            f"cannot create {out}: {exc.strerror or exc}; choose a writable folder"
-        ) from exc
+    make_folder(out, EvalError, "choose a writable folder")
+
+
+def _check_dir(folder: Path, shown: str, holding: str) -> None:
+    """An input folder: ``shown`` is how the error names it, ``holding`` what it should hold."""
+    if not folder.is_dir():
+        raise EvalError(f"{shown} is not a directory: pass the folder holding {holding}")
 
 
 def _run(
@@ -773,10 +772,7 @@ def run_kicks_eval(kicks: Path, corpus: Path, out: Path, config: EvalConfig | No
     tables, no models needed. Writes results.json, report.md and the pitch-track PNG to ``out``."""
     config = config or EvalConfig()
     kicks, corpus, out = Path(kicks), Path(corpus), Path(out)
-    if not kicks.is_dir():
-        raise EvalError(
-            f"--kicks {kicks} is not a directory: pass the folder holding the kick files"
-        )
+    _check_dir(kicks, f"--kicks {kicks}", "the kick files")
     _check_corpus(corpus)
     started = time.perf_counter()
     names, waves, skipped = load_kicks(kicks)
@@ -852,6 +848,7 @@ def _guidance(text: str) -> tuple[float, ...]:
 
 
 def add_eval_arguments(p: argparse.ArgumentParser) -> None:
+    from kickgen.commands.common import add_value_argument
     from kickgen.weights import LOOKUP_HELP
 
     d = EvalConfig()
@@ -889,32 +886,22 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
         default=Path("eval_out"),
         help="output folder for results.json, report.md, PNGs, WAVs (default: %(default)s)",
     )
-    p.add_argument("--n", type=_positive, default=d.n, help=f"unconditional kicks (default {d.n})")
-    p.add_argument(
+    add_value_argument(p, "--n", _positive, d.n, "unconditional kicks")
+    add_value_argument(
+        p,
         "--n-prompt",
-        type=_positive,
-        default=d.n_prompt,
-        help=f"kicks per prompt and guidance in the adherence study (default {d.n_prompt})",
+        _positive,
+        d.n_prompt,
+        "kicks per prompt and guidance in the adherence study",
     )
-    p.add_argument(
-        "--n-keyword",
-        type=_positive,
-        default=d.n_keyword,
-        help=f"kicks per vocabulary keyword (default {d.n_keyword})",
+    add_value_argument(p, "--n-keyword", _positive, d.n_keyword, "kicks per vocabulary keyword")
+    add_value_argument(
+        p, "--keywords", int, d.keywords, "how many of the most frequent keywords get a row"
     )
-    p.add_argument(
-        "--keywords",
-        type=int,
-        default=d.keywords,
-        help=f"how many of the most frequent keywords get a row (default {d.keywords})",
+    add_value_argument(
+        p, "--n-recon", _positive, d.n_recon, "validation recordings for reconstruction"
     )
-    p.add_argument(
-        "--n-recon",
-        type=_positive,
-        default=d.n_recon,
-        help=f"validation recordings for reconstruction (default {d.n_recon})",
-    )
-    p.add_argument("--steps", type=int, default=d.steps, help=f"sampler steps (default {d.steps})")
+    add_value_argument(p, "--steps", int, d.steps, "sampler steps")
     p.add_argument(
         "--sampler",
         choices=("ddim", "dpm"),
@@ -933,18 +920,8 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
         default=d.guidance,
         help="guidance scales of the adherence study (default 1,3,5)",
     )
-    p.add_argument(
-        "--seed",
-        type=int,
-        default=d.seed,
-        help=f"kick i of every set uses seed + i (default {d.seed})",
-    )
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=d.batch_size,
-        help=f"kicks per sampler batch (default {d.batch_size})",
-    )
+    add_value_argument(p, "--seed", int, d.seed, "kick i of every set uses seed + i")
+    add_value_argument(p, "--batch-size", int, d.batch_size, "kicks per sampler batch")
     p.add_argument("--device", default=d.device, help=f"cpu, cuda, auto ... (default {d.device})")
     p.add_argument(
         "--threads",

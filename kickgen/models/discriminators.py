@@ -24,6 +24,20 @@ class DiscriminatorConfig:
     width: int = 16  # first-layer channels (×2 per layer up to ×8); HiFi-GAN: 32 (MPD), 128 (MSD)
 
 
+def _conv_stack(
+    convs: nn.ModuleList, conv_post: nn.Module, x: torch.Tensor
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """``convs`` with leaky ReLU, then ``conv_post``: logits flattened to (B, N) and the feature
+    map of every layer (for feature matching)."""
+    feats = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), LRELU_SLOPE)
+        feats.append(x)
+    x = conv_post(x)
+    feats.append(x)
+    return x.flatten(1), feats
+
+
 class PeriodDiscriminator(nn.Module):
     """Reshape (B, 1, L) to (B, 1, L/p, p) and run 2-D convs along time: HiFi-GAN's DiscriminatorP."""
 
@@ -43,13 +57,7 @@ class PeriodDiscriminator(nn.Module):
         if n % self.period:
             x = F.pad(x, (0, self.period - n % self.period), mode="reflect")
         x = x.view(b, c, -1, self.period)  # (B, 1, L/p, p)
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            feats.append(x)
-        x = self.conv_post(x)
-        feats.append(x)
-        return x.flatten(1), feats
+        return _conv_stack(self.convs, self.conv_post, x)
 
 
 class ScaleDiscriminator(nn.Module):
@@ -72,13 +80,7 @@ class ScaleDiscriminator(nn.Module):
         self.conv_post = norm(nn.Conv1d(w * 8, 1, 3, 1, padding=1))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            feats.append(x)
-        x = self.conv_post(x)
-        feats.append(x)
-        return x.flatten(1), feats
+        return _conv_stack(self.convs, self.conv_post, x)
 
 
 class MultiDiscriminator(nn.Module):

@@ -32,7 +32,7 @@ import numpy as np
 from kickgen.audio import SAMPLE_RATE
 from kickgen.descriptors import describe
 from kickgen.keywords import keywords_from_text
-from kickgen.output import OutputTransaction
+from kickgen.output import OutputTransaction, make_folder
 from kickgen.producer.engine import ProducerError
 from kickgen.producer.hygiene import HygieneConfig, integrated_loudness, to_db, true_peak
 from kickgen.producer.kicks import DEFAULT_BATCH, Kick, generate_kicks, resolve_seed
@@ -121,12 +121,7 @@ def prepare_pack_dir(out_dir: Path, force: bool) -> bool:
             f"--out {out_dir} is not empty: choose a new folder, or --force to add to it"
         )
     created = not out_dir.exists()
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ProducerError(
-            f"cannot create {out_dir}: {exc.strerror or exc}; choose another --out"
-        ) from exc
+    make_folder(out_dir, ProducerError, "choose another --out")
     return created
 
 

@@ -8,13 +8,12 @@ import os
 import socket
 import sys
 import warnings
-from pathlib import Path
 
 from kickgen.errors import CommandError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from kickgen.weights import LOOKUP_HELP
+    from kickgen.commands.common import add_checkpoints_argument, add_value_argument
 
     p = subparsers.add_parser(
         "serve",
@@ -23,13 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: localhost only)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
-    p.add_argument(
-        "--checkpoints",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help=f"folder with vae_epoch_100.pt, diffusion_step_100000.pt, vocoder_epoch_50.pt (default: {LOOKUP_HELP})",
-    )
+    add_checkpoints_argument(p, "vae_epoch_100.pt, diffusion_step_100000.pt, vocoder_epoch_50.pt")
     p.add_argument(
         "--device",
         default=None,
@@ -44,11 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="S",
         help=f"close a connection whose request line and headers take longer (default {HEAD_TIMEOUT_S:g} s)",
     )
-    p.add_argument(
+    add_value_argument(
+        p,
         "--max-connections",
-        type=int,
-        default=MAX_CONNECTIONS,
-        help=f"connections served at once; requests beyond get 503 (default {MAX_CONNECTIONS})",
+        int,
+        MAX_CONNECTIONS,
+        "connections served at once; requests beyond get 503",
     )
     p.set_defaults(func=serve)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from kickgen.audio import N_FRAMES, N_MELS, NUM_SAMPLES
-from kickgen.train.runtime import TrainingError
+from kickgen.train.runtime import TrainingError, read_tensors
 
 
 @dataclass
@@ -51,12 +51,7 @@ def load_split_data(corpus_dir: str | Path, split: str) -> SplitData:
             raise TrainingError(
                 f"{path}: corpus cache not found; build the corpus with `kickgen data build`"
             )
-        try:
-            data = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise TrainingError(
-                f"{path}: corpus cache is unreadable ({type(exc).__name__}); rebuild it"
-            ) from exc
+        data = read_tensors(path, "corpus cache", "rebuild it")
     waves = data["waves"].to(torch.float16)
     log_mels = data["log_mels"].to(torch.float16)
     n = len(data["ids"])

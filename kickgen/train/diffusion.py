@@ -19,23 +19,15 @@ from kickgen.checkpoints import DIFFUSION_FILENAME, build_unet, load_vae, save_d
 from kickgen.models.autoencoder import KickVAE
 from kickgen.models.diffusion import DiffusionConfig, LatentUNet, NoiseScheduler
 from kickgen.models.text_encoder import KeywordEncoder
-from kickgen.progress import Progress
 from kickgen.train.config import config_dict
-from kickgen.train.data import SplitData, load_split_data, load_vocab_list
+from kickgen.train.data import SplitData, load_vocab_list
 from kickgen.train.runtime import (
     EMA,
-    Logger,
-    PeriodicSaver,
+    RunLoop,
     Runtime,
-    StopFlag,
     TrainingError,
-    all_reduce_mean,
-    batch_indices,
-    load_state,
     lr_lambda,
-    replicas_identical,
-    restore,
-    step_seed,
+    start_run,
     wrap_ddp,
 )
 
@@ -200,6 +192,27 @@ def ddim_preview(
     return x
 
 
+def export(
+    ema_model: Denoiser,
+    vocab: list[str],
+    cfg: DiffusionTrainConfig,
+    model_cfg: DiffusionConfig,
+    step: int,
+    metrics: dict,
+) -> Path:
+    """Write the EMA weights to ``run_dir/export/diffusion_step_100000.pt``."""
+    return save_diffusion(
+        Path(cfg.run_dir) / "export" / DIFFUSION_FILENAME,
+        ema_model.unet,
+        ema_model.text_enc,
+        vocab,
+        model_cfg,
+        step=step,
+        train_config=config_dict(cfg),
+        metrics=metrics,
+    )
+
+
 def train(
     cfg: DiffusionTrainConfig,
     model_cfg: DiffusionConfig,
@@ -207,25 +220,21 @@ def train(
     resume: bool,
     stop_at: int = 0,
 ) -> int:
-    """Train (or resume) a diffusion run; returns the step reached.
-
-    ``stop_at`` > 0 stops there (state saved) while the schedules still run to ``max_steps``.
-    """
-    run_dir = Path(cfg.run_dir)
+    """Train (or resume) a diffusion run to ``cfg.max_steps`` (or ``stop_at``, see
+    :class:`RunLoop`); returns the step reached."""
     vae = load_vae(cfg.vae, rt.device)
     if vae.latent_dim != model_cfg.latent_dim:
         raise TrainingError(
             f"{cfg.vae}: VAE latent_dim {vae.latent_dim} differs from --latent-dim {model_cfg.latent_dim}"
         )
     vocab = load_vocab_list(cfg.corpus)
-    train_lat = encode_split(vae, load_split_data(cfg.corpus, "train"), vocab, rt.device)
-    val_lat = encode_split(vae, load_split_data(cfg.corpus, "val"), vocab, rt.device)
-    state = load_state(run_dir, "diffusion") if resume else None
-    if state is not None and list(state["vocab"]) != vocab:
+    run = start_run(cfg, "diffusion", resume)
+    if run.state is not None and list(run.state["vocab"]) != vocab:
         raise TrainingError(
             f"{cfg.corpus}: vocabulary differs from the resumed run's; resume with its corpus"
         )
-    torch.manual_seed(cfg.seed)
+    train_lat = encode_split(vae, run.train, vocab, rt.device)
+    val_lat = encode_split(vae, run.val, vocab, rt.device)
     core = Denoiser(
         build_unet(model_cfg),
         KeywordEncoder(len(vocab), model_cfg.text_embed_dim, model_cfg.cond_dim),
@@ -240,41 +249,21 @@ def train(
     lr_sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lr_lambda(cfg.warmup_steps, cfg.max_steps, cfg.final_lr_fraction)
     )
-    step = 0
-    if state is not None:
-        parts = {"model": core, "ema": ema.model, "opt": opt, "sched": lr_sched}
-        restore(state, parts, model_cfg, run_dir)
-        step = int(state["step"])
+    state_parts = {"model": core, "ema": ema.model, "opt": opt, "sched": lr_sched}
+    step = run.resume(state_parts, model_cfg)
+    configs = {"DiffusionTrainConfig": config_dict(cfg), "DiffusionConfig": config_dict(model_cfg)}
 
     def snapshot() -> dict:
-        return {
-            "model_type": "diffusion",
-            "step": step,
-            "model": core.state_dict(),
-            "ema": ema.model.state_dict(),
-            "opt": opt.state_dict(),
-            "sched": lr_sched.state_dict(),
-            "vocab": vocab,
-            "config": {
-                "DiffusionTrainConfig": config_dict(cfg),
-                "DiffusionConfig": config_dict(model_cfg),
-            },
-        }
+        return run.snapshot(step, state_parts, vocab=vocab, config=configs)
 
     index = {w: i for i, w in enumerate(vocab)}
     previews = [[index[w] for w in p.split() if w in index] for p in cfg.preview_prompts.split(",")]
-    logger = Logger(run_dir, enabled=rt.is_main)
-    saver = PeriodicSaver(run_dir, cfg.save_every_s, cfg.max_steps, stop_at, rt)
     n = train_lat.mu.shape[0]
-    with (
-        StopFlag() as stop,
-        Progress(cfg.max_steps, "train diffusion", disable=not rt.is_main) as bar,
-    ):
-        bar.count = step
+    with RunLoop(cfg, rt, run.run_dir, "train diffusion", step, stop_at) as loop:
         while step < cfg.max_steps:
-            gen = torch.Generator().manual_seed(step_seed(cfg.seed, step, rt.rank))
-            torch.manual_seed(step_seed(cfg.seed, step, rt.rank))  # dropout layers
-            idx = batch_indices(n, cfg.batch_size, step, cfg.seed, rt)
+            gen = torch.Generator().manual_seed(loop.step_seed(step))
+            torch.manual_seed(loop.step_seed(step))  # dropout layers
+            idx = loop.batch(n, step)
             z0 = scaled_latents(vae, train_lat, idx, gen).to(rt.device)
             ids = drop_keywords([train_lat.token_ids[i] for i in idx.tolist()], model_cfg, gen)
             model.train()
@@ -286,43 +275,22 @@ def train(
             lr_sched.step()
             ema.update(core, step)
             step += 1
-            bar.update(1, loss=loss.item())
+            loop.bar.update(1, loss=loss.item())
             if step % cfg.log_every == 0:
-                mean_loss = all_reduce_mean(loss.detach().cpu(), rt).item()
-                logger.scalars(
-                    step,
-                    {
-                        "train/loss": mean_loss,
-                        "train/grad_norm": grad_norm,
-                        "train/lr": lr_sched.get_last_lr()[0],
-                    },
-                )
+                others = {"train/grad_norm": grad_norm, "train/lr": lr_sched.get_last_lr()[0]}
+                loop.log_train(step, "loss", loss.item(), others)
             if rt.is_main and (step % cfg.val_every == 0 or step == cfg.max_steps):
                 metrics = validate(ema.model, sched, vae, val_lat, model_cfg, rt.device)
-                logger.scalars(step, metrics)
+                loop.log.scalars(step, metrics)
                 lat = ddim_preview(
                     ema.model, sched, previews, (len(previews), model_cfg.latent_dim, 8, 11)
                 )
-                logger.spectrograms(
+                loop.log.spectrograms(
                     step,
                     "preview",
                     vae.decode(lat)[:, 0],
                 )
-                save_diffusion(
-                    run_dir / "export" / DIFFUSION_FILENAME,
-                    ema.model.unet,
-                    ema.model.text_enc,
-                    vocab,
-                    model_cfg,
-                    step=step,
-                    train_config=config_dict(cfg),
-                    metrics=metrics,
-                )
-            if saver.after_step(step, snapshot, stop):
+                export(ema.model, vocab, cfg, model_cfg, step, metrics)
+            if loop.after_step(step, snapshot):
                 break
-    if rt.distributed:
-        same = replicas_identical(model, rt)
-        if rt.is_main:
-            logger.scalars(step, {"replicas_identical": float(same)})
-    logger.close()
-    return step
+    return loop.finish(step, model)

@@ -8,6 +8,7 @@ uninterrupted run would have taken.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -18,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
@@ -26,6 +27,10 @@ import torch.nn as nn
 
 from kickgen.checkpoints import atomic_save, remove_stale_temporaries
 from kickgen.errors import KickgenError
+from kickgen.progress import Progress
+
+if TYPE_CHECKING:
+    from kickgen.train.data import SplitData
 
 STATE_FILENAME = "train_state.pt"
 STATE_KEYS = {  # what a training state must hold, per model type
@@ -263,18 +268,24 @@ class PeriodicSaver:
         return stopping
 
 
+def read_tensors(path: Path, what: str, advice: str) -> Any:
+    """``torch.load(path)`` of tensors and plain values only (``weights_only=True``); a file that
+    cannot be read raises :class:`TrainingError` naming ``what`` it is and the ``advice``."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise TrainingError(
+            f"{path}: {what} is unreadable ({type(exc).__name__}); {advice}"
+        ) from exc
+
+
 def load_state(run_dir: Path, model_type: str) -> dict[str, Any]:
     """Read a run's training state (``weights_only=True``) and check it belongs to ``model_type``."""
     path = run_dir / STATE_FILENAME
     remove_stale_temporaries(path)  # a save cut short by kill -9
     if not path.exists():
         raise TrainingError(f"{path}: no training state to resume; start without --resume")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise TrainingError(
-            f"{path}: training state is unreadable ({type(exc).__name__}); start a new run"
-        ) from exc
+    state = read_tensors(path, "training state", "start a new run")
     if not isinstance(state, dict):
         raise TrainingError(
             f"{path}: holds a {type(state).__name__}, not a training state; start a new run"
@@ -393,3 +404,100 @@ class Logger:
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
+
+
+# --------------------------------------------------------------------------- run start and loop
+
+
+@dataclass
+class RunStart:
+    """What a training run starts from: its folder, the corpus splits and the state to resume."""
+
+    model_type: str  # a key of STATE_KEYS
+    run_dir: Path
+    train: SplitData
+    val: SplitData
+    state: dict[str, Any] | None  # None: a fresh run
+
+    def resume(self, parts: dict[str, Any], model_cfg: Any) -> int:
+        """The step to start at: 0 for a fresh run, else the saved one, ``parts`` restored."""
+        if self.state is None:
+            return 0
+        restore(self.state, parts, model_cfg, self.run_dir)
+        return int(self.state["step"])
+
+    def snapshot(self, step: int, parts: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        """The training state at ``step``: each part's ``state_dict()`` under its key (the keys
+        :meth:`resume` restores), then ``extra`` (the configs, the vocabulary)."""
+        weights = {key: part.state_dict() for key, part in parts.items()}
+        return {"model_type": self.model_type, "step": step, **weights, **extra}
+
+
+def start_run(cfg: Any, model_type: str, resume: bool) -> RunStart:
+    """Load ``cfg.corpus``'s train and val splits and, when ``resume``, the state in
+    ``cfg.run_dir``; then seed torch with ``cfg.seed`` for the fresh weights."""
+    from kickgen.train.data import load_split_data  # kickgen.train.data imports this module
+
+    run_dir = Path(cfg.run_dir)
+    train = load_split_data(cfg.corpus, "train")
+    val = load_split_data(cfg.corpus, "val")
+    state = load_state(run_dir, model_type) if resume else None
+    torch.manual_seed(cfg.seed)
+    return RunStart(model_type, run_dir, train, val, state)
+
+
+class RunLoop:
+    """What a training loop runs with, from ``step`` to ``cfg.max_steps``: the log, the progress
+    bar, training-state saves (every ``cfg.save_every_s``) and stop signals.
+
+    ``stop_at`` > 0 ends the loop there (state saved) while the schedules still run to
+    ``max_steps``. Use as ``with RunLoop(...) as loop:``, then ``return loop.finish(step, model)``.
+    """
+
+    def __init__(
+        self, cfg: Any, rt: Runtime, run_dir: Path, name: str, step: int, stop_at: int = 0
+    ):
+        self.rt, self.name, self.max_steps, self.start_step = rt, name, cfg.max_steps, step
+        self.seed, self.batch_size = cfg.seed, cfg.batch_size
+        self.log = Logger(run_dir, enabled=rt.is_main)
+        self._saver = PeriodicSaver(run_dir, cfg.save_every_s, cfg.max_steps, stop_at, rt)
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> RunLoop:
+        self._stop = self._stack.enter_context(StopFlag())
+        self.bar = self._stack.enter_context(
+            Progress(self.max_steps, self.name, disable=not self.rt.is_main)
+        )
+        self.bar.count = self.start_step
+        return self
+
+    def __exit__(self, *exc: Any) -> bool:
+        return self._stack.__exit__(*exc)
+
+    def batch(self, n: int, step: int) -> torch.Tensor:
+        """This process's indices (into ``n`` examples) of the global batch of ``step``."""
+        return batch_indices(n, self.batch_size, step, self.seed, self.rt)
+
+    def step_seed(self, step: int) -> int:
+        """The seed of this process's random draws in ``step``."""
+        return step_seed(self.seed, step, self.rt.rank)
+
+    def log_train(self, step: int, name: str, value: float, others: dict[str, float]) -> None:
+        """Log ``train/{name}``, ``value`` averaged over the processes (all of them call), then
+        this process's ``others``."""
+        mean = all_reduce_mean(torch.tensor(value), self.rt).item()
+        self.log.scalars(step, {f"train/{name}": mean, **others})
+
+    def after_step(self, step: int, snapshot: Callable[[], dict[str, Any]]) -> bool:
+        """Save the state if due; True when the loop must end (signal or ``stop_at``)."""
+        return self._saver.after_step(step, snapshot, self._stop)
+
+    def finish(self, step: int, *models: nn.Module) -> int:
+        """After the loop: under torchrun, log whether every process holds the same ``models``;
+        close the log; return ``step``."""
+        if self.rt.distributed:
+            same = all(replicas_identical(model, self.rt) for model in models)
+            if self.rt.is_main:
+                self.log.scalars(step, {"replicas_identical": float(same)})
+        self.log.close()
+        return step

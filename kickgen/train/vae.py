@@ -18,21 +18,13 @@ import torch.nn.functional as F
 
 from kickgen.checkpoints import VAE_FILENAME, build_vae, save_vae
 from kickgen.models.autoencoder import KickVAE, VAEConfig
-from kickgen.progress import Progress
 from kickgen.train.config import config_dict
-from kickgen.train.data import SplitData, load_split_data
+from kickgen.train.data import SplitData
 from kickgen.train.runtime import (
-    Logger,
-    PeriodicSaver,
+    RunLoop,
     Runtime,
-    StopFlag,
-    all_reduce_mean,
-    batch_indices,
-    load_state,
     lr_lambda,
-    replicas_identical,
-    restore,
-    step_seed,
+    start_run,
     wrap_ddp,
 )
 
@@ -178,15 +170,10 @@ def export(
 def train(
     cfg: VAETrainConfig, model_cfg: VAEConfig, rt: Runtime, resume: bool, stop_at: int = 0
 ) -> int:
-    """Train (or resume) a VAE run; returns the step reached.
-
-    ``stop_at`` > 0 stops there (state saved) while the schedules still run to ``max_steps``.
-    """
-    run_dir = Path(cfg.run_dir)
-    train_data = load_split_data(cfg.corpus, "train")
-    val_data = load_split_data(cfg.corpus, "val")
-    state = load_state(run_dir, "vae") if resume else None
-    torch.manual_seed(cfg.seed)
+    """Train (or resume) a VAE run to ``cfg.max_steps`` (or ``stop_at``, see :class:`RunLoop`);
+    returns the step reached."""
+    run = start_run(cfg, "vae", resume)
+    train_data, val_data = run.train, run.val
     vae = build_vae(model_cfg).to(rt.device)
     if not cfg.train_encoder:  # frozen parameters get no gradient, so AdamW leaves them as they are
         for module in (vae.enc_in, vae.encoder, vae.enc_out):
@@ -196,61 +183,38 @@ def train(
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lr_lambda(cfg.warmup_steps, cfg.max_steps, cfg.final_lr_fraction)
     )
-    step = 0
-    if state is not None:
-        restore(state, {"model": vae, "opt": opt, "sched": sched}, model_cfg, run_dir)
-        step = int(state["step"])
+    state_parts = {"model": vae, "opt": opt, "sched": sched}
+    step = run.resume(state_parts, model_cfg)
+    configs = {"VAETrainConfig": config_dict(cfg), "VAEConfig": config_dict(model_cfg)}
 
     def snapshot() -> dict:
-        return {
-            "model_type": "vae",
-            "step": step,
-            "model": vae.state_dict(),
-            "opt": opt.state_dict(),
-            "sched": sched.state_dict(),
-            "config": {"VAETrainConfig": config_dict(cfg), "VAEConfig": config_dict(model_cfg)},
-        }
+        return run.snapshot(step, state_parts, config=configs)
 
-    logger = Logger(run_dir, enabled=rt.is_main)
-    saver = PeriodicSaver(run_dir, cfg.save_every_s, cfg.max_steps, stop_at, rt)
     metrics: dict[str, float] = {}
-    with StopFlag() as stop, Progress(cfg.max_steps, "train vae", disable=not rt.is_main) as bar:
-        bar.count = step
+    with RunLoop(cfg, rt, run.run_dir, "train vae", step, stop_at) as loop:
         while step < cfg.max_steps:
-            idx = batch_indices(len(train_data), cfg.batch_size, step, cfg.seed, rt)
+            idx = loop.batch(len(train_data), step)
             x = train_data.log_mels[idx].float().unsqueeze(1).to(rt.device)  # (B, 1, 128, 173)
-            torch.manual_seed(step_seed(cfg.seed, step, rt.rank))
+            torch.manual_seed(loop.step_seed(step))
             parts = train_step(model, opt, sched, x, cfg, step)
             step += 1
-            bar.update(1, loss=parts["loss"])
+            loop.bar.update(1, loss=parts["loss"])
             if step % cfg.log_every == 0:
-                loss = all_reduce_mean(torch.tensor(parts["loss"]), rt).item()
-                logger.scalars(
-                    step,
-                    {
-                        "train/loss": loss,
-                        "train/l1": parts["l1"],
-                        "train/kl": parts["kl"],
-                        "train/lr": sched.get_last_lr()[0],
-                    },
-                )
+                lr = sched.get_last_lr()[0]
+                others = {"train/l1": parts["l1"], "train/kl": parts["kl"], "train/lr": lr}
+                loop.log_train(step, "loss", parts["loss"], others)
             if step % cfg.val_every == 0 or step == cfg.max_steps:
                 if rt.is_main:
                     metrics = validate(vae, val_data, cfg, rt.device)
-                    logger.scalars(step, metrics)
+                    loop.log.scalars(step, metrics)
                     with torch.no_grad():
                         x_val = val_data.log_mels[:4].float().unsqueeze(1).to(rt.device)
                         recon = vae.decode_raw(vae.encode_dist(x_val)[0])
-                        logger.spectrograms(step, "val/recon", torch.cat([x_val, recon])[:, 0])
+                        loop.log.spectrograms(step, "val/recon", torch.cat([x_val, recon])[:, 0])
                     export(vae, train_data, cfg, step, metrics, rt.device)
-            if saver.after_step(step, snapshot, stop):
+            if loop.after_step(step, snapshot):
                 break
-    if rt.distributed:
-        same = replicas_identical(model, rt)
-        if rt.is_main:
-            logger.scalars(step, {"replicas_identical": float(same)})
-    logger.close()
-    return step
+    return loop.finish(step, model)
 
 
 def describe_model(cfg: VAEConfig) -> str:

@@ -15,7 +15,6 @@ the convolutions see their padding; crops drawn only from the first 24 frames pu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -36,20 +35,12 @@ from kickgen.models.discriminators import (
     generator_adv_loss,
 )
 from kickgen.models.vocoder import HiFiGANGenerator, VocoderConfig
-from kickgen.progress import Progress
 from kickgen.train.config import config_dict
-from kickgen.train.data import SplitData, load_split_data
+from kickgen.train.data import SplitData
 from kickgen.train.runtime import (
-    Logger,
-    PeriodicSaver,
+    RunLoop,
     Runtime,
-    StopFlag,
-    all_reduce_mean,
-    batch_indices,
-    load_state,
-    replicas_identical,
-    restore,
-    step_seed,
+    start_run,
     unwrap,
     wrap_ddp,
 )
@@ -262,16 +253,11 @@ def init_generator(gen: HiFiGANGenerator, path: str) -> list[str]:
 def train(
     cfg: VocoderTrainConfig, model_cfg: VocoderConfig, rt: Runtime, resume: bool, stop_at: int = 0
 ) -> int:
-    """Train (or resume) a vocoder run; returns the step reached.
-
-    ``stop_at`` > 0 stops there (state saved) while the schedules still run to ``max_steps``.
-    """
-    run_dir = Path(cfg.run_dir)
-    train_data = load_split_data(cfg.corpus, "train")
-    val_data = load_split_data(cfg.corpus, "val")
+    """Train (or resume) a vocoder run to ``cfg.max_steps`` (or ``stop_at``, see
+    :class:`RunLoop`); returns the step reached."""
+    run = start_run(cfg, "vocoder", resume)
+    train_data, val_data = run.train, run.val
     waves = F.pad(train_data.waves, (0, HOP_LENGTH * train_data.log_mels.shape[-1] - NUM_SAMPLES))
-    state = load_state(run_dir, "vocoder") if resume else None
-    torch.manual_seed(cfg.seed)
     gen_core = build_vocoder(model_cfg).to(rt.device)
     disc_core = MultiDiscriminator(DiscriminatorConfig(width=cfg.disc_width)).to(rt.device)
     gen_model, disc_model = wrap_ddp(gen_core, rt), wrap_ddp(disc_core, rt)
@@ -280,49 +266,29 @@ def train(
     opt_d = torch.optim.AdamW(disc_core.parameters(), lr=cfg.lr, betas=betas)
     sched_g = torch.optim.lr_scheduler.ExponentialLR(opt_g, cfg.lr_decay)
     sched_d = torch.optim.lr_scheduler.ExponentialLR(opt_d, cfg.lr_decay)
-    step = 0
-    if state is not None:
-        parts = {"generator": gen_core, "discriminator": disc_core, "opt_g": opt_g, "opt_d": opt_d,
-                 "sched_g": sched_g, "sched_d": sched_d}  # fmt: skip
-        restore(state, parts, model_cfg, run_dir)
-        step = int(state["step"])
-    elif cfg.init_from:
+    state_parts = {"generator": gen_core, "discriminator": disc_core,
+                   "opt_g": opt_g, "opt_d": opt_d, "sched_g": sched_g, "sched_d": sched_d}  # fmt: skip
+    step = run.resume(state_parts, model_cfg)
+    if run.state is None and cfg.init_from:
         init_generator(gen_core, cfg.init_from)
 
+    configs = {"VocoderTrainConfig": config_dict(cfg), "VocoderConfig": config_dict(model_cfg)}
+
     def snapshot() -> dict:
-        return {
-            "model_type": "vocoder",
-            "step": step,
-            "generator": gen_core.state_dict(),
-            "discriminator": disc_core.state_dict(),
-            "opt_g": opt_g.state_dict(),
-            "opt_d": opt_d.state_dict(),
-            "sched_g": sched_g.state_dict(),
-            "sched_d": sched_d.state_dict(),
-            "config": {
-                "VocoderTrainConfig": config_dict(cfg),
-                "VocoderConfig": config_dict(model_cfg),
-            },
-        }
+        return run.snapshot(step, state_parts, config=configs)
 
     finetune_from = cfg.max_steps - cfg.finetune_steps if cfg.vae else cfg.max_steps
     vae_mels: torch.Tensor | None = None
     frames = model_cfg.segment_samples // HOP_LENGTH
-    logger = Logger(run_dir, enabled=rt.is_main)
-    saver = PeriodicSaver(run_dir, cfg.save_every_s, cfg.max_steps, stop_at, rt)
-    with (
-        StopFlag() as stop,
-        Progress(cfg.max_steps, "train vocoder", disable=not rt.is_main) as bar,
-    ):
-        bar.count = step
+    with RunLoop(cfg, rt, run.run_dir, "train vocoder", step, stop_at) as loop:
         while step < cfg.max_steps:
             if step >= finetune_from and vae_mels is None:
                 vae_mels = vae_reconstructions(cfg.vae, train_data, rt.device)
             mels = (
                 vae_mels if vae_mels is not None and step >= finetune_from else train_data.log_mels
             )
-            g = torch.Generator().manual_seed(step_seed(cfg.seed, step, rt.rank))
-            idx = batch_indices(len(train_data), cfg.batch_size, step, cfg.seed, rt)
+            g = torch.Generator().manual_seed(loop.step_seed(step))
+            idx = loop.batch(len(train_data), step)
             mel, real = sample_crops(waves, mels, idx, frames, cfg, g)
             mel, real = mel.to(rt.device), real.to(rt.device)
             adversarial = step >= cfg.adv_start_step
@@ -357,39 +323,28 @@ def train(
             sched_g.step()
             step += 1
             parts["gen"] = loss_g.item()
-            bar.update(1, loss=parts["gen"], mel=parts["mel_l1"])
+            loop.bar.update(1, loss=parts["gen"], mel=parts["mel_l1"])
             if step % cfg.log_every == 0:
-                mean_g = all_reduce_mean(torch.tensor(parts["gen"]), rt).item()
-                logger.scalars(
-                    step,
-                    {
-                        "train/gen": mean_g,
-                        **{f"train/{k}": v for k, v in parts.items() if k != "gen"},
-                        "train/lr": sched_g.get_last_lr()[0],
-                    },
-                )
+                others = {f"train/{k}": v for k, v in parts.items() if k != "gen"}
+                others["train/lr"] = sched_g.get_last_lr()[0]
+                loop.log_train(step, "gen", parts["gen"], others)
             if rt.is_main and (step % cfg.val_every == 0 or step == cfg.max_steps):
                 metrics, fake_val = validate(gen_core, val_data, cfg, rt.device)
-                logger.scalars(step, metrics)
-                logger.spectrograms(
+                loop.log.scalars(step, metrics)
+                loop.log.spectrograms(
                     step,
                     "val/real_vs_vocoded",
                     torch.cat([val_data.log_mels[:3].float(), log_mel(fake_val[:3].cpu())]),
                 )
-                logger.audio(step, "val/vocoded", fake_val[:3], SAMPLE_RATE)
+                loop.log.audio(step, "val/vocoded", fake_val[:3], SAMPLE_RATE)
                 save_vocoder(
-                    run_dir / "export" / VOCODER_FILENAME,
+                    run.run_dir / "export" / VOCODER_FILENAME,
                     unwrap(gen_model),
                     model_cfg,
                     step=step,
                     train_config=config_dict(cfg),
                     metrics=metrics,
                 )
-            if saver.after_step(step, snapshot, stop):
+            if loop.after_step(step, snapshot):
                 break
-    if rt.distributed:
-        same = replicas_identical(gen_model, rt) and replicas_identical(disc_model, rt)
-        if rt.is_main:
-            logger.scalars(step, {"replicas_identical": float(same)})
-    logger.close()
-    return step
+    return loop.finish(step, gen_model, disc_model)
