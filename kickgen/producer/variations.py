@@ -23,8 +23,8 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -39,39 +39,24 @@ from kickgen.audio import (
     to_mono,
 )
 from kickgen.producer.engine import ProducerError, memory_name
-from kickgen.producer.hygiene import HygieneConfig
-from kickgen.producer.kicks import DEFAULT_BATCH, Kick, generate_kicks
+from kickgen.producer.kicks import Kick, generate_kicks
 
 
 def vary(
-    pipe,
-    init_audio: str | Path,
-    prompt: str = "",
-    strength: float = 0.5,
-    n: int = 1,
-    seed: int | None = None,
-    cfg_scale: float = 3.0,
-    steps: int = 50,
-    sampler: str = "ddim",
-    hygiene: HygieneConfig | None = None,
-    best_of: int = 1,
-    batch_size: int = DEFAULT_BATCH,
-    callback: Callable[[int, int], None] | None = None,
-    audio: dict[str, torch.Tensor] | None = None,
+    pipe, init_audio: str | Path, prompt: str = "", strength: float = 0.5, **options: Any
 ) -> list[Kick]:
-    """``n`` variations of the kick in the audio file ``init_audio`` (see the module docstring).
+    """Variations of the kick in the audio file ``init_audio`` (see the module docstring).
 
-    Kick i uses seed ``seed + i``; each :class:`~kickgen.producer.kicks.Kick` carries its recipe
-    (with the init file's path and SHA-256, so ``kickgen regenerate`` can check it).
-    ``init_audio`` may be a ``memory:`` name whose waveform ``audio`` holds (:func:`vary_init`).
+    ``options`` are :func:`~kickgen.producer.kicks.generate_kicks`'s (``n``, ``seed``,
+    ``cfg_scale``, ``steps``, ``sampler``, ``hygiene``, ``best_of``, ``batch_size``,
+    ``callback``, ``audio``). Kick i uses seed ``seed + i``; each
+    :class:`~kickgen.producer.kicks.Kick` carries its recipe (with the init file's path and
+    SHA-256, so ``kickgen regenerate`` can check it). ``init_audio`` may be a ``memory:`` name
+    whose waveform ``audio`` holds (:func:`vary_init`).
     """
     if init_audio is None:
         raise ProducerError("vary needs an init kick: pass the path of an audio file")
-    return generate_kicks(
-        pipe, prompt, n=n, seed=seed, cfg_scale=cfg_scale, steps=steps, sampler=sampler,
-        hygiene=hygiene, best_of=best_of, init_audio=init_audio, strength=strength,
-        batch_size=batch_size, callback=callback, audio=audio,
-    )  # fmt: skip
+    return generate_kicks(pipe, prompt, init_audio=init_audio, strength=strength, **options)
 
 
 def vary_init(pipe, wave: torch.Tensor, **kwargs) -> list[Kick]:
@@ -164,24 +149,20 @@ def vary_waveform(
     sample_rate: int,
     prompt: str = "",
     strength: float = 0.5,
-    n: int = 1,
-    seed: int | None = None,
-    cfg_scale: float = 3.0,
-    steps: int = 50,
-    sampler: str = "ddim",
-    hygiene: HygieneConfig | None = None,
+    *,
     keep_dir: str | Path | None = None,
+    **options: Any,
 ) -> list[Kick]:
     """Variations of a kick given as samples ``(L,)`` or ``(L, channels)`` at ``sample_rate`` Hz.
 
     Meant for a server: by default the kick stays in memory (:func:`vary_init`). With
     ``keep_dir`` the samples are written there as a float WAV named by their SHA-256 and varied
-    like a file, so the recipes stay regenerable from the command line. Returns the kicks; their
-    ``.wave`` is float32 ``(L,)`` at 44.1 kHz, peak 0.95 unless ``hygiene`` says otherwise.
+    like a file, so the recipes stay regenerable from the command line. ``options`` are
+    :func:`vary`'s. Returns the kicks; their ``.wave`` is float32 ``(L,)`` at 44.1 kHz, peak 0.95
+    unless ``hygiene`` says otherwise.
     """
     init = init_from_samples(wave, sample_rate)
-    kwargs = dict(prompt=prompt, strength=strength, n=n, seed=seed, cfg_scale=cfg_scale,
-                  steps=steps, sampler=sampler, hygiene=hygiene)  # fmt: skip
+    kwargs = dict(prompt=prompt, strength=strength, **options)
     if keep_dir is None:
         return vary_init(pipe, init, **kwargs)
     x = wave.detach().cpu().numpy() if isinstance(wave, torch.Tensor) else np.asarray(wave)
