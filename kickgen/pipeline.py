@@ -515,8 +515,8 @@ class KickPipeline:
         if self.vocoder is None:
             audio = griffin_lim.log_mel_to_audio(log_mel)  # (B, 88200)
         elif self.device.type == "cpu":
-            clips = log_mel.split(1)
-            with torch_threads(1), ThreadPoolExecutor(min(len(clips), cpu_workers())) as pool:
+            clips, workers = log_mel.split(1), cpu_workers()
+            with torch_threads(1), ThreadPoolExecutor(min(len(clips), workers)) as pool:
                 audio = torch.cat(list(pool.map(self._vocode_clip, clips)))  # (B, T·512)
         else:
             audio = self.vocoder(log_mel).squeeze(1)
@@ -535,11 +535,14 @@ class KickPipeline:
 
 
 def cpu_workers() -> int:
-    """How many independent jobs this process can run side by side: the cores it may use."""
+    """How many independent jobs this process runs side by side: the cores it may use (its CPU
+    affinity), at most torch's thread count (its default is the physical cores; a lower
+    ``torch.set_num_threads`` or ``OMP_NUM_THREADS`` is a request to use fewer)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, torch.get_num_threads()))
 
 
 @contextlib.contextmanager

@@ -108,6 +108,27 @@ def test_kick_i_is_the_same_for_any_batch_size(pipeline):
         assert torch.allclose(batch.waveforms[i], alone.waveforms[0], atol=3e-3)
 
 
+def test_the_thread_plan_changes_only_rounding(pipeline, monkeypatch):
+    """Split over workers (sampler parts, vocoder clips side by side) or run in one piece, a
+    batch gives the same kicks up to kernel rounding, and torch's thread count is restored."""
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(P, "cpu_workers", lambda: 1)
+    alone = pipeline("808", n=3, seed=4, steps=3)
+    monkeypatch.setattr(P, "cpu_workers", lambda: 3)
+    split = pipeline("808", n=3, seed=4, steps=3)
+    assert torch.get_num_threads() == threads
+    # the tolerances of test_kick_i_is_the_same_for_any_batch_size (random weights amplify rounding)
+    assert torch.allclose(alone.log_mels, split.log_mels, atol=1e-4)
+    assert torch.allclose(alone.waveforms, split.waveforms, atol=3e-3)
+    assert not torch.allclose(alone.waveforms[0], alone.waveforms[1], atol=3e-3)
+
+
+def test_workers_follow_the_cores_and_torch_threads():
+    with P.torch_threads(1):
+        assert P.cpu_workers() == 1  # fewer torch threads asked for: fewer workers
+    assert 1 <= P.cpu_workers() <= len(os.sched_getaffinity(0))
+
+
 def test_same_seed_same_kick_and_prompt_changes_it(pipeline):
     a = pipeline("808", n=1, seed=5, steps=3)
     b = pipeline("808", n=1, seed=5, steps=3)
