@@ -45,7 +45,7 @@ NOISE_FFT = 1024  # the noise layer is shaped in an STFT of this size, hop a qua
 LOSS_FFTS = (0, 256, 1024, 4096)  # resolutions of the spectral loss (0: the log-mel)
 FLOOR_DB = 80.0  # the loss ignores what lies this far below the target's peak
 SILENT_DB = -120.0  # envelope level of "off"
-PITCH_WEIGHT = 2.0  # weight of the pitch-envelope loss (log-frequency, squared)
+PITCH_WEIGHT = 10.0  # weight of the pitch-envelope loss (log-frequency, squared)
 
 
 @dataclass
@@ -202,7 +202,9 @@ def _power_spec(wave: torch.Tensor, n_fft: int) -> torch.Tensor:
     return spec.real.square() + spec.imag.square()
 
 
-def _spectral_loss(pred: torch.Tensor, targets: list[tuple[int, torch.Tensor, float]]) -> torch.Tensor:
+def _spectral_loss(
+    pred: torch.Tensor, targets: list[tuple[int, torch.Tensor, float]]
+) -> torch.Tensor:
     """Mean |dB difference| over the resolutions of ``LOSS_FFTS``, as the eval's distances read
     it: both sides floored (softly) at the target's peak − 80 dB, the mean over the bins where
     either side is above the floor."""
@@ -236,7 +238,9 @@ def pitch_curve(times: np.ndarray, freqs: np.ndarray) -> tuple[float, float, flo
         x0 = [math.log(f_end0), math.log(a0), math.log(tau1), math.log(0.05), math.log(0.15)]
         lo = [math.log(20.0), math.log(1e-3), math.log(5e-4), math.log(1e-3), math.log(0.03)]
         hi = [math.log(500.0), math.log(20.0), math.log(0.08), math.log(2.0), math.log(1.5)]
-        res = least_squares(resid, np.clip(x0, lo, hi), bounds=(lo, hi), loss="soft_l1", f_scale=0.05)
+        res = least_squares(
+            resid, np.clip(x0, lo, hi), bounds=(lo, hi), loss="soft_l1", f_scale=0.05
+        )
         if best is None or res.cost < best.cost:
             best = res
     x = np.exp(best.x)
@@ -387,3 +391,67 @@ def fit_key(target: np.ndarray, config: FitConfig) -> str:
     h = hashlib.sha1(np.asarray(target, dtype=np.float32).tobytes())
     h.update(f"{FIT_VERSION}:{asdict(config)}".encode())
     return h.hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- new kicks from fits
+
+PERTURB_SHARE = 0.3  # a drawn kick moves each parameter by N(0, this × its spread over the fits)
+MIX_SHARE = 0.5  # share of drawn kicks that mix two fits of one style
+_SCALARS = ("f_end", "a1", "tau1", "a2", "tau2")  # moved on a log scale
+_OFFSETS = ("body_db", "harmonic_db", "noise_db", "pitch_knots")  # moved by one common offset
+_TIME_STRETCH = 0.25  # sd of the log time stretch of the envelopes (one per kick)
+
+
+def _vector(fit: KickFit) -> dict[str, np.ndarray]:
+    """A fit as arrays on the scales it is mixed and moved on (logs of positive quantities)."""
+    d = {k: np.asarray(v, dtype=np.float64) for k, v in asdict(fit).items()}
+    for k in (*_SCALARS, "click_hz"):
+        d[k] = np.log(np.maximum(d[k], 1e-6))
+    return d
+
+
+def _from_vector(d: dict[str, np.ndarray]) -> KickFit:
+    d = dict(d)
+    for k in (*_SCALARS, "click_hz"):
+        d[k] = np.exp(d[k])
+    d["harmonic_power"] = np.clip(d["harmonic_power"], *_LIMITS["harmonic_power"])
+    return KickFit.from_dict({k: np.asarray(v).tolist() for k, v in d.items()})
+
+
+def spreads(fits: list[KickFit]) -> dict[str, float]:
+    """Each parameter's spread over the fits (std on the scale it is moved on; for arrays the
+    spread of their mean)."""
+    vecs = [_vector(f) for f in fits]
+    return {k: float(np.std([np.mean(v[k]) for v in vecs])) for k in vecs[0]}
+
+
+def _stretch(values: np.ndarray, factor: float) -> np.ndarray:
+    """Envelope knots ``(..., K)`` with time stretched by ``factor`` (> 1: longer)."""
+    knots = np.array(KNOTS)
+    flat = values.reshape(-1, knots.size)
+    out = np.stack([np.interp(knots / factor, knots, row) for row in flat])
+    return out.reshape(values.shape)
+
+
+def draw_around(
+    fits: list[KickFit], styles: list[str], spread: dict[str, float], rng: np.random.Generator
+) -> tuple[KickFit, str]:
+    """A new kick's parameters near the fits: one fit, or (``MIX_SHARE``) a mix of two fits of the
+    same style, each parameter then moved within ``PERTURB_SHARE`` of its spread. Returns the
+    parameters and a note of where they came from (``real-00012+real-00031@0.42``)."""
+    i = int(rng.integers(len(fits)))
+    vec, note = _vector(fits[i]), f"{i}"
+    partners = [j for j, s in enumerate(styles) if s == styles[i] and j != i]
+    if partners and rng.random() < MIX_SHARE:
+        j = int(partners[int(rng.integers(len(partners)))])
+        w = float(rng.uniform(0.0, 1.0))
+        other = _vector(fits[j])
+        vec = {k: (1.0 - w) * v + w * other[k] for k, v in vec.items()}
+        note = f"{i}+{j}@{w:.2f}"
+    for k in (*_SCALARS, "harmonic_power", "click_level", "click_hz", *_OFFSETS):
+        vec[k] = vec[k] + rng.normal(0.0, PERTURB_SHARE * spread[k])
+    stretch = float(np.exp(rng.normal(0.0, _TIME_STRETCH * PERTURB_SHARE / 0.3)))
+    vec["body_db"] = _stretch(vec["body_db"], stretch)
+    vec["noise_db"] = _stretch(vec["noise_db"], stretch)
+    vec["phase"] = vec["phase"] + rng.normal(0.0, 0.05)
+    return _from_vector(vec), note
