@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -44,7 +45,14 @@ def library(tmp_path_factory):
 def corpus(library, tmp_path_factory):
     out = tmp_path_factory.mktemp("corpus")
     config = BuildConfig(
-        out=out, library=(library,), synth=10, augment=3, val_fraction=0.25, min_count=1, workers=1
+        out=out,
+        library=(library,),
+        synth=10,
+        augment=3,
+        val_fraction=0.25,
+        min_count=1,
+        workers=1,
+        fit_steps=30,
     )
     report = build_corpus(config, quiet=True)
     return out, report
@@ -126,6 +134,7 @@ def test_build_is_deterministic(corpus, library, tmp_path):
         val_fraction=0.25,
         min_count=1,
         workers=1,
+        fit_steps=30,
     )
     build_corpus(config, quiet=True)
     assert (tmp_path / "again" / "metadata.csv").read_text() == (out / "metadata.csv").read_text()
@@ -209,3 +218,28 @@ def test_real_recordings_are_held_out_across_kits():
     assert len(hold_out_real(groups, 0.3, seed=0, min_recordings=12, min_kits=4)) == 9
     assert len(hold_out_real(groups, 0.9, seed=0, min_recordings=12, min_kits=4)) == 15
     assert hold_out_real(groups, 0.0, seed=0, min_recordings=12, min_kits=4) == set()
+
+
+def test_fits_cover_the_training_recordings_only_and_are_reused(corpus, library, tmp_path):
+    out, report = corpus
+    rows = rows_of(out)
+    fits = json.loads((out / "fits.json").read_text())["fits"]
+    train_real = {r["id"] for r in rows if r["kind"] == "real" and r["split"] == "train"}
+    assert {e["id"] for e in fits} == train_real and report["fits"]["n"] == len(train_real) > 0
+    drawn = [r for r in rows if r["kind"] == "synth" and r["kit"] == "fitted"]
+    assert drawn and len(drawn) < 10  # the others come from the style families
+    for r in drawn:  # augmentation: "fit=real-00002+real-00003@0.42 tries=1"
+        assert set(r["augmentation"].split()[0][4:].split("@")[0].split("+")) <= train_real
+    # a rebuild into the same folder reuses every fit (same key: same clip, model, settings)
+    again = tmp_path / "again"
+    shutil.copytree(out, again)
+    (again / "fits.json").write_text(
+        (out / "fits.json").read_text().replace('"seconds": ', '"seconds": 1000')
+    )
+    config = BuildConfig(
+        out=again, library=(library,), synth=10, augment=3, val_fraction=0.25, min_count=1,
+        workers=1, fit_steps=30,
+    )  # fmt: skip
+    build_corpus(config, quiet=True)
+    assert '"seconds": 1000' in (again / "fits.json").read_text()  # not fitted again
+    assert (again / "metadata.csv").read_text() == (out / "metadata.csv").read_text()

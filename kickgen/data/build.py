@@ -98,6 +98,7 @@ class BuildConfig:
     val_kits: int = 4  # ... from at least this many kits
     min_count: int = 5  # a keyword joins the vocabulary when found in this many groups
     fit_share: float = 0.6  # share of the procedural kicks drawn around the fits of real recordings
+    fit_steps: int = fit.FitConfig.steps  # Adam steps of each fit (tests use fewer)
     seed: int = 0
     workers: int = 2  # processes; results do not depend on it
 
@@ -112,8 +113,8 @@ class Task:
     source: SourceClip | None = None
     variant: int = 0
     origin: str = ""  # id of the recording an augmented clip comes from
-    draw: dict | None = None  # drawn around the fits: {"fit", "note", "keywords"}
-    calibration: dict | None = None  # a family kick's acceptance model (realism.py)
+    fits: str = ""  # a procedural kick drawn around the fits in this fits.json ("": a family's)
+    calibration: dict | None = None  # a procedural kick's acceptance model (realism.py)
 
 
 @dataclass
@@ -209,19 +210,10 @@ def make_clip(task: Task, out: Path) -> ClipResult:
     wave = None
     try:
         rng = np.random.default_rng([task.seed, task.variant])
-        if task.source is None and task.draw is not None:  # drawn around the fits
-            fitted = fit.KickFit.from_dict(task.draw["fit"])
-            wave = fit.render_fit(fitted, NUM_SAMPLES, int(PREROLL_S * SAMPLE_RATE), task.seed)
-            result.family, result.style_keywords = "fitted", tuple(task.draw["keywords"])
-            result.augmentation = f"fit={task.draw['note']}"
-        elif task.source is None:  # a procedural kick of a style family
-            clip, result.descriptors, params, tries = _family_kick(task)
-            result.family = params.family
-            result.style_keywords = synth.FAMILIES[params.family].keywords
-            result.augmentation = (
-                f"family={params.family} tries={tries} {synth.params_text(params.params)}"
-            )
-            wave = None
+        if task.source is None:  # a procedural kick: around the fits, or a style family's
+            clip, result.descriptors, kick, tries = _procedural_kick(task)
+            result.family, result.style_keywords = kick.family, kick.keywords
+            result.augmentation = f"{kick.recipe} tries={tries}"
         else:
             wave, repaired = _cached_source(task.source.file)
             if repaired:
@@ -247,40 +239,66 @@ def make_clip(task: Task, out: Path) -> ClipResult:
 
 
 @dataclass
-class FamilyKick:
-    family: str
-    params: synth.KickParams
+class ProceduralKick:
+    family: str  # a style family, or "fitted"
+    keywords: tuple[str, ...]  # style keywords
+    recipe: str  # for the manifest: the family's parameters, or the fits drawn around
 
 
-def _family_kick(task: Task) -> tuple[np.ndarray, dict[str, float], FamilyKick, int]:
-    """A style family's kick, kept by the acceptance model of ``task.calibration`` (when there is
-    one) or drawn again, up to ``realism.MAX_TRIES`` times (then the best-scoring draw)."""
+@functools.lru_cache(maxsize=4)
+def _load_fits(path: str) -> tuple[list[dict], list[fit.KickFit], list[str], dict[str, float]]:
+    """A build's ``fits.json``, read once per process: entries, fits, styles, spreads."""
+    entries = json.loads(Path(path).read_text())["fits"]
+    models = [fit.KickFit.from_dict(e["fit"]) for e in entries]
+    return entries, models, [e["style"] for e in entries], fit.spreads(models)
+
+
+def _draw_once(task: Task, k: int) -> tuple[np.ndarray, ProceduralKick]:
+    """Draw ``k`` of a procedural task: a waveform (not yet finished) and what it is."""
+    seed = task.seed if k == 0 else _stable_seed(task.seed, "try", k)
+    if not task.fits:
+        wave, family, params = synth.synth_kick(seed)
+        keywords = synth.FAMILIES[family].keywords
+        return wave, ProceduralKick(
+            family, keywords, f"family={family} {synth.params_text(params)}"
+        )
+    entries, models, styles, spread = _load_fits(task.fits)
+    drawn, note = fit.draw_around(models, styles, spread, np.random.default_rng([seed, 0x64726177]))
+    parts = [entries[int(i)] for i in note.split("@")[0].split("+")]
+    keywords = tuple(dict.fromkeys(k for e in parts for k in e["keywords"]))
+    mix = f"@{note.split('@')[1]}" if "@" in note else ""
+    wave = fit.render_fit(drawn, NUM_SAMPLES, int(PREROLL_S * SAMPLE_RATE), seed)
+    return wave, ProceduralKick("fitted", keywords, f"fit={'+'.join(e['id'] for e in parts)}{mix}")
+
+
+def _procedural_kick(task: Task) -> tuple[np.ndarray, dict[str, float], ProceduralKick, int]:
+    """A procedural kick kept by the acceptance model of ``task.calibration`` (when there is one)
+    or drawn again, up to ``realism.MAX_TRIES`` times (then the best-scoring draw)."""
     best = None
     tries = realism.MAX_TRIES if task.calibration else 1
     for k in range(tries):
-        seed = task.seed if k == 0 else _stable_seed(task.seed, "try", k)
-        wave, family, params = synth.synth_kick(seed)
+        wave, kick = _draw_once(task, k)
         try:
             clip, desc = finish_clip(wave)
         except AudioError:
             continue
         if not task.calibration:
-            return clip, desc, FamilyKick(family, params), 1
+            return clip, desc, kick, 1
         u = float(np.random.default_rng([task.seed, 0x61636370, k]).uniform())
         kept, score = realism.accept(task.calibration, desc, u)
         if kept:
-            return clip, desc, FamilyKick(family, params), k + 1
+            return clip, desc, kick, k + 1
         if best is None or score > best[0]:
-            best = (score, clip, desc, FamilyKick(family, params))
+            best = (score, clip, desc, kick)
     if best is None:
-        raise AudioError("no draw of the style families passed the checks")
+        raise AudioError("no draw passed the checks")
     return best[1], best[2], best[3], tries
 
 
-def _pilot_features(seed: int) -> np.ndarray | None:
-    """Compared descriptors of one uncalibrated family kick (the acceptance model's pilot)."""
+def _pilot_features(task: Task) -> np.ndarray | None:
+    """Compared descriptors of one uncalibrated procedural kick (an acceptance model's pilot)."""
     try:
-        _, desc = finish_clip(synth.synth_kick(seed)[0])
+        _, desc = finish_clip(_draw_once(task, 0)[0])
     except AudioError:
         return None
     return realism.features_of([desc])[0]
@@ -289,7 +307,12 @@ def _pilot_features(seed: int) -> np.ndarray | None:
 def _fit_clip(args: tuple[str, str, fit.FitConfig]) -> tuple[str, dict]:
     clip_id, path, config = args
     target = load_audio(path, raw=True).numpy().astype(np.float64)
-    res = fit.fit_recording(target, config)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread, in a worker or not: the fit does not depend on workers
+    try:
+        res = fit.fit_recording(target, config)
+    finally:
+        torch.set_num_threads(threads)
     return clip_id, {"fit": res.fit.to_dict(), "log_mel_db": round(res.log_mel_db, 4),
                      "f0_25ms": [round(v, 3) for v in res.f0_25ms], "seconds": round(res.seconds, 2)}  # fmt: skip
 
@@ -451,8 +474,8 @@ def build_corpus(config: BuildConfig, *, quiet: bool = False, command: str = "")
     t_clips = time.perf_counter() - start - t_sources
     fits = fit_recordings(results, config, out, cached_fits, quiet)
     t_fits = time.perf_counter() - start - t_sources - t_clips
-    procedural = prepare_procedural(
-        [t for t in tasks if not t.source], results, fits, config, quiet
+    procedural, acceptance = prepare_procedural(
+        [t for t in tasks if not t.source], results, fits, config, out, quiet
     )
     results += make_clips(procedural, out, config.workers, quiet)
     t_clips = time.perf_counter() - start - t_sources - t_fits
@@ -476,6 +499,7 @@ def build_corpus(config: BuildConfig, *, quiet: bool = False, command: str = "")
         "command": command,
         "seconds": {"sources": round(t_sources, 1), "clips": round(t_clips, 1), "fits": round(t_fits, 1), "total": round(time.perf_counter() - start, 1)},
         "fits": fit_summary(fits),
+        "acceptance": acceptance,
         "clips": len(metadata),
         "splits": counts,
         "kinds": dict(Counter(m["kind"] for m in metadata)),
@@ -493,7 +517,7 @@ def build_corpus(config: BuildConfig, *, quiet: bool = False, command: str = "")
 # --------------------------------------------------------------------------- fits and draws
 
 FITS_NAME = "fits.json"  # the corpus's fits of its real training recordings
-PILOT = 240  # uncalibrated family kicks the acceptance model learns from
+PILOT = 240  # uncalibrated kicks of each procedural kind its acceptance model learns from
 FIT_STYLE_KEYWORDS = frozenset(k for fam in synth.FAMILIES.values() for k in fam.keywords)
 
 
@@ -531,7 +555,8 @@ def fit_recordings(
     ``fits.json``. Validation recordings are never fitted."""
     kept = [r for r in results if not r.error]
     held_out = held_out_real(kept, config)
-    fit_config = fit.FitConfig(seed=config.seed)
+    fit_config = fit.FitConfig(steps=config.fit_steps, seed=config.seed)
+    fit_config.full_steps = min(fit_config.full_steps, config.fit_steps // 4)
     entries, todo = [], []
     for r in kept:
         if r.task.kind != "real" or _group(r) in held_out:
@@ -572,34 +597,37 @@ def fit_summary(fits: list[dict]) -> dict:
 
 def prepare_procedural(
     tasks: list[Task], results: list[ClipResult], fits: list[dict], config: BuildConfig,
-    quiet: bool,
-) -> list[Task]:  # fmt: skip
+    out: Path, quiet: bool,
+) -> tuple[list[Task], dict]:  # fmt: skip
     """Give each procedural kick its recipe: ``fit_share`` of them (by each task's seed) are drawn
-    around the fits (:func:`kickgen.data.fit.draw_around`), the rest come from the style families
-    under the acceptance model that calibrates them to the real training recordings."""
+    around the fits (:func:`kickgen.data.fit.draw_around`), the others come from the style
+    families; each kind under its own acceptance model (:mod:`kickgen.data.realism`), learnt from
+    ``PILOT`` uncalibrated kicks of that kind against the real training recordings. Returns the
+    tasks and each model's pilot acceptance rate."""
     kept = [r for r in results if not r.error]
     held_out = held_out_real(kept, config)
     real = [r.descriptors for r in kept if r.task.kind == "real" and _group(r) not in held_out]
-    calibration = None
-    if len(real) >= 5 and tasks:
-        seeds = [_stable_seed(config.seed, "pilot", j) for j in range(PILOT)]
-        pilot = [f for f in _pool_map(_pilot_features, seeds, config.workers, "calibrate", quiet) if f is not None]  # fmt: skip
-        calibration = realism.acceptance_model(realism.features_of(real), np.stack(pilot))
-    models = [fit.KickFit.from_dict(e["fit"]) for e in fits]
-    styles = [e["style"] for e in fits]
-    spread = fit.spreads(models) if models else {}
+    fits_path = str(out / FITS_NAME) if fits else ""
     for task in tasks:
-        rng = np.random.default_rng([task.seed, 0x64726177])
-        if models and rng.random() < config.fit_share:
-            drawn, note = fit.draw_around(models, styles, spread, rng)
-            parts = note.split("@")[0].split("+")
-            keywords = list(dict.fromkeys(k for p in parts for k in fits[int(p)]["keywords"]))
-            ids = "+".join(fits[int(p)]["id"] for p in parts)
-            mix = f"@{note.split('@')[1]}" if "@" in note else ""
-            task.draw = {"fit": drawn.to_dict(), "note": ids + mix, "keywords": keywords}
-        else:
-            task.calibration = calibration
-    return tasks
+        rng = np.random.default_rng([task.seed, 0x73686172])
+        task.fits = fits_path if fits and rng.random() < config.fit_share else ""
+    report = {}
+    if len(real) < 5:
+        return tasks, report
+    for name, path in (("families", ""), ("fitted", fits_path)):
+        members = [t for t in tasks if t.fits == path]
+        if not members or (name == "fitted" and not path):
+            continue
+        pilot_tasks = [Task(f"pilot-{j}", "synth", _stable_seed(config.seed, "pilot", name, j), fits=path)
+                       for j in range(PILOT)]  # fmt: skip
+        pilot = _pool_map(_pilot_features, pilot_tasks, config.workers, f"calibrate {name}", quiet)
+        model = realism.acceptance_model(
+            realism.features_of(real), np.stack([f for f in pilot if f is not None])
+        )
+        for task in members:
+            task.calibration = model
+        report[name] = round(model["pilot_acceptance"], 3)
+    return tasks, report
 
 
 def make_clips(tasks: list[Task], out: Path, workers: int, quiet: bool) -> list[ClipResult]:

@@ -25,6 +25,7 @@ style, each parameter then moved within a share of its spread over all fits.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from dataclasses import asdict, dataclass, field
@@ -133,6 +134,11 @@ class _Grid:
         self.before = torch.from_numpy((ft < -0.5 * NOISE_FFT / SAMPLE_RATE).astype(np.float32))
 
 
+@functools.lru_cache(maxsize=4)
+def _grid(length: int, onset: int) -> _Grid:
+    return _Grid(length, onset)
+
+
 def _noise_spectrum(length: int, seed: int) -> torch.Tensor:
     """STFT ``(F, frames)`` of seeded white noise of unit variance, the noise layer's source."""
     rng = np.random.default_rng([seed, 0x6E6F6973])
@@ -186,7 +192,7 @@ def render_fit(
 ) -> np.ndarray:
     """The waveform of a fit: float64 ``(length,)``, onset at sample ``onset``, not normalised."""
     with torch.no_grad():
-        wave = _render(_tensors(fit), _Grid(length, onset), _noise_spectrum(length, seed))
+        wave = _render(_tensors(fit), _grid(length, onset), _noise_spectrum(length, seed))
     return wave.double().numpy()
 
 

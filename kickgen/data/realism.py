@@ -22,8 +22,8 @@ import numpy as np
 
 from kickgen.evaluation import metrics
 
-CAP_QUANTILE = 0.9  # the pilot score above which a family kick is always kept
-MAX_TRIES = 12  # draws per family kick; the best-scoring one is kept when none is accepted
+CAP_QUANTILE = 0.95  # the pilot score above which a procedural kick is always kept
+MAX_TRIES = 16  # draws per procedural kick; the best-scoring one is kept when none is accepted
 PER_KIND = 400  # clips of each kind in the realism test (as the first measurement)
 L2 = 1.0  # of the acceptance model, as the realism test's classifier
 
