@@ -180,6 +180,7 @@ def test_cli_synth_build_card(tmp_path, library):
     proc = run_cli(
         "data", "build", "--sources", str(tmp_path / "kicks" / "synth.csv"), "--sources", str(tmp_path / "lib.csv"),
         "--synth", "2", "--augment", "1", "--min-count", "1", "--workers", "2", "--out", str(tmp_path / "c"),
+        "--fit-steps", "20",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "corpus: 11 clips" in proc.stdout and "clipped 0" in proc.stdout
@@ -196,6 +197,8 @@ def test_cli_synth_build_card(tmp_path, library):
     card = (tmp_path / "c" / "DATASET.md").read_text()
     assert "| synth |" in card and "Measured keywords" in card and "](ex.png)" in card
     assert 1_000 < (tmp_path / "c" / "ex.png").stat().st_size < 300_000
+    assert "## Fits of the real training recordings" in card and "](ex_fits.png)" in card
+    assert "## Real vs synthesized" in card and (tmp_path / "c" / "ex_fits.png").is_file()
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
     proc = run_cli("data", "build", "--synth", "1", "--out", str(tmp_path / "busy"))

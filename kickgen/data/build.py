@@ -6,24 +6,31 @@ a given seed and whatever the number of workers:
 1. **Sources**: the open Debian kicks (``--open CACHE``, see :mod:`kickgen.data.open_sources`),
    a producer's library (``--library DIR``), source manifests (``--sources CSV``).
 2. **Clips**: each source file as it is; ``augment`` variants of every real recording
-   (:mod:`kickgen.data.augment`); ``synth`` procedural kicks (:mod:`kickgen.data.synth`).
-3. **Alignment and the reference preprocessing**: the leading silence is cut so the onset sits
+   (:mod:`kickgen.data.augment`).
+3. **Fits**: the kick model of :mod:`kickgen.data.fit` fitted to every real *training* recording
+   (the validation ones are never fitted), in ``workers`` processes; ``fits.json`` keeps them,
+   keyed by the clip's samples and the model's version, so a rebuild reuses them.
+4. **Procedural kicks**: ``synth`` of them, ``fit_share`` drawn around the fits, the others from
+   the style families (:mod:`kickgen.data.synth`); each kind kept or drawn again by an acceptance
+   model that tilts its descriptor distribution toward the real training recordings'
+   (:mod:`kickgen.data.realism`).
+5. **Alignment and the reference preprocessing**: the leading silence is cut so the onset sits
    ``PREROLL_S`` (1 ms) into the clip, then resample/pad or trim to 2 s, -1 dBFS peak, 0.2 s fade.
-4. **Repair and checks**: a real recording with digital clipping (flat runs at its peak) is
+6. **Repair and checks**: a real recording with digital clipping (flat runs at its peak) is
    repaired by :func:`declip` first, and the manifest says so. Every clip is measured
    (:mod:`kickgen.descriptors`); a clip whose onset is later than ``MAX_ONSET_S`` (5 ms), or
    that is silent or clipped, is dropped and reported.
-5. **Keywords**: the names' keywords without the measurable ones, plus the keywords its
+7. **Keywords**: the names' keywords without the measurable ones, plus the keywords its
    measurements earn (:func:`kickgen.descriptors.measured_keywords`). The vocabulary keeps the
    keywords found in at least ``min_count`` groups (distinct drums, so that augmented copies
    do not count twice); "kick" is dropped (every clip is one).
-6. **Splits by group**: within each kind of source, groups are ordered by a seeded hash and the
+8. **Splits by group**: within each kind of source, groups are ordered by a seeded hash and the
    first ``val_fraction`` of them go to validation, with all their layers, variants and
    augmentations. Real recordings are held out kit by kit (:func:`hold_out_real`): at least
    ``val_real_fraction`` of their groups, ``val_real`` recordings and ``val_kits`` kits, so the
    real validation figures rest on many drums, not a handful of layers of one.
-7. **Output**: ``clips/{kind}/{id}.wav`` (float32), ``metadata.csv``, ``vocab.json``,
-   ``cache/{train,val}.pt`` (float16 waves and log-mels) and ``build_report.json``.
+9. **Output**: ``clips/{kind}/{id}.wav`` (float32), ``metadata.csv``, ``vocab.json``,
+   ``cache/{train,val}.pt`` (float16 waves and log-mels), ``fits.json`` and ``build_report.json``.
 """
 
 from __future__ import annotations
@@ -759,6 +766,9 @@ def summary(report: dict) -> str:
         f"vocabulary: {report['vocab_size']} keywords; latest onset {report['max_onset_ms']:.2f} ms; silent {report['silent']}, clipped {report['clipped']}",
         f"skipped: {len(report['skipped'])} (see build_report.json)",
     ]
+    fits = report.get("fits", {})
+    if fits.get("n"):
+        lines.insert(3, f"fits: {fits['n']} real training recordings, median log-mel distance {fits['median_log_mel_db']:.2f} dB, f0 at 25 ms within 10 % for {100 * fits['f0_25ms_within_10pct']:.0f} %")  # fmt: skip
     for item in report["skipped"][:12]:
         lines.append(f"  skipped {item['file']}: {item['reason']}")
     return "\n".join(lines)

@@ -195,6 +195,11 @@ def fit_section(corpus: Path, rows: list[dict[str, str]], png_rel: str | None) -
         "real recordings, all of them and the validation ones (which no fit saw); computed from "
         "`metadata.csv` by `kickgen data card` (`kickgen.data.realism.realism_table`):",
         "",
+        "```bash",
+        f"python -m kickgen data card {corpus} --out DATASET.md   # this table",
+        f"python -m kickgen eval --kicks {corpus}/clips/synth --corpus {corpus} --out eval_synth   # the eval's own run: synth vs the real validation recordings",
+        "```",
+        "",
         _table(["set", "clips", "AUC vs all real recordings", "AUC vs real validation recordings"],
                [[r["set"], r["n"], "–" if r["auc_real"] is None else f"{r['auc_real']:.2f}",
                  "–" if r["auc_val_real"] is None else f"{r['auc_val_real']:.2f}"]
@@ -238,9 +243,9 @@ def render_card(corpus: Path, png_rel: str, fits_png_rel: str | None = None) -> 
         out.append(
             f"Wall time of that build: **{seconds.get('total', 0):.0f} s** "
             f"(finding and rendering sources {seconds.get('sources', 0):.0f} s, clips "
-            f"{seconds.get('clips', 0):.0f} s) with {cfg.get('workers', '?')} worker processes on a "
+            f"{seconds.get('clips', 0):.0f} s, fits {seconds.get('fits', 0):.0f} s) with {cfg.get('workers', '?')} worker processes on a "
             f"machine with {os.cpu_count()} cores shared with other jobs. Settings: "
-            + ", ".join(f"`{k}={cfg[k]}`" for k in ("synth", "augment", "val_fraction", "val_real_fraction", "val_real", "val_kits", "min_count", "seed") if k in cfg)
+            + ", ".join(f"`{k}={cfg[k]}`" for k in ("synth", "augment", "val_fraction", "val_real_fraction", "val_real", "val_kits", "min_count", "fit_share", "fit_steps", "seed") if k in cfg)
             + "."
         )  # fmt: skip
         out.append("")
