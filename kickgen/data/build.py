@@ -63,7 +63,13 @@ from kickgen.audio import (
     write_wav,
 )
 from kickgen.data import augment, fit, realism, synth
-from kickgen.data.collect import SourceClip, collect_library, load_source, read_sources
+from kickgen.data.collect import (
+    SourceClip,
+    collect_library,
+    count_hits,
+    load_source,
+    read_sources,
+)
 from kickgen.descriptors import (
     CEILING_TOLERANCE,
     DESCRIPTOR_NAMES,
@@ -288,6 +294,8 @@ def _procedural_kick(task: Task) -> tuple[np.ndarray, dict[str, float], Procedur
         try:
             clip, desc = finish_clip(wave)
         except AudioError:
+            continue
+        if count_hits(clip) > 1:  # a drawn envelope that dips and swells again: not a one-shot
             continue
         if not task.calibration:
             return clip, desc, kick, 1

@@ -168,7 +168,7 @@ def fit_section(corpus: Path, rows: list[dict[str, str]], png_rel: str | None) -
                 ["median log-mel distance, resynthesis vs recording (dB, 80 dB floor)", f"**{np.median(dist):.2f}**", "≤ 3"],
                 ["quartiles (dB)", f"{np.percentile(dist, 25):.2f} – {np.percentile(dist, 75):.2f}", ""],
                 ["body frequency at 25 ms within 10 % of the recording's", f"**{100 * hits.mean():.0f} %** ({hits.sum()} of {len(hits)})", "≥ 80 %"],
-                ["median seconds per fit (one thread)", f"{np.median([e.get('seconds', 0) for e in fits]):.1f}", ""],
+                ["median seconds per fit (one thread of a shared machine)", f"{np.median([e.get('seconds', 0) for e in fits]):.1f}", ""],
             ]),
             "",
         ]  # fmt: skip
@@ -185,9 +185,12 @@ def fit_section(corpus: Path, rows: list[dict[str, str]], png_rel: str | None) -
         f"Of the procedural kicks, {n_fitted} are drawn around the fits (one fit, or a mix of two "
         "fits of one kit, each parameter moved within 30 % of its spread over the fits; keywords "
         "measured, plus the style words of the recordings' names) and the others come from the "
-        "style families, calibrated to the real training recordings: a family kick is kept with "
-        "the probability a logistic density-ratio model (real training recordings against 240 "
-        "uncalibrated family kicks) gives it, else drawn again (`kickgen.data.realism`).",
+        "style families. Both are calibrated to the real training recordings: a kick is kept "
+        "with the probability that a logistic density-ratio model of its kind (the real training "
+        "recordings against 240 uncalibrated kicks of that kind) gives it, else drawn again, up "
+        "to 16 times (`kickgen.data.realism`). Before this (style families alone, uncalibrated), "
+        "the synthesized kicks of the corpus scored 0.89 against all real recordings and 0.95 "
+        "against the validation ones on the same measure.",
         "",
         "Classifier two-sample AUC (the eval's `classifier_auc`: 5-fold cross-validated logistic "
         "regression on the descriptors `FEATURES` of `kickgen.evaluation.metrics`, pitch envelope "
