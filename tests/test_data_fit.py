@@ -1,6 +1,7 @@
 """Analysis by synthesis: the kick model recovers a known kick; draws around fits; the realism
 measure and the acceptance model on tiny sets."""
 
+import json
 import math
 
 import numpy as np
@@ -157,3 +158,26 @@ def test_acceptance_model_moves_kicks_toward_the_real_ones():
         before,
         after,
     )
+
+
+def test_procedural_kicks_from_fits_are_one_shots(tmp_path):
+    from kickgen.audio import AudioError
+    from kickgen.data.build import Task, _procedural_kick
+    from kickgen.data.collect import count_hits
+
+    good = known_fit()
+    entry = {"id": "real-00001", "style": "k", "keywords": ["808"], "fit": good.to_dict()}
+    path = tmp_path / "fits.json"
+    path.write_text(json.dumps({"fits": [entry]}))
+    clip, desc, kick, tries = _procedural_kick(Task("synth-00000", "synth", 7, fits=str(path)))
+    assert kick.family == "fitted" and kick.keywords == ("808",) and tries == 1
+    assert count_hits(clip) == 1 and desc["onset"] <= 0.005 and not desc["clipped"]
+    # an envelope that dies away and swells again is two hits: drawn again, here in vain
+    twice = np.array(good.body_db)
+    twice[(KNOTS > 0.05) & (KNOTS < 0.25)] = -90.0
+    twice[(KNOTS >= 0.25) & (KNOTS <= 0.55)] = 0.0
+    swell = fit.KickFit.from_dict({**good.to_dict(), "body_db": twice.tolist()})
+    path2 = tmp_path / "fits2.json"
+    path2.write_text(json.dumps({"fits": [{**entry, "fit": swell.to_dict()}]}))
+    with pytest.raises(AudioError, match="no draw"):
+        _procedural_kick(Task("synth-00001", "synth", 7, fits=str(path2)))
