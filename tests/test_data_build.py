@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -44,7 +45,14 @@ def library(tmp_path_factory):
 def corpus(library, tmp_path_factory):
     out = tmp_path_factory.mktemp("corpus")
     config = BuildConfig(
-        out=out, library=(library,), synth=10, augment=3, val_fraction=0.25, min_count=1, workers=1
+        out=out,
+        library=(library,),
+        synth=10,
+        augment=3,
+        val_fraction=0.25,
+        min_count=1,
+        workers=1,
+        fit_steps=30,
     )
     report = build_corpus(config, quiet=True)
     return out, report
@@ -126,6 +134,7 @@ def test_build_is_deterministic(corpus, library, tmp_path):
         val_fraction=0.25,
         min_count=1,
         workers=1,
+        fit_steps=30,
     )
     build_corpus(config, quiet=True)
     assert (tmp_path / "again" / "metadata.csv").read_text() == (out / "metadata.csv").read_text()
@@ -171,6 +180,7 @@ def test_cli_synth_build_card(tmp_path, library):
     proc = run_cli(
         "data", "build", "--sources", str(tmp_path / "kicks" / "synth.csv"), "--sources", str(tmp_path / "lib.csv"),
         "--synth", "2", "--augment", "1", "--min-count", "1", "--workers", "2", "--out", str(tmp_path / "c"),
+        "--fit-steps", "20",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "corpus: 11 clips" in proc.stdout and "clipped 0" in proc.stdout
@@ -187,6 +197,8 @@ def test_cli_synth_build_card(tmp_path, library):
     card = (tmp_path / "c" / "DATASET.md").read_text()
     assert "| synth |" in card and "Measured keywords" in card and "](ex.png)" in card
     assert 1_000 < (tmp_path / "c" / "ex.png").stat().st_size < 300_000
+    assert "## Fits of the real training recordings" in card and "](ex_fits.png)" in card
+    assert "## Real vs synthesized" in card and (tmp_path / "c" / "ex_fits.png").is_file()
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
     proc = run_cli("data", "build", "--synth", "1", "--out", str(tmp_path / "busy"))
@@ -209,3 +221,28 @@ def test_real_recordings_are_held_out_across_kits():
     assert len(hold_out_real(groups, 0.3, seed=0, min_recordings=12, min_kits=4)) == 9
     assert len(hold_out_real(groups, 0.9, seed=0, min_recordings=12, min_kits=4)) == 15
     assert hold_out_real(groups, 0.0, seed=0, min_recordings=12, min_kits=4) == set()
+
+
+def test_fits_cover_the_training_recordings_only_and_are_reused(corpus, library, tmp_path):
+    out, report = corpus
+    rows = rows_of(out)
+    fits = json.loads((out / "fits.json").read_text())["fits"]
+    train_real = {r["id"] for r in rows if r["kind"] == "real" and r["split"] == "train"}
+    assert {e["id"] for e in fits} == train_real and report["fits"]["n"] == len(train_real) > 0
+    drawn = [r for r in rows if r["kind"] == "synth" and r["kit"] == "fitted"]
+    assert drawn and len(drawn) < 10  # the others come from the style families
+    for r in drawn:  # augmentation: "fit=real-00002+real-00003@0.42 tries=1"
+        assert set(r["augmentation"].split()[0][4:].split("@")[0].split("+")) <= train_real
+    # a rebuild into the same folder reuses every fit (same key: same clip, model, settings)
+    again = tmp_path / "again"
+    shutil.copytree(out, again)
+    (again / "fits.json").write_text(
+        (out / "fits.json").read_text().replace('"seconds": ', '"seconds": 1000')
+    )
+    config = BuildConfig(
+        out=again, library=(library,), synth=10, augment=3, val_fraction=0.25, min_count=1,
+        workers=1, fit_steps=30,
+    )  # fmt: skip
+    build_corpus(config, quiet=True)
+    assert '"seconds": 1000' in (again / "fits.json").read_text()  # not fitted again
+    assert (again / "metadata.csv").read_text() == (out / "metadata.csv").read_text()

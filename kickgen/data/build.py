@@ -6,24 +6,31 @@ a given seed and whatever the number of workers:
 1. **Sources**: the open Debian kicks (``--open CACHE``, see :mod:`kickgen.data.open_sources`),
    a producer's library (``--library DIR``), source manifests (``--sources CSV``).
 2. **Clips**: each source file as it is; ``augment`` variants of every real recording
-   (:mod:`kickgen.data.augment`); ``synth`` procedural kicks (:mod:`kickgen.data.synth`).
-3. **Alignment and the reference preprocessing**: the leading silence is cut so the onset sits
+   (:mod:`kickgen.data.augment`).
+3. **Fits**: the kick model of :mod:`kickgen.data.fit` fitted to every real *training* recording
+   (the validation ones are never fitted), in ``workers`` processes; ``fits.json`` keeps them,
+   keyed by the clip's samples and the model's version, so a rebuild reuses them.
+4. **Procedural kicks**: ``synth`` of them, ``fit_share`` drawn around the fits, the others from
+   the style families (:mod:`kickgen.data.synth`); each kind kept or drawn again by an acceptance
+   model that tilts its descriptor distribution toward the real training recordings'
+   (:mod:`kickgen.data.realism`).
+5. **Alignment and the reference preprocessing**: the leading silence is cut so the onset sits
    ``PREROLL_S`` (1 ms) into the clip, then resample/pad or trim to 2 s, -1 dBFS peak, 0.2 s fade.
-4. **Repair and checks**: a real recording with digital clipping (flat runs at its peak) is
+6. **Repair and checks**: a real recording with digital clipping (flat runs at its peak) is
    repaired by :func:`declip` first, and the manifest says so. Every clip is measured
    (:mod:`kickgen.descriptors`); a clip whose onset is later than ``MAX_ONSET_S`` (5 ms), or
    that is silent or clipped, is dropped and reported.
-5. **Keywords**: the names' keywords without the measurable ones, plus the keywords its
+7. **Keywords**: the names' keywords without the measurable ones, plus the keywords its
    measurements earn (:func:`kickgen.descriptors.measured_keywords`). The vocabulary keeps the
    keywords found in at least ``min_count`` groups (distinct drums, so that augmented copies
    do not count twice); "kick" is dropped (every clip is one).
-6. **Splits by group**: within each kind of source, groups are ordered by a seeded hash and the
+8. **Splits by group**: within each kind of source, groups are ordered by a seeded hash and the
    first ``val_fraction`` of them go to validation, with all their layers, variants and
    augmentations. Real recordings are held out kit by kit (:func:`hold_out_real`): at least
    ``val_real_fraction`` of their groups, ``val_real`` recordings and ``val_kits`` kits, so the
    real validation figures rest on many drums, not a handful of layers of one.
-7. **Output**: ``clips/{kind}/{id}.wav`` (float32), ``metadata.csv``, ``vocab.json``,
-   ``cache/{train,val}.pt`` (float16 waves and log-mels) and ``build_report.json``.
+9. **Output**: ``clips/{kind}/{id}.wav`` (float32), ``metadata.csv``, ``vocab.json``,
+   ``cache/{train,val}.pt`` (float16 waves and log-mels), ``fits.json`` and ``build_report.json``.
 """
 
 from __future__ import annotations
@@ -50,12 +57,19 @@ from kickgen.audio import (
     NUM_SAMPLES,
     SAMPLE_RATE,
     AudioError,
+    load_audio,
     log_mel,
     preprocess,
     write_wav,
 )
-from kickgen.data import augment, synth
-from kickgen.data.collect import SourceClip, collect_library, load_source, read_sources
+from kickgen.data import augment, fit, realism, synth
+from kickgen.data.collect import (
+    SourceClip,
+    collect_library,
+    count_hits,
+    load_source,
+    read_sources,
+)
 from kickgen.descriptors import (
     CEILING_TOLERANCE,
     DESCRIPTOR_NAMES,
@@ -96,6 +110,8 @@ class BuildConfig:
     val_real: int = 12  # ... and at least this many real recordings ...
     val_kits: int = 4  # ... from at least this many kits
     min_count: int = 5  # a keyword joins the vocabulary when found in this many groups
+    fit_share: float = 0.6  # share of the procedural kicks drawn around the fits of real recordings
+    fit_steps: int = fit.FitConfig.steps  # Adam steps of each fit (tests use fewer)
     seed: int = 0
     workers: int = 2  # processes; results do not depend on it
 
@@ -110,6 +126,8 @@ class Task:
     source: SourceClip | None = None
     variant: int = 0
     origin: str = ""  # id of the recording an augmented clip comes from
+    fits: str = ""  # a procedural kick drawn around the fits in this fits.json ("": a family's)
+    calibration: dict | None = None  # a procedural kick's acceptance model (realism.py)
 
 
 @dataclass
@@ -119,7 +137,8 @@ class ClipResult:
     log_mel: np.ndarray | None = None  # float16 (128, 173)
     descriptors: dict[str, float] = field(default_factory=dict)
     augmentation: str = ""
-    family: str = ""  # style family of a procedural kick
+    family: str = ""  # style family of a procedural kick ("fitted": drawn around the fits)
+    style_keywords: tuple[str, ...] = ()  # a procedural kick's style keywords
     error: str = ""
 
 
@@ -201,11 +220,13 @@ def _cached_source(path: str) -> tuple[np.ndarray, int]:
 def make_clip(task: Task, out: Path) -> ClipResult:
     """Render/load, align, check and write one clip; errors are returned, never raised."""
     result = ClipResult(task)
+    wave = None
     try:
         rng = np.random.default_rng([task.seed, task.variant])
-        if task.source is None:  # a procedural kick
-            wave, result.family, params = synth.synth_kick(task.seed)
-            result.augmentation = f"family={result.family} {synth.params_text(params)}"
+        if task.source is None:  # a procedural kick: around the fits, or a style family's
+            clip, result.descriptors, kick, tries = _procedural_kick(task)
+            result.family, result.style_keywords = kick.family, kick.keywords
+            result.augmentation = f"{kick.recipe} tries={tries}"
         else:
             wave, repaired = _cached_source(task.source.file)
             if repaired:
@@ -216,7 +237,8 @@ def make_clip(task: Task, out: Path) -> ClipResult:
                     aligned, rng, onset=int(PREROLL_S * SAMPLE_RATE)
                 )
                 result.augmentation = f"{result.augmentation} {applied}".strip()
-        clip, result.descriptors = finish_clip(np.asarray(wave, dtype=np.float64))
+        if wave is not None:
+            clip, result.descriptors = finish_clip(np.asarray(wave, dtype=np.float64))
     except (AudioError, KickgenError, ValueError) as exc:
         where = task.source.file if task.source else task.id
         result.error = str(exc).removeprefix(f"{where}: ")
@@ -227,6 +249,87 @@ def make_clip(task: Task, out: Path) -> ClipResult:
     result.wave = clip.astype(np.float16)
     result.log_mel = log_mel(torch.from_numpy(clip)).numpy().astype(np.float16)  # (128, 173)
     return result
+
+
+@dataclass
+class ProceduralKick:
+    family: str  # a style family, or "fitted"
+    keywords: tuple[str, ...]  # style keywords
+    recipe: str  # for the manifest: the family's parameters, or the fits drawn around
+
+
+@functools.lru_cache(maxsize=4)
+def _load_fits(path: str) -> tuple[list[dict], list[fit.KickFit], list[str], dict[str, float]]:
+    """A build's ``fits.json``, read once per process: entries, fits, styles, spreads."""
+    entries = json.loads(Path(path).read_text())["fits"]
+    models = [fit.KickFit.from_dict(e["fit"]) for e in entries]
+    return entries, models, [e["style"] for e in entries], fit.spreads(models)
+
+
+def _draw_once(task: Task, k: int) -> tuple[np.ndarray, ProceduralKick]:
+    """Draw ``k`` of a procedural task: a waveform (not yet finished) and what it is."""
+    seed = task.seed if k == 0 else _stable_seed(task.seed, "try", k)
+    if not task.fits:
+        wave, family, params = synth.synth_kick(seed)
+        keywords = synth.FAMILIES[family].keywords
+        return wave, ProceduralKick(
+            family, keywords, f"family={family} {synth.params_text(params)}"
+        )
+    entries, models, styles, spread = _load_fits(task.fits)
+    drawn, note = fit.draw_around(models, styles, spread, np.random.default_rng([seed, 0x64726177]))
+    parts = [entries[int(i)] for i in note.split("@")[0].split("+")]
+    keywords = tuple(dict.fromkeys(k for e in parts for k in e["keywords"]))
+    mix = f"@{note.split('@')[1]}" if "@" in note else ""
+    wave = fit.render_fit(drawn, NUM_SAMPLES, int(PREROLL_S * SAMPLE_RATE), seed)
+    return wave, ProceduralKick("fitted", keywords, f"fit={'+'.join(e['id'] for e in parts)}{mix}")
+
+
+def _procedural_kick(task: Task) -> tuple[np.ndarray, dict[str, float], ProceduralKick, int]:
+    """A procedural kick kept by the acceptance model of ``task.calibration`` (when there is one)
+    or drawn again, up to ``realism.MAX_TRIES`` times (then the best-scoring draw)."""
+    best = None
+    tries = realism.MAX_TRIES if task.calibration else 1
+    for k in range(tries):
+        wave, kick = _draw_once(task, k)
+        try:
+            clip, desc = finish_clip(wave)
+        except AudioError:
+            continue
+        if count_hits(clip) > 1:  # a drawn envelope that dips and swells again: not a one-shot
+            continue
+        if not task.calibration:
+            return clip, desc, kick, 1
+        u = float(np.random.default_rng([task.seed, 0x61636370, k]).uniform())
+        kept, score = realism.accept(task.calibration, desc, u)
+        if kept:
+            return clip, desc, kick, k + 1
+        if best is None or score > best[0]:
+            best = (score, clip, desc, kick)
+    if best is None:
+        raise AudioError("no draw passed the checks")
+    return best[1], best[2], best[3], tries
+
+
+def _pilot_features(task: Task) -> np.ndarray | None:
+    """Compared descriptors of one uncalibrated procedural kick (an acceptance model's pilot)."""
+    try:
+        _, desc = finish_clip(_draw_once(task, 0)[0])
+    except AudioError:
+        return None
+    return realism.features_of([desc])[0]
+
+
+def _fit_clip(args: tuple[str, str, fit.FitConfig]) -> tuple[str, dict]:
+    clip_id, path, config = args
+    target = load_audio(path, raw=True).numpy().astype(np.float64)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread, in a worker or not: the fit does not depend on workers
+    try:
+        res = fit.fit_recording(target, config)
+    finally:
+        torch.set_num_threads(threads)
+    return clip_id, {"fit": res.fit.to_dict(), "log_mel_db": round(res.log_mel_db, 4),
+                     "f0_25ms": [round(v, 3) for v in res.f0_25ms], "seconds": round(res.seconds, 2)}  # fmt: skip
 
 
 def _init_worker() -> None:
@@ -379,9 +482,18 @@ def build_corpus(config: BuildConfig, *, quiet: bool = False, command: str = "")
     t_sources = time.perf_counter() - start
     if not sources and config.synth <= 0:
         raise BuildError("no sources: pass --open CACHE, --library DIR, --sources CSV or --synth N")
+    cached_fits = _read_fits(out)
     _prepare_out(out)  # after the sources are found: a failure there leaves no output folder
-    results = make_clips(plan_tasks(sources, config), out, config.workers, quiet)
+    tasks = plan_tasks(sources, config)
+    results = make_clips([t for t in tasks if t.source], out, config.workers, quiet)
     t_clips = time.perf_counter() - start - t_sources
+    fits = fit_recordings(results, config, out, cached_fits, quiet)
+    t_fits = time.perf_counter() - start - t_sources - t_clips
+    procedural, acceptance = prepare_procedural(
+        [t for t in tasks if not t.source], results, fits, config, out, quiet
+    )
+    results += make_clips(procedural, out, config.workers, quiet)
+    t_clips = time.perf_counter() - start - t_sources - t_fits
 
     kept = [r for r in results if not r.error]
     for r in results:
@@ -400,7 +512,9 @@ def build_corpus(config: BuildConfig, *, quiet: bool = False, command: str = "")
     report = {
         "config": {k: str(v) if isinstance(v, Path) else [str(p) for p in v] if isinstance(v, tuple) else v for k, v in asdict(config).items()},
         "command": command,
-        "seconds": {"sources": round(t_sources, 1), "clips": round(t_clips, 1), "total": round(time.perf_counter() - start, 1)},
+        "seconds": {"sources": round(t_sources, 1), "clips": round(t_clips, 1), "fits": round(t_fits, 1), "total": round(time.perf_counter() - start, 1)},
+        "fits": fit_summary(fits),
+        "acceptance": acceptance,
         "clips": len(metadata),
         "splits": counts,
         "kinds": dict(Counter(m["kind"] for m in metadata)),
@@ -413,6 +527,122 @@ def build_corpus(config: BuildConfig, *, quiet: bool = False, command: str = "")
     }  # fmt: skip
     (out / "build_report.json").write_text(json.dumps(report, indent=1))
     return report
+
+
+# --------------------------------------------------------------------------- fits and draws
+
+FITS_NAME = "fits.json"  # the corpus's fits of its real training recordings
+PILOT = 240  # uncalibrated kicks of each procedural kind its acceptance model learns from
+FIT_STYLE_KEYWORDS = frozenset(k for fam in synth.FAMILIES.values() for k in fam.keywords)
+
+
+def _read_fits(out: Path) -> dict[str, dict]:
+    """The fits a previous build left in ``out``, by cache key (empty when there are none)."""
+    try:
+        data = json.loads((out / FITS_NAME).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {e["key"]: e for e in data.get("fits", []) if "key" in e}
+
+
+def _pool_map(fn, items: list, workers: int, label: str, quiet: bool) -> list:
+    """``[fn(x) for x in items]`` in ``workers`` spawned processes when > 1, in order."""
+    out = []
+    with Progress(len(items), label, disable=quiet) as bar:
+        if workers > 1 and len(items) > 1:
+            ctx = multiprocessing.get_context("spawn")
+            with ctx.Pool(workers, initializer=_init_worker) as pool:
+                for res in pool.imap(fn, items):
+                    out.append(res)
+                    bar.update(1)
+        else:
+            for item in items:
+                out.append(fn(item))
+                bar.update(1)
+    return out
+
+
+def fit_recordings(
+    results: list[ClipResult], config: BuildConfig, out: Path, cached: dict[str, dict], quiet: bool
+) -> list[dict]:
+    """Fit the kick model (:mod:`kickgen.data.fit`) to every real training recording, reusing the
+    fits of ``cached`` whose key (clip samples, model version, settings) still matches; writes
+    ``fits.json``. Validation recordings are never fitted."""
+    kept = [r for r in results if not r.error]
+    held_out = held_out_real(kept, config)
+    fit_config = fit.FitConfig(steps=config.fit_steps, seed=config.seed)
+    fit_config.full_steps = min(fit_config.full_steps, config.fit_steps // 4)
+    entries, todo = [], []
+    for r in kept:
+        if r.task.kind != "real" or _group(r) in held_out:
+            continue
+        src = r.task.source
+        path = out / "clips" / "real" / f"{r.task.id}.wav"
+        key = fit.fit_key(load_audio(path, raw=True).numpy(), fit_config)
+        entry = {"id": r.task.id, "key": key, "style": f"{src.source}/{src.kit}",
+                 "keywords": [k for k in src.keywords.split() if k in FIT_STYLE_KEYWORDS]}  # fmt: skip
+        if key in cached:
+            entry.update({k: v for k, v in cached[key].items() if k not in entry})
+        else:
+            todo.append((len(entries), (r.task.id, str(path), fit_config)))
+        entries.append(entry)
+    for (index, _), (_, res) in zip(
+        todo,
+        _pool_map(_fit_clip, [t for _, t in todo], config.workers, "fit recordings", quiet),
+        strict=True,
+    ):
+        entries[index].update(res)
+    payload = {"version": fit.FIT_VERSION, "config": asdict(fit_config), "fits": entries}
+    tmp = out / f".{FITS_NAME}.tmp"
+    tmp.write_text(json.dumps(payload, indent=1))
+    tmp.replace(out / FITS_NAME)
+    return entries
+
+
+def fit_summary(fits: list[dict]) -> dict:
+    """Median log-mel distance of the fits and their share with f0 at 25 ms within 10 %."""
+    if not fits:
+        return {"n": 0}
+    dist = [e["log_mel_db"] for e in fits]
+    f0 = [e["f0_25ms"] for e in fits]
+    hits = [bool(a > 0 and b == b and abs(b / a - 1.0) <= 0.10) for a, b in f0]
+    return {"n": len(fits), "median_log_mel_db": round(float(np.median(dist)), 3),
+            "f0_25ms_within_10pct": round(float(np.mean(hits)), 3)}  # fmt: skip
+
+
+def prepare_procedural(
+    tasks: list[Task], results: list[ClipResult], fits: list[dict], config: BuildConfig,
+    out: Path, quiet: bool,
+) -> tuple[list[Task], dict]:  # fmt: skip
+    """Give each procedural kick its recipe: ``fit_share`` of them (by each task's seed) are drawn
+    around the fits (:func:`kickgen.data.fit.draw_around`), the others come from the style
+    families; each kind under its own acceptance model (:mod:`kickgen.data.realism`), learnt from
+    ``PILOT`` uncalibrated kicks of that kind against the real training recordings. Returns the
+    tasks and each model's pilot acceptance rate."""
+    kept = [r for r in results if not r.error]
+    held_out = held_out_real(kept, config)
+    real = [r.descriptors for r in kept if r.task.kind == "real" and _group(r) not in held_out]
+    fits_path = str(out / FITS_NAME) if fits else ""
+    for task in tasks:
+        rng = np.random.default_rng([task.seed, 0x73686172])
+        task.fits = fits_path if fits and rng.random() < config.fit_share else ""
+    report = {}
+    if len(real) < 5:
+        return tasks, report
+    for name, path in (("families", ""), ("fitted", fits_path)):
+        members = [t for t in tasks if t.fits == path]
+        if not members or (name == "fitted" and not path):
+            continue
+        pilot_tasks = [Task(f"pilot-{j}", "synth", _stable_seed(config.seed, "pilot", name, j), fits=path)
+                       for j in range(PILOT)]  # fmt: skip
+        pilot = _pool_map(_pilot_features, pilot_tasks, config.workers, f"calibrate {name}", quiet)
+        model = realism.acceptance_model(
+            realism.features_of(real), np.stack([f for f in pilot if f is not None])
+        )
+        for task in members:
+            task.calibration = model
+        report[name] = round(model["pilot_acceptance"], 3)
+    return tasks, report
 
 
 def make_clips(tasks: list[Task], out: Path, workers: int, quiet: bool) -> list[ClipResult]:
@@ -438,6 +668,19 @@ def _group(r: ClipResult) -> str:
     return r.task.source.group if r.task.source else f"synth:{r.task.id}"
 
 
+def held_out_real(kept: list[ClipResult], config: BuildConfig) -> set[str]:
+    """The groups of the kept real recordings that go to validation (:func:`hold_out_real`)."""
+    real_groups: dict[str, tuple[str, int]] = {}
+    for r in kept:
+        if r.task.kind == "real":
+            kit = f"{r.task.source.source}/{r.task.source.kit}"
+            count = real_groups.get(_group(r), (kit, 0))[1]
+            real_groups[_group(r)] = (kit, count + 1)
+    return hold_out_real(
+        real_groups, config.val_real_fraction, config.seed, config.val_real, config.val_kits
+    )
+
+
 def label_clips(
     kept: list[ClipResult], config: BuildConfig
 ) -> tuple[list[dict[str, str]], list[str]]:
@@ -446,7 +689,7 @@ def label_clips(
     labelled, keyword_groups = [], {}
     for r in kept:
         src = r.task.source
-        name_kw = src.keywords.split() if src else list(synth.FAMILIES[r.family].keywords)
+        name_kw = src.keywords.split() if src else list(r.style_keywords)
         name_kw = [k for k in name_kw if k not in MEASURED_KEYWORDS and k not in CORPUS_STOPWORDS]
         keywords = list(dict.fromkeys([*name_kw, *measured_keywords(r.descriptors)]))
         for kw in keywords:
@@ -460,15 +703,7 @@ def label_clips(
     split = split_groups(
         {g: s for g, s in strata.items() if s != "real"}, config.val_fraction, config.seed
     )
-    real_groups: dict[str, tuple[str, int]] = {}
-    for r in kept:
-        if r.task.kind == "real":
-            kit = f"{r.task.source.source}/{r.task.source.kit}"
-            count = real_groups.get(_group(r), (kit, 0))[1]
-            real_groups[_group(r)] = (kit, count + 1)
-    held_out = hold_out_real(
-        real_groups, config.val_real_fraction, config.seed, config.val_real, config.val_kits
-    )
+    held_out = held_out_real(kept, config)
     for group, stratum in strata.items():
         if stratum == "real":
             split[group] = "val" if group in held_out else "train"
@@ -539,6 +774,9 @@ def summary(report: dict) -> str:
         f"vocabulary: {report['vocab_size']} keywords; latest onset {report['max_onset_ms']:.2f} ms; silent {report['silent']}, clipped {report['clipped']}",
         f"skipped: {len(report['skipped'])} (see build_report.json)",
     ]
+    fits = report.get("fits", {})
+    if fits.get("n"):
+        lines.insert(3, f"fits: {fits['n']} real training recordings, median log-mel distance {fits['median_log_mel_db']:.2f} dB, f0 at 25 ms within 10 % for {100 * fits['f0_25ms_within_10pct']:.0f} %")  # fmt: skip
     for item in report["skipped"][:12]:
         lines.append(f"  skipped {item['file']}: {item['reason']}")
     return "\n".join(lines)

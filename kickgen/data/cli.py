@@ -98,6 +98,12 @@ def register(subparsers) -> None:
         default=5,
         help="groups a keyword needs to join the vocabulary (default 5)",
     )
+    p.add_argument("--fit-share", type=_fraction, default=0.6,
+                   help="share of the procedural kicks drawn around the fits of the real "
+                   "training recordings; the others come from the calibrated style families "
+                   "(default 0.6)")  # fmt: skip
+    p.add_argument("--fit-steps", type=_positive, default=200,
+                   help="Adam steps of each fit (default 200)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=_positive, default=2, help="processes (default 2)")
     p.set_defaults(func=cmd_build)
@@ -196,7 +202,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         sources=tuple(args.sources), synth=args.synth, augment=args.augment,
         val_fraction=args.val_fraction, val_real_fraction=args.val_real_fraction,
         val_real=args.val_real,
-        val_kits=args.val_kits, min_count=args.min_count, seed=args.seed,
+        val_kits=args.val_kits, min_count=args.min_count, fit_share=args.fit_share,
+        fit_steps=args.fit_steps, seed=args.seed,
         workers=max(args.workers, 1),
     )  # fmt: skip
     import shlex
