@@ -85,8 +85,15 @@ def write_figure(corpus: Path, rows: list[dict[str, str]], png: Path, n: int = 1
         ax.tick_params(labelsize=6)
     for ax in np.ravel(axes)[len(picks) :]:
         ax.axis("off")
-    fig.supxlabel("time (s, first second)", fontsize=8)
     fig.supylabel("mel band", fontsize=8)
+    return save_figure(fig, png, "time (s, first second)")
+
+
+def save_figure(fig, png: Path, xlabel: str) -> Path:
+    """Label the time axis, lay out, write ``png`` (its folder made) and close the figure."""
+    import matplotlib.pyplot as plt
+
+    fig.supxlabel(xlabel, fontsize=8)
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=60)
@@ -136,12 +143,7 @@ def write_fits_figure(corpus: Path, fits: list[dict], png: Path, n: int = 4) -> 
             ax.set_title(title, fontsize=8)
             ax.set_xlim(0, 0.6)
             ax.tick_params(labelsize=6)
-    fig.supxlabel("time (s)", fontsize=8)
-    fig.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=60)
-    plt.close(fig)
-    return png
+    return save_figure(fig, png, "time (s)")
 
 
 def fit_section(corpus: Path, rows: list[dict[str, str]], png_rel: str | None) -> list[str]:

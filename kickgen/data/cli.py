@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from kickgen.commands.common import add_value_argument
 from kickgen.errors import CommandError
 
 
@@ -76,34 +77,19 @@ def register(subparsers) -> None:
                    help="collect this sample-library folder (repeatable)")  # fmt: skip
     p.add_argument("--sources", type=Path, action="append", default=[], metavar="CSV",
                    help="use this source manifest (repeatable)")  # fmt: skip
-    p.add_argument("--synth", type=_positive, default=3800, help="procedural kicks (default 3800)")
-    p.add_argument(
-        "--augment", type=_positive, default=12, help="variants per real recording (default 12)"
-    )
-    p.add_argument(
-        "--val-fraction",
-        type=_fraction,
-        default=0.05,
-        help="share of groups held out, per kind (default 0.05)",
-    )
-    p.add_argument("--val-real-fraction", type=_fraction, default=0.15,
-                   help="share of the real recordings' groups held out (default 0.15)")  # fmt: skip
-    p.add_argument("--val-real", type=_positive, default=12,
-                   help="at least this many real recordings in validation (default 12)")  # fmt: skip
-    p.add_argument("--val-kits", type=_positive, default=4,
-                   help="... from at least this many kits (default 4)")  # fmt: skip
-    p.add_argument(
-        "--min-count",
-        type=_positive,
-        default=5,
-        help="groups a keyword needs to join the vocabulary (default 5)",
-    )
-    p.add_argument("--fit-share", type=_fraction, default=0.6,
-                   help="share of the procedural kicks drawn around the fits of the real "
-                   "training recordings; the others come from the calibrated style families "
-                   "(default 0.6)")  # fmt: skip
-    p.add_argument("--fit-steps", type=_positive, default=200,
-                   help="Adam steps of each fit (default 200)")  # fmt: skip
+    for flag, kind, default, text in (
+        ("--synth", _positive, 3800, "procedural kicks"),
+        ("--augment", _positive, 12, "variants per real recording"),
+        ("--val-fraction", _fraction, 0.05, "share of groups held out, per kind"),
+        ("--val-real-fraction", _fraction, 0.15, "share of the real recordings' groups held out"),
+        ("--val-real", _positive, 12, "at least this many real recordings in validation"),
+        ("--val-kits", _positive, 4, "... from at least this many kits"),
+        ("--min-count", _positive, 5, "groups a keyword needs to join the vocabulary"),
+        ("--fit-share", _fraction, 0.6, "share of the procedural kicks drawn around the fits of "
+         "the real training recordings; the others come from the calibrated style families"),
+        ("--fit-steps", _positive, 200, "Adam steps of each fit"),
+    ):  # fmt: skip
+        add_value_argument(p, flag, kind, default, text)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=_positive, default=2, help="processes (default 2)")
     p.set_defaults(func=cmd_build)
