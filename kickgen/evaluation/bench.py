@@ -301,17 +301,25 @@ class ReferenceCode:
             str(self.workdir),
             str(self.threads or 0),
         ]
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        # its warnings go to a file: a pipe nobody reads while it works could fill and stall it
+        self._stderr = open(self.workdir / "reference_driver.err", "w+")  # noqa: SIM115
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
                                       text=True, cwd=self.workdir, env=env)  # fmt: skip
-        self.ready = json.loads(self._answer())
+        try:
+            self.ready = json.loads(self._answer())
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def _answer(self) -> str:
         line = self._proc.stdout.readline() if self._proc and self._proc.stdout else ""
         if not line:
-            err = self._proc.stderr.read() if self._proc and self._proc.stderr else ""
+            self._proc.wait()
+            self._stderr.seek(0)
+            err = self._stderr.read().strip()[-400:]
             raise RuntimeError(
-                f"the reference's code in {self.directory} stopped: {err.strip()[-400:] or 'no message'}"
+                f"the reference's code in {self.directory} stopped: {err or 'no message'}"
             )
         return line
 
@@ -333,17 +341,19 @@ class ReferenceCode:
 
     def __exit__(self, *exc) -> None:
         if self._proc is not None:
-            with contextlib.suppress(OSError, ValueError):
+            with contextlib.suppress(OSError, ValueError):  # it may have stopped already
                 self._proc.stdin.write('{"quit": true}\n')
+            with contextlib.suppress(OSError, ValueError):
                 self._proc.stdin.close()
             try:
                 self._proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
-            for pipe in (self._proc.stdout, self._proc.stderr):
-                if pipe:
-                    pipe.close()
+            if self._proc.stdout:
+                self._proc.stdout.close()
+            self._stderr.close()
+            self._proc = None
 
 
 def reference_code_identity(directory: Path) -> str:
