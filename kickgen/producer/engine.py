@@ -114,12 +114,6 @@ def load_init_audio(path: str | Path) -> torch.Tensor:
     return wave
 
 
-def vocode_raw(pipe, mels: torch.Tensor) -> torch.Tensor:
-    """Log-mels ``(B, 128, 173)`` → vocoder output ``(B, 88200)``, not normalised or faded
-    (:meth:`KickPipeline.vocode_raw`, the same call the pipeline's generation makes)."""
-    return pipe.vocode_raw(mels)
-
-
 # --------------------------------------------------------------------------- rendering
 
 
@@ -164,5 +158,4 @@ __all__ = [
     "seed_noise",
     "slerp",
     "start_index",
-    "vocode_raw",
 ]
