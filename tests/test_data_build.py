@@ -41,20 +41,16 @@ def library(tmp_path_factory):
     return lib
 
 
+def tiny_build(library: Path, out: Path) -> BuildConfig:
+    """The tests' corpus: the tiny library, 10 synth kicks, fits of 30 steps, one worker."""
+    return BuildConfig(out=out, library=(library,), synth=10, augment=3, val_fraction=0.25,
+                       min_count=1, workers=1, fit_steps=30)  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def corpus(library, tmp_path_factory):
     out = tmp_path_factory.mktemp("corpus")
-    config = BuildConfig(
-        out=out,
-        library=(library,),
-        synth=10,
-        augment=3,
-        val_fraction=0.25,
-        min_count=1,
-        workers=1,
-        fit_steps=30,
-    )
-    report = build_corpus(config, quiet=True)
+    report = build_corpus(tiny_build(library, out), quiet=True)
     return out, report
 
 
@@ -126,17 +122,7 @@ def test_cache_matches_clips(corpus):
 
 def test_build_is_deterministic(corpus, library, tmp_path):
     out, _ = corpus
-    config = BuildConfig(
-        out=tmp_path / "again",
-        library=(library,),
-        synth=10,
-        augment=3,
-        val_fraction=0.25,
-        min_count=1,
-        workers=1,
-        fit_steps=30,
-    )
-    build_corpus(config, quiet=True)
+    build_corpus(tiny_build(library, tmp_path / "again"), quiet=True)
     assert (tmp_path / "again" / "metadata.csv").read_text() == (out / "metadata.csv").read_text()
     a, b = load_split(out, "train"), load_split(tmp_path / "again", "train")
     assert torch.equal(a.waves, b.waves) and torch.equal(a.log_mels, b.log_mels)
