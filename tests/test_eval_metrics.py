@@ -176,3 +176,14 @@ def test_kernel_distance_is_near_zero_for_one_distribution_and_large_across(
     values = [metrics.kernel_distance(rng.normal(size=(8, 5)), rng.normal(size=(8, 5)), resamples=2)["value"]
               for _ in range(40)]  # fmt: skip
     assert abs(np.mean(values)) < 3 * np.std(values) / math.sqrt(len(values))
+
+
+def test_frame_comb_tells_a_frame_periodic_high_band_from_noise_and_clicks(kicks):
+    g = np.random.default_rng(0)
+    noise = g.standard_normal((2, NUM_SAMPLES))
+    tiled = np.tile(g.standard_normal(512), NUM_SAMPLES // 512 + 1)[None, :NUM_SAMPLES]
+    assert np.abs(metrics.frame_comb(noise)).max() < 0.02
+    assert metrics.frame_comb(tiled)[0] > 0.98
+    assert np.abs(metrics.frame_comb(kicks)).max() < 0.1  # onset clicks and decays, no grid
+    half = noise[:1] + 0.5 * tiled / tiled.std()  # the comb's share of the high band's power
+    assert 0.1 < metrics.frame_comb(half)[0] < 0.3

@@ -139,6 +139,7 @@ def test_keyword_encoder_null_mean_and_errors():
     "arch",
     [
         {},  # shipped: body source + iSTFT head
+        {"noise_source": True},  # with the noise source
         {
             "istft_n_fft": 0,
             "source_harmonics": 0,
@@ -150,7 +151,7 @@ def test_keyword_encoder_null_mean_and_errors():
 def test_vocoder_shape_weight_norm_removal_is_exact(arch):
     torch.manual_seed(0)
     gen = HiFiGANGenerator(in_channels=128, **arch).eval()
-    for conv in gen.source_convs:  # zero at init; give the source path something to carry
+    for conv in [*gen.source_convs, *gen.noise_convs]:  # zero at init; give them work to do
         torch.nn.init.normal_(conv.weight, std=0.1)
     mel = torch.randn(2, 128, 12) * 2 - 5
     with torch.no_grad():
@@ -203,6 +204,29 @@ def test_vocoder_refines_in_eval_mode_only():
     torch.testing.assert_close(gen(mel), refine_to_mel(raw[:, 0], mel, 2).unsqueeze(1))
     gen.refine_iters = 0
     torch.testing.assert_close(gen(mel), raw)
+
+
+@torch.no_grad()
+def test_noise_source_starts_silent_and_breaks_the_frame_comb():
+    """Zero-initialised noise convs leave a vocoder's output as it was (a trained vocoder can
+    start a noise-source run); once they carry noise, a steady mel no longer gives a high band
+    that repeats every 512 samples; the default noise is one fixed sequence."""
+    from kickgen.evaluation.metrics import frame_comb
+    from kickgen.models.vocoder import fixed_noise
+
+    torch.manual_seed(0)
+    plain = HiFiGANGenerator(refine_iters=0).eval()
+    noisy = HiFiGANGenerator(refine_iters=0, noise_source=True).eval()
+    noisy.load_state_dict(plain.state_dict(), strict=False)
+    mel = torch.full((1, 128, 24), -4.0)  # a steady noise bed
+    torch.testing.assert_close(noisy(mel), plain(mel))
+    for conv in noisy.noise_convs:
+        torch.nn.init.normal_(conv.weight, std=0.3)
+    steady = plain(mel)[0, 0, 2048:-2048].numpy()
+    broken = noisy(mel)[0, 0, 2048:-2048].numpy()
+    assert frame_comb(steady[None])[0] > 0.9
+    assert frame_comb(broken[None])[0] < 0.5 * frame_comb(steady[None])[0]
+    torch.testing.assert_close(noisy(mel), noisy(mel, fixed_noise(24 * 512)))
 
 
 def test_vocoder_config_checks():

@@ -11,6 +11,8 @@ Signal distances (reconstruction), all in dB, per clip ``(B,)``:
   (20·log10 |S|) at several resolutions (windows 256, 1024, 4096 samples, hop a quarter window,
   periodic Hann), averaged over the resolutions. Phase-blind, so a vocoder is judged by what
   the spectrogram shows at short (click) and long (body pitch) windows alike.
+- :func:`frame_comb`: how much the band above 2 kHz repeats itself one mel frame (512 samples)
+  later, the fingerprint of a vocoder whose noise follows its frame grid. Real kicks: about 0.01.
 
 Set statistics on kick descriptors (:mod:`kickgen.descriptors`):
 
@@ -41,11 +43,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from kickgen.audio import NUM_SAMPLES, SAMPLE_RATE, log_mel
+from kickgen.audio import HOP_LENGTH, NUM_SAMPLES, SAMPLE_RATE, log_mel
 from kickgen.descriptors import describe_batch
 
 FLOOR_DB = 80.0  # distances ignore everything this far below the target's peak
 MRSTFT_SIZES = (256, 1024, 4096)  # STFT windows (samples) of the multi-resolution distance
+COMB_CUTOFF_HZ = 2000.0  # frame_comb looks at the band above this
 DB_PER_LOG = 10.0 / math.log(10.0)  # natural log of power → dB
 
 # (descriptor, scale) pairs compared between sets; "log" takes the natural log of a positive value.
@@ -170,6 +173,25 @@ def mrstft_distance_db(
         _floored_abs_db(stft_db(pred_wave, n), stft_db(target_wave, n), floor_db) for n in fft_sizes
     ]
     return torch.stack(per_size).mean(dim=0).float()
+
+
+def frame_comb(
+    waves: torch.Tensor | np.ndarray, lag: int = HOP_LENGTH, cutoff_hz: float = COMB_CUTOFF_HZ
+) -> np.ndarray:
+    """Normalised autocorrelation at ``lag`` samples of the band above ``cutoff_hz``: ``(B, L)`` → ``(B,)``.
+
+    The waveform goes through an 8th-order Butterworth high-pass (zero phase), then
+    ``Σ y[n]·y[n+lag] / √(Σ y[n]² · Σ y[n+lag]²)`` over the clip. Noise and clicks score near 0
+    (real recordings of the open corpus: median 0.013); a high band that repeats every mel frame
+    scores towards 1.
+    """
+    import scipy.signal
+
+    sos = scipy.signal.butter(8, cutoff_hz, "highpass", fs=SAMPLE_RATE, output="sos")
+    y = scipy.signal.sosfiltfilt(sos, np.asarray(waves, dtype=np.float64), axis=-1)
+    a, b = y[..., :-lag], y[..., lag:]
+    energy = np.sqrt((a * a).sum(-1) * (b * b).sum(-1))
+    return (a * b).sum(-1) / np.maximum(energy, 1e-30)
 
 
 # --------------------------------------------------------------------------- descriptor sets

@@ -268,11 +268,12 @@ def reconstruction(
     is_real = np.array([val.kinds[i] == "real" for i in idx])
     methods = [m for m in RECON_METHODS if m != "hifigan" or pipe.vocoder is not None]
     scores = {
-        f"{src}/{m}": {"log_mel_db": [], "mrstft_db": []}
+        f"{src}/{m}": {"log_mel_db": [], "mrstft_db": [], "frame_comb": []}
         for src in ("true_mel", "vae_mel")
         for m in methods
     }
     vae_err: list[float] = []
+    recording_comb: list[float] = []
     examples: dict[str, torch.Tensor] = {}
     shipped = methods[0]  # the vocoder the pipeline uses: hifigan, or griffin_lim without one
     chain: dict[str, list[torch.Tensor]] = {"true_mel": [], "vae_mel": []}
@@ -289,6 +290,7 @@ def reconstruction(
                 .cpu()
             )
             vae_err += metrics.log_mel_distance_db(vae_mel, mel).tolist()
+            recording_comb += metrics.frame_comb(wave).tolist()
             for src, inp in (("true_mel", mel), ("vae_mel", vae_mel)):
                 for m in methods:
                     if m == "hifigan":
@@ -306,6 +308,7 @@ def reconstruction(
                     scores[f"{src}/{m}"]["mrstft_db"] += metrics.mrstft_distance_db(
                         out, wave
                     ).tolist()
+                    scores[f"{src}/{m}"]["frame_comb"] += metrics.frame_comb(out).tolist()
                     if start == 0:
                         examples[f"{src}/{m}"] = out[: config.examples].clone()
                     bar.update(len(sel), method=m)
@@ -318,7 +321,8 @@ def reconstruction(
         return {"mean": _mean(arr), "ci95": _ci95(arr), "real_mean": real, "per_clip": v}
 
     results: dict = {"n": len(idx), "n_real": int(is_real.sum()), "ids": [val.ids[i] for i in idx],
-                     "kinds": [val.kinds[i] for i in idx], "vae_log_mel_db": summary(vae_err)}  # fmt: skip
+                     "kinds": [val.kinds[i] for i in idx], "vae_log_mel_db": summary(vae_err),
+                     "recording_frame_comb": summary(recording_comb)}  # fmt: skip
     for key, vals in scores.items():
         results[key] = {name: summary(v) for name, v in vals.items()}
     pick = is_real if is_real.any() else np.ones(len(idx), dtype=bool)

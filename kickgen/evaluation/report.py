@@ -310,6 +310,17 @@ def reconstruction_lines(rec: dict) -> list[str]:
                 s = rec[f"{src}/{m}"][name]
                 cells.append(f"{s['mean']:.2f} ± {s['ci95']:.2f} [{_f(s['real_mean'])}]")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    if "recording_frame_comb" in rec:  # reports written before the measure have none
+        lines += ["", "Frame comb (autocorrelation of the band above 2 kHz at 512 samples, one mel "
+                  "frame; median over clips, real recordings in brackets):", "",
+                  "| output | true mel | VAE → vocoder |", "| --- | --- | --- |",
+                  f"| recordings | {_comb(rec['recording_frame_comb'], rec)} | |"]  # fmt: skip
+        for m, label in METHOD_LABELS.items():
+            if f"true_mel/{m}" in rec:
+                cells = [
+                    _comb(rec[f"{src}/{m}"]["frame_comb"], rec) for src in ("true_mel", "vae_mel")
+                ]
+                lines.append(f"| {label} | " + " | ".join(cells) + " |")
     for src, label in (("true_mel", "true mels"), ("vae_mel", "VAE mels")):
         ratio = rec.get(f"{src}/hifigan_over_griffin_lim_mrstft")
         if ratio is not None:
@@ -317,6 +328,13 @@ def reconstruction_lines(rec: dict) -> list[str]:
                 f"\nHiFi-GAN MR-STFT distance / kickgen Griffin-Lim's on {label}: **{100 * ratio:.0f} %**"
             )
     return lines
+
+
+def _comb(summary: dict, rec: dict) -> str:
+    """Median frame comb over all clips, and over the real recordings in brackets."""
+    values = np.array(summary["per_clip"])
+    real = values[np.array([k == "real" for k in rec["kinds"]], dtype=bool)]
+    return f"{np.median(values):.3f} [{_f(float(np.median(real)) if real.size else None, 3)}]"
 
 
 def chain_markdown(results: dict) -> str:

@@ -17,6 +17,14 @@ Two changes for kicks, both switchable in :class:`VocoderConfig`:
   an inverse STFT of predicted magnitude and phase (n_fft 32, hop 8), so two transposed-conv
   stages (8 · 8) reach the hop length 512 and the high-rate stages, most of the cost, go away.
   ``istft_n_fft=0`` gives HiFi-GAN V1's waveform head (used to rebuild the reference's vocoder).
+- **Noise source** (``noise_source``, as the unvoiced source of neural source-filter vocoders and
+  the noise inputs of Parallel WaveGAN): white noise at the sample rate goes into every stage
+  beside the body source. Without it, everything the generator makes comes from frame-rate
+  features through convolutions that shift with the frame grid, so the noise of a kick's decay
+  repeats every 512 samples (a comb the ear hears as a buzz at 86 Hz, measured by
+  :func:`kickgen.evaluation.metrics.frame_comb`). At inference the noise is one fixed sequence
+  (:func:`fixed_noise`), the same for every clip, so outputs stay deterministic and do not
+  depend on the batch a clip is vocoded in; training draws fresh noise per crop.
 
 In eval mode the waveform then goes through :func:`kickgen.griffin_lim.refine_to_mel`
 (``refine_iters`` iterations): alternating projections that move its band energies onto the
@@ -52,6 +60,7 @@ class VocoderConfig:
     mel_scale: float = 6.0  # log-mel units per unit of normalised input
     istft_n_fft: int = 32  # iSTFT head (hop n_fft/4); 0 = HiFi-GAN V1 conv + tanh waveform head
     source_harmonics: int = 3  # body-source sines (harmonics of the body pitch); 0 = no source
+    noise_source: bool = False  # white noise into every stage (breaks the frame-rate comb)
     refine_iters: int = 8  # eval mode: refine_to_mel iterations on the output; 0 = raw generator
     # training recipe (read by kickgen.train.vocoder)
     segment_samples: int = 8192  # waveform crop per training example (16 frames)
@@ -154,6 +163,24 @@ def body_source(f0: torch.Tensor, amplitude: torch.Tensor, harmonics: int) -> to
     return torch.stack([*sines, a_up * torch.sin(phase)], dim=1)
 
 
+NOISE_SEED = 0  # the inference noise sequence
+
+
+def fixed_noise(length: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The noise source's input at inference: (1, 1, length) standard normal, seed ``NOISE_SEED``."""
+    gen = torch.Generator().manual_seed(NOISE_SEED)
+    return torch.randn(1, 1, length, generator=gen).to(device)
+
+
+def _zero_conv(channels_in: int, channels_out: int, stride: int) -> nn.Conv1d:
+    """A strided conv from the sample rate to a stage's rate, starting at zero (the stage
+    first works as if the input were absent and learns to use it)."""
+    conv = nn.Conv1d(channels_in, channels_out, 2 * stride, stride, padding=stride // 2)
+    nn.init.zeros_(conv.weight)
+    nn.init.zeros_(conv.bias)
+    return conv
+
+
 class HiFiGANGenerator(nn.Module):
     """Log-mel (B, in_channels, T) → waveform (B, 1, T·512), full scale ±1.
 
@@ -174,6 +201,7 @@ class HiFiGANGenerator(nn.Module):
         mel_scale: float = VocoderConfig.mel_scale,
         istft_n_fft: int = VocoderConfig.istft_n_fft,
         source_harmonics: int = VocoderConfig.source_harmonics,
+        noise_source: bool = VocoderConfig.noise_source,
         refine_iters: int = VocoderConfig.refine_iters,
     ):
         super().__init__()
@@ -198,6 +226,7 @@ class HiFiGANGenerator(nn.Module):
         self.ups = nn.ModuleList()
         self.resblocks = nn.ModuleList()
         self.source_convs = nn.ModuleList()
+        self.noise_convs = nn.ModuleList()
         ch = upsample_initial_channel
         rate_so_far = 1
         for rate, kernel in zip(upsample_rates, upsample_kernel_sizes, strict=True):
@@ -208,20 +237,26 @@ class HiFiGANGenerator(nn.Module):
             for k, d in zip(resblock_kernel_sizes, resblock_dilations, strict=True):
                 self.resblocks.append(MRFResBlock(ch, k, tuple(d)))
             if source_harmonics:  # sample-rate source → this stage's rate
-                stride = HOP_LENGTH // rate_so_far
-                conv = nn.Conv1d(source_harmonics + 1, ch, 2 * stride, stride, padding=stride // 2)
-                nn.init.zeros_(conv.weight)  # starts as a plain HiFi-GAN; learns to use the source
-                nn.init.zeros_(conv.bias)
-                self.source_convs.append(conv)
+                self.source_convs.append(
+                    _zero_conv(source_harmonics + 1, ch, HOP_LENGTH // rate_so_far)
+                )  # starts as a plain HiFi-GAN; learns to use the source
+            if noise_source:
+                self.noise_convs.append(_zero_conv(1, ch, HOP_LENGTH // rate_so_far))
         self.body_pitch = BodyPitch() if source_harmonics else None
         out_channels = istft_n_fft + 2 if istft_n_fft else 1  # (n_fft/2+1) magnitudes + phases
         self.conv_post = _init_wn(nn.Conv1d(ch, out_channels, 7, padding=3))
         if istft_n_fft:
             self.register_buffer("istft_window", torch.hann_window(istft_n_fft), persistent=False)
 
-    def forward(self, log_mel: torch.Tensor) -> torch.Tensor:
-        """(B, 128, T) or (1, 128, T) log-mel → (B, 1, T·512)."""
+    def forward(self, log_mel: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 128, T) or (1, 128, T) log-mel → (B, 1, T·512).
+
+        ``noise`` (B or 1, 1, T·512): the noise source's input (only with ``noise_source``);
+        default :func:`fixed_noise`.
+        """
         frames = log_mel.shape[-1]
+        if self.noise_convs and noise is None:
+            noise = fixed_noise(frames * HOP_LENGTH, log_mel.device)
         x = self.conv_pre((log_mel - self.mel_center) / self.mel_scale)
         source = None
         if self.body_pitch is not None:
@@ -230,6 +265,8 @@ class HiFiGANGenerator(nn.Module):
             x = up(F.leaky_relu(x, LRELU_SLOPE))
             if source is not None:
                 x = x + self.source_convs[i](source)[..., : x.shape[-1]]
+            if self.noise_convs:
+                x = x + self.noise_convs[i](noise)[..., : x.shape[-1]]
             blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
             x = sum(block(x) for block in blocks) / self.num_kernels  # MRF fusion
         x = self.conv_post(F.leaky_relu(x))  # default slope 0.01, as HiFi-GAN

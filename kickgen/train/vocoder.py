@@ -292,7 +292,10 @@ def train(
             mel, real = sample_crops(waves, mels, idx, frames, cfg, g)
             mel, real = mel.to(rt.device), real.to(rt.device)
             adversarial = step >= cfg.adv_start_step
-            fake = gen_model(mel)[:, 0]  # (B, L)
+            noise = None
+            if model_cfg.noise_source:  # fresh noise per crop (inference uses one fixed sequence)
+                noise = torch.randn(real.shape[0], 1, real.shape[-1], generator=g).to(rt.device)
+            fake = gen_model(mel, noise)[:, 0]  # (B, L)
             parts: dict[str, float] = {}
             if adversarial:  # discriminator step on detached fakes
                 logits, _ = disc_model(torch.cat([real, fake.detach()]).unsqueeze(1))
