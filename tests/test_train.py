@@ -320,3 +320,52 @@ def test_vae_onset_and_low_band_losses_weigh_the_sweep():
     expected = loss_plain.item() + parts["onset_l1"] + 0.5 * parts["low_l1"]
     assert loss_weighted.item() == pytest.approx(expected, rel=1e-5)
     assert train_vae._low_bins() == 16  # mel bins centred below 400 Hz (HTK, 0 Hz–Nyquist)
+
+
+def _sweep_log_mel(f_start: float, f_end: float) -> torch.Tensor:
+    """Log-mel (1, 1, 128, 173) of a 2 s kick-like sine whose pitch falls exponentially from
+    ``f_start`` to ``f_end`` Hz (time constant 30 ms) under a 0.4 s decay."""
+    import math
+
+    from kickgen.audio import NUM_SAMPLES, SAMPLE_RATE, log_mel
+
+    t = torch.arange(NUM_SAMPLES, dtype=torch.float64) / SAMPLE_RATE
+    f = f_end + (f_start - f_end) * torch.exp(-t / 0.03)
+    phase = 2 * math.pi * torch.cumsum(f, 0) / SAMPLE_RATE
+    wave = (torch.sin(phase) * torch.exp(-t / 0.4)).float()
+    return log_mel(wave.unsqueeze(0)).unsqueeze(1)
+
+
+def test_vae_pitch_loss_reads_the_vocoders_body_pitch():
+    """The soft pitch follows BodyPitch's hard pick; the loss is zero for the same mel, grows with
+    the pitch error (in octaves), and a flattened sweep costs more than a faithful one."""
+    from kickgen.models.vocoder import BodyPitch
+
+    body_pitch = BodyPitch()
+    sweep = _sweep_log_mel(160.0, 55.0)
+    hard, _ = body_pitch(sweep[:, 0])
+    soft, _ = train_vae.soft_log2_f0(body_pitch, sweep)
+    assert torch.allclose(2.0 ** soft[0, :20], hard[0, :20], rtol=0.02)
+    assert train_vae.pitch_loss(body_pitch, sweep, sweep).item() == pytest.approx(0.0, abs=1e-6)
+    flat = _sweep_log_mel(55.0, 55.0)  # the same kick without its sweep
+    octave_up = _sweep_log_mel(320.0 * 0.5, 110.0)  # a steady kick one octave higher at the end
+    assert 0.05 < train_vae.pitch_loss(body_pitch, flat, sweep).item() < 0.5
+    assert train_vae.pitch_loss(body_pitch, octave_up, sweep).item() > 0.5
+    recon = flat.clone().requires_grad_(True)
+    train_vae.pitch_loss(body_pitch, recon, sweep).backward()
+    assert recon.grad[0, 0, :14].abs().sum() > 0 and recon.grad[0, 0, 20:].abs().sum() == 0
+
+
+def test_vae_pitch_weight_adds_the_pitch_loss():
+    from kickgen.models.autoencoder import KickVAE
+
+    torch.manual_seed(0)
+    model = KickVAE()
+    x = _sweep_log_mel(150.0, 50.0).expand(2, -1, -1, -1).contiguous()
+    torch.manual_seed(1)
+    loss_plain, parts_plain = train_vae.vae_loss(model, x, train_vae.VAETrainConfig(), step=0)
+    torch.manual_seed(1)
+    cfg = train_vae.VAETrainConfig(pitch_weight=2.0)
+    loss_pitch, parts = train_vae.vae_loss(model, x, cfg, step=0)
+    assert "pitch" not in parts_plain and parts["pitch"] > 0
+    assert loss_pitch.item() == pytest.approx(loss_plain.item() + 2.0 * parts["pitch"], rel=1e-5)

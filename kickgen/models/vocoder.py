@@ -128,10 +128,20 @@ class BodyPitch(nn.Module):
         self.bands = bands
         self.floor = 10.0 ** (-floor_db / 10.0)
 
-    @torch.no_grad()
-    def forward(self, log_mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def scores(self, log_mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 128, T) log-mel → (matched-filter scores (B, F, T), low-band power norm (B, T)).
+
+        The score of sine f in a frame is the projection of the frame's low-band mel power onto
+        that sine's unit template; divided by the norm it is their cosine similarity, in [0, 1].
+        Differentiable: the VAE's pitch loss (:func:`kickgen.train.vae.pitch_loss`) reads it too.
+        """
         power = log_mel[:, : self.bands].float().exp()  # (B, bands, T)
         score = torch.einsum("fk,bkt->bft", self.templates, power)  # (B, F, T)
+        return score, power.norm(dim=1)
+
+    @torch.no_grad()
+    def forward(self, log_mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        score, _ = self.scores(log_mel)
         best, idx = score.max(dim=1)  # (B, T)
         f0 = self.freqs[idx]
         amplitude = (best.clamp(min=0) / self.template_norm[idx]).sqrt()  # sine amplitude

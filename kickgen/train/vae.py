@@ -1,7 +1,8 @@
 """``kickgen train vae``: the KickVAE on corpus log-mels.
 
 Loss: L1 + MSE on log-mels (log units) + a KL term whose weight ramps from ``kl_weight_start`` to
-``kl_weight`` over ``kl_anneal_steps``. After training (and at every export) the latent shift and
+``kl_weight`` over ``kl_anneal_steps``; optional extra L1 on the onset frames and the low band, and
+a body-pitch loss (:func:`pitch_loss`) on the track the vocoder's body source follows. After training (and at every export) the latent shift and
 scale are computed from the training set's means and stored in the VAE, so ``encode`` hands
 diffusion unit-variance latents.
 """
@@ -9,6 +10,7 @@ diffusion unit-variance latents.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,7 @@ import torch.nn.functional as F
 
 from kickgen.checkpoints import VAE_FILENAME, build_vae, save_vae
 from kickgen.models.autoencoder import KickVAE, VAEConfig
+from kickgen.models.vocoder import BodyPitch
 from kickgen.train.config import config_dict
 from kickgen.train.data import SplitData
 from kickgen.train.runtime import (
@@ -45,6 +48,7 @@ class VAETrainConfig:
     low_band_weight: float = (
         0.0  # extra L1 on the mel bins below LOW_BAND_HZ (where the body lives)
     )
+    pitch_weight: float = 0.0  # body-pitch track loss (octaves, see pitch_loss), 0 = off
     kl_weight: float = 1e-4  # final KL weight (mean KL per latent element)
     kl_weight_start: float = 1e-6  # KL weight at step 0 (annealed geometrically)
     kl_anneal_steps: int = 1000  # steps to reach kl_weight
@@ -62,6 +66,8 @@ class VAETrainConfig:
 
 ONSET_FRAMES = 9  # mel frames (hop 512) from the clip start: 104 ms, the onset is at 1 ms
 LOW_BAND_HZ = 400.0
+PITCH_TEMPERATURE = 0.01  # softmax temperature over the matched filter's cosine similarities
+PITCH_FLOOR_DB = 30.0  # pitch loss on frames whose low band is within this of the loudest frame
 
 
 def _low_bins() -> int:
@@ -72,6 +78,33 @@ def _low_bins() -> int:
         np.linspace(0.0, hz_to_mel(SAMPLE_RATE / 2), N_MELS + 2)
     )  # the contract's 0 Hz–Nyquist
     return int((np.asarray(edges[1:-1]) < LOW_BAND_HZ).sum())
+
+
+def soft_log2_f0(body_pitch: BodyPitch, log_mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, 1, 128, T) log-mel → (soft body pitch in log2 Hz (B, T), low-band power norm (B, T)).
+
+    The vocoder reads a kick's body pitch from the mel with :class:`BodyPitch`'s matched filter
+    (the arg-max over sines); this is its soft arg-max (softmax over the cosine similarities at
+    ``PITCH_TEMPERATURE``), so a loss on it has a gradient.
+    """
+    score, norm = body_pitch.scores(log_mel[:, 0])
+    cosine = score / norm.unsqueeze(1).clamp(min=1e-12)
+    weights = torch.softmax(cosine / PITCH_TEMPERATURE, dim=1)  # (B, F, T)
+    return torch.einsum("bft,f->bt", weights, body_pitch.freqs.log2()), norm
+
+
+def pitch_loss(body_pitch: BodyPitch, recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Mean absolute body-pitch error (octaves) of ``recon`` against ``x``, both (B, 1, 128, T),
+    over the frames whose low-band power is within ``PITCH_FLOOR_DB`` of the clip's loudest.
+
+    This is the track the vocoder's body source follows, frame by frame: an L1 on log-mels barely
+    notices a sweep that moves energy between two adjacent 20 Hz-wide bands, this loss does.
+    """
+    with torch.no_grad():
+        target, norm = soft_log2_f0(body_pitch, x)
+        loud = norm >= norm.amax(dim=1, keepdim=True) * 10.0 ** (-PITCH_FLOOR_DB / 10.0)
+    pitch, _ = soft_log2_f0(body_pitch, recon)
+    return ((pitch - target).abs() * loud).sum() / loud.sum().clamp(min=1)
 
 
 def kl_weight_at(cfg: VAETrainConfig, step: int) -> float:
@@ -98,7 +131,16 @@ def vae_loss(
         low_l1 = F.l1_loss(recon[..., :low, :], x[..., :low, :])
         loss = loss + cfg.low_band_weight * low_l1
         parts["low_l1"] = low_l1.item()
+    if cfg.pitch_weight:
+        pitch = pitch_loss(_body_pitch(x.device), recon, x)
+        loss = loss + cfg.pitch_weight * pitch
+        parts["pitch"] = pitch.item()
     return loss, {"loss": loss.item(), **parts}
+
+
+@functools.cache
+def _body_pitch(device: torch.device) -> BodyPitch:
+    return BodyPitch().to(device)
 
 
 def train_step(
