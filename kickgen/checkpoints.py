@@ -271,6 +271,7 @@ FIELD_RANGES: dict[str, tuple[float, float]] = {
     "istft_n_fft": (0, 4096),
     "source_harmonics": (0, 64),
     "refine_iters": (0, 100_000),
+    "noise_phase_hz": (0.0, 22050.0),
     "segment_samples": (1, 10_000_000),
 }
 DEFAULT_INT_RANGE = (0, 100_000)

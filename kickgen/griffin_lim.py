@@ -16,7 +16,8 @@ iterations) for comparison; ``kickgen bench --griffin-lim`` measures both.
 
 :func:`refine_to_mel` is the same alternating-projection idea applied to a waveform that already
 exists (the HiFi-GAN's): it moves the waveform's band energies onto the target mel and keeps its
-own fine structure and phase.
+own fine structure and phase. :func:`noise_phase_high_band`, run before it, gives the HiFi-GAN's
+high band after the click the phase of noise, which removes its frame-rate comb.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import functools
 import math
 
 import torch
+import torch.nn.functional as F
 
 from kickgen.audio import (
     HOP_LENGTH,
@@ -33,6 +35,7 @@ from kickgen.audio import (
     N_FRAMES,
     N_MELS,
     NUM_SAMPLES,
+    SAMPLE_RATE,
     mel_filterbank,
 )
 
@@ -44,6 +47,10 @@ REFINE_MOMENTUM = 0.9  # momentum of refine_to_mel (measured best of 0, 0.5, 0.9
 REFINE_MAX_GAIN = 4.0  # largest amplitude change per iteration, nepers (± 35 dB)
 REFINE_RANGE_DB = 80.0  # refine up to the last frame within this range of the target's peak
 REFINE_MARGIN_FRAMES = 4  # frames refined past it (one STFT window spans 4 hops)
+NOISE_PHASE_SEED = 0  # the noise whose phase the high band takes (one fixed sequence)
+NOISE_PHASE_XFADE_HZ = 500.0  # own phase below the cutoff, noise phase above cutoff + this
+CLICK_KEEP_S = 0.003  # the waveform's own high band is kept this long after the onset ...
+CLICK_FADE_S = 0.005  # ... then crossfaded to the noise-phase one over this
 
 
 @functools.lru_cache(maxsize=4)
@@ -199,7 +206,11 @@ def _refined_length(log_mel: torch.Tensor, length: int) -> int:
 
 
 def refine_to_mel(
-    wave: torch.Tensor, log_mel: torch.Tensor, n_iter: int, momentum: float = REFINE_MOMENTUM
+    wave: torch.Tensor,
+    log_mel: torch.Tensor,
+    n_iter: int,
+    momentum: float = REFINE_MOMENTUM,
+    noise_phase_hz: float = 0.0,
 ) -> torch.Tensor:
     """Bring a waveform's mel onto a target log-mel: ``(B, L)``, ``(B, 128, T)`` → ``(B, L)``.
 
@@ -214,12 +225,15 @@ def refine_to_mel(
     A kick is quiet long before the clip ends (the last frame within 80 dB of the peak is frame
     62 of 173 in the median validation clip), so only the samples up to
     :func:`_refined_length` are refined; the rest is the input, joined by a one-window crossfade
-    more than 80 dB down.
+    more than 80 dB down. With ``noise_phase_hz`` the samples refined first go through
+    :func:`noise_phase_high_band`.
     """
     if n_iter <= 0:
         return wave
     length = _refined_length(log_mel, wave.shape[-1])
     head = wave[..., :length]
+    if noise_phase_hz:
+        head = noise_phase_high_band(head, noise_phase_hz)
     target = log_mel[..., : 1 + length // HOP_LENGTH].float().transpose(1, 2)  # (B, T', 128)
     window = torch.hann_window(N_FFT, periodic=True, device=wave.device)
     spec = _stft(head, window)
@@ -238,3 +252,51 @@ def refine_to_mel(
     fade = torch.linspace(1.0, 0.0, N_FFT, device=wave.device)  # refined → input over one window
     refined[..., -N_FFT:] = refined[..., -N_FFT:] * fade + head[..., -N_FFT:] * (1.0 - fade)
     return torch.cat([refined, wave[..., length:]], dim=-1)
+
+
+@functools.lru_cache(maxsize=4)
+def _phase_noise(length: int, device: str) -> torch.Tensor:
+    """Unit-magnitude STFT ``(1, 1025, frames)`` of ``length`` samples of fixed white noise."""
+    with torch.inference_mode(False):
+        noise = torch.randn(1, length, generator=torch.Generator().manual_seed(NOISE_PHASE_SEED))
+        spec = _stft(noise, torch.hann_window(N_FFT, periodic=True))
+        return (spec / spec.abs().clamp(min=1e-12)).to(device)
+
+
+def noise_phase_high_band(wave: torch.Tensor, cutoff_hz: float) -> torch.Tensor:
+    """``(B, L)`` → ``(B, L)``: the band above ``cutoff_hz`` takes the phase of fixed noise after the
+    click; the magnitudes, the band below and the first ``CLICK_KEEP_S`` after each clip's onset
+    stay the waveform's own.
+
+    A generator built from frame-rate features repeats its high band every hop (512 samples), a
+    comb heard as an 86 Hz buzz in the decay (:func:`kickgen.evaluation.metrics.frame_comb`).
+    Real kicks have noise there, so the high band gets the phase of noise, fading in over
+    ``NOISE_PHASE_XFADE_HZ`` above the cutoff, and keeps its magnitudes (and so its mel) up to a
+    5-bin smoothing over frequency that evens out the comb's lines 4 bins apart. The click, a
+    coherent transient that noise phase would smear over a 46 ms window, keeps its own phase:
+    the output is the input until ``CLICK_KEEP_S`` after the onset (the first sample within 30 dB
+    of the peak) and the noise-phase signal from ``CLICK_KEEP_S + CLICK_FADE_S`` on. The noise is
+    the same for every clip, so the result is deterministic and independent of the batch.
+    """
+    from kickgen.descriptors import onset_index
+
+    window = torch.hann_window(N_FFT, periodic=True, device=wave.device)
+    spec = _stft(wave, window)  # (B, 1025, T)
+    freqs = torch.linspace(0.0, SAMPLE_RATE / 2, spec.shape[1], device=wave.device)
+    mix = ((freqs - cutoff_hz) / NOISE_PHASE_XFADE_HZ).clamp(0.0, 1.0)[:, None]  # (1025, 1)
+    magnitude = spec.abs()
+    own = spec / magnitude.clamp(min=1e-12)
+    phase = own * (1.0 - mix) + _phase_noise(wave.shape[-1], str(wave.device)) * mix
+    # a signal that repeats every hop has lines every 4 bins (86 Hz): [1, 2, 2, 2, 1] / 8 (a 4-bin
+    # mean, then a 2-bin mean) sums every 4-bin period once, so it evens them out
+    b, bins, frames = magnitude.shape
+    kernel = torch.tensor([[[1.0, 2.0, 2.0, 2.0, 1.0]]], device=wave.device) / 8.0
+    rows = F.pad(magnitude.transpose(1, 2).reshape(b * frames, 1, bins), (2, 2), mode="replicate")
+    smooth = F.conv1d(rows, kernel.to(rows.dtype)).reshape(b, frames, bins).transpose(1, 2)
+    magnitude = magnitude * (1.0 - mix) + smooth * mix
+    noisy = _istft(magnitude * phase / phase.abs().clamp(min=1e-12), window, wave.shape[-1])
+    onset = torch.as_tensor(onset_index(wave.detach().cpu()), device=wave.device)[:, None]
+    after = torch.arange(wave.shape[-1], device=wave.device)[None] - onset  # samples after onset
+    keep = 1.0 - (after - CLICK_KEEP_S * SAMPLE_RATE) / (CLICK_FADE_S * SAMPLE_RATE)
+    keep = keep.clamp(0.0, 1.0).to(wave.dtype)  # 1 up to the click's end, 0 after the fade
+    return wave * keep + noisy * (1.0 - keep)

@@ -201,7 +201,8 @@ def test_vocoder_refines_in_eval_mode_only():
     gen.train()
     raw = gen(mel)
     gen.eval()
-    torch.testing.assert_close(gen(mel), refine_to_mel(raw[:, 0], mel, 2).unsqueeze(1))
+    refined = refine_to_mel(raw[:, 0], mel, 2, noise_phase_hz=gen.noise_phase_hz)
+    torch.testing.assert_close(gen(mel), refined.unsqueeze(1))
     gen.refine_iters = 0
     torch.testing.assert_close(gen(mel), raw)
 
@@ -283,3 +284,29 @@ def test_discriminators_and_gan_losses():
     assert float(generator_adv_loss(fl)) > 0
     assert float(feature_matching_loss(rf, rf)) == 0.0
     assert float(feature_matching_loss(rf, ff)) > 0
+
+
+@torch.no_grad()
+def test_noise_phase_high_band_breaks_the_frame_comb_and_keeps_the_click():
+    """A high band that repeats every 512 samples (the vocoder's comb) loses its period; the click
+    (the first CLICK_KEEP_S after the onset) and the band below the cutoff stay; a clip gives the
+    same samples alone and in a batch."""
+    from kickgen.descriptors import onset_index
+    from kickgen.evaluation.metrics import frame_comb, stft_db
+    from kickgen.griffin_lim import CLICK_KEEP_S, noise_phase_high_band
+
+    gen = torch.Generator().manual_seed(0)
+    t = torch.arange(88_200) / 44_100
+    body = torch.sin(2 * math.pi * 55.0 * t) * torch.exp(-t * 8.0)
+    grain = torch.randn(512, generator=gen)
+    buzz = grain.repeat(88_200 // 512 + 1)[:88_200] * torch.exp(-t * 20.0) * 0.3  # the comb
+    wave = (body + buzz).unsqueeze(0)
+    wave[0, 40:60] += 0.8  # a click at the onset
+    out = noise_phase_high_band(wave, 1000.0)
+    assert frame_comb(wave)[0] > 0.9 and abs(frame_comb(out)[0]) < 0.05
+    keep = int(onset_index(wave)[0]) + int(CLICK_KEEP_S * 44_100)
+    torch.testing.assert_close(out[:, :keep], wave[:, :keep])
+    low_in, low_out = (stft_db(x, 2048)[:, :40] for x in (wave, out))  # bins below 860 Hz
+    assert (low_in - low_out).abs()[low_in > low_in.max() - 40].median() < 0.5
+    other = torch.randn(1, 88_200, generator=gen) * 0.1
+    torch.testing.assert_close(noise_phase_high_band(torch.cat([wave, other]), 1000.0)[:1], out)

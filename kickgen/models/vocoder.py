@@ -26,9 +26,12 @@ Two changes for kicks, both switchable in :class:`VocoderConfig`:
   (:func:`fixed_noise`), the same for every clip, so outputs stay deterministic and do not
   depend on the batch a clip is vocoded in; training draws fresh noise per crop.
 
-In eval mode the waveform then goes through :func:`kickgen.griffin_lim.refine_to_mel`
-(``refine_iters`` iterations): alternating projections that move its band energies onto the
-input mel and keep its own phase and fine structure. Training sees the raw generator.
+In eval mode the waveform then goes through :func:`kickgen.griffin_lim.noise_phase_high_band`
+(``noise_phase_hz``: the band above it takes the phase of fixed noise after the click, which
+removes the frame-rate comb that the noise source alone did not) and
+:func:`kickgen.griffin_lim.refine_to_mel` (``refine_iters`` iterations): alternating projections
+that move its band energies onto the input mel and keep its own phase and fine structure.
+Training sees the raw generator.
 """
 
 from __future__ import annotations
@@ -61,7 +64,10 @@ class VocoderConfig:
     istft_n_fft: int = 32  # iSTFT head (hop n_fft/4); 0 = HiFi-GAN V1 conv + tanh waveform head
     source_harmonics: int = 3  # body-source sines (harmonics of the body pitch); 0 = no source
     noise_source: bool = False  # white noise into every stage (breaks the frame-rate comb)
-    refine_iters: int = 8  # eval mode: refine_to_mel iterations on the output; 0 = raw generator
+    refine_iters: int = 16  # eval mode: refine_to_mel iterations on the output; 0 = raw generator
+    # eval mode, first: noise phase above this after the click (0 = off); a checkpoint saved
+    # before this field existed gets this default
+    noise_phase_hz: float = 1000.0
     # training recipe (read by kickgen.train.vocoder)
     segment_samples: int = 8192  # waveform crop per training example (16 frames)
     mel_loss_weight: float = 45.0  # weight of the L1 log-mel loss (HiFi-GAN's λ_mel)
@@ -213,6 +219,7 @@ class HiFiGANGenerator(nn.Module):
         source_harmonics: int = VocoderConfig.source_harmonics,
         noise_source: bool = VocoderConfig.noise_source,
         refine_iters: int = VocoderConfig.refine_iters,
+        noise_phase_hz: float = VocoderConfig.noise_phase_hz,
     ):
         super().__init__()
         istft_hop = istft_n_fft // 4 if istft_n_fft else 1
@@ -232,6 +239,7 @@ class HiFiGANGenerator(nn.Module):
         self.istft_hop = istft_hop
         self.source_harmonics = source_harmonics
         self.refine_iters = refine_iters
+        self.noise_phase_hz = noise_phase_hz
         self.conv_pre = weight_norm(nn.Conv1d(in_channels, upsample_initial_channel, 7, padding=3))
         self.ups = nn.ModuleList()
         self.resblocks = nn.ModuleList()
@@ -299,7 +307,10 @@ class HiFiGANGenerator(nn.Module):
         """(B, 1, L) → (B, 1, L): :func:`refine_to_mel` in eval mode, the raw output in training."""
         if self.training or not self.refine_iters:
             return wave
-        return refine_to_mel(wave[:, 0], log_mel, self.refine_iters).unsqueeze(1)
+        refined = refine_to_mel(
+            wave[:, 0], log_mel, self.refine_iters, noise_phase_hz=self.noise_phase_hz
+        )
+        return refined.unsqueeze(1)
 
     def remove_weight_norm(self) -> None:
         """Fold the weight-norm parametrisation into plain weights (inference; idempotent)."""
