@@ -57,6 +57,43 @@ def test_bench_command_writes_a_report(tmp_path, capsys):
     assert "reference: " in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_bench_times_baseline_checkpoints_beside_the_main_ones(tmp_path, capsys):
+    from kickgen.checkpoints import write_random_checkpoints
+
+    main_dir, base_dir, out = tmp_path / "main", tmp_path / "before", tmp_path / "BENCH.md"
+    write_random_checkpoints(main_dir, seed=0)
+    write_random_checkpoints(base_dir, seed=1)
+    rc = main(["bench", "--batch", "2", "--steps", "1", "--fast-steps", "2", "--rounds", "1", "--reference-kicks", "1",
+               "--cold-runs", "0", "--agreement", "0", "--no-griffin-lim", "--checkpoints", str(main_dir),
+               "--baseline", str(base_dir), "--output", str(out)])  # fmt: skip
+    assert rc == 0
+    text = out.read_text()
+    assert f"--checkpoints {main_dir} --baseline {base_dir} --no-griffin-lim" in text
+    for row in (f"| kickgen baseline ({base_dir}) DDIM 1, batch 2, warm |", f"| kickgen baseline ({base_dir}) DDIM 1, single, warm |",
+                "| kickgen DDIM 1, batch 2, warm |", "| kickgen DPM-Solver++ 2, batch 2, warm |",
+                "### Against the baseline checkpoints", "| mode | this run, s per kick | baseline, s per kick | change |",
+                f"- Per kick against the baseline (`{base_dir}`), batch 2: ", "(target at most +10 %: "):  # fmt: skip
+        assert row in text, row
+    assert "baseline DPM-Solver++" not in text  # the baseline runs the default setting only
+    table = text.split("### Against the baseline checkpoints")[1].split("\n\n")[2].splitlines()
+    assert [r.split(" | ")[0] for r in table[2:]] == ["| batch 2", "| single"]
+    err = capsys.readouterr().err
+    assert "baseline DDIM 1, batch 2: " in err and "baseline DDIM 1, single: " in err
+
+
+def test_bench_rejects_a_baseline_folder_missing_a_checkpoint(tmp_path, capsys):
+    from kickgen.weights import DIFFUSION_NAME, VAE_NAME, VOCODER_NAME
+
+    for name in (DIFFUSION_NAME, VAE_NAME):  # no vocoder: caught before the bench loads anything
+        (tmp_path / name).write_bytes(b"")
+    assert main(["bench", "--baseline", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and VOCODER_NAME in err and "--baseline" in err
+    assert main(["bench", "--baseline", str(tmp_path / "nowhere")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+
+
 def test_peak_memory_sees_an_allocation():
     with bench.PeakMemory() as mem:
         block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched

@@ -17,6 +17,10 @@ kickgen's model sizes and with the reference's published sizes
 (:func:`write_reference_size_checkpoints`), the fairest stand-in for its 1.0 s per kick under
 whatever load the machine has while the bench runs.
 
+Baseline modes (``baseline``, default setting only): a second set of checkpoints, the models
+before a change, timed with the same calls right after the main ones in every round; the report
+gives the change per kick (issue 20: at most 10 % slower).
+
 Rounds interleave the warm modes so that every mode sees the same machine load; the report gives
 medians over rounds. Also measures the Griffin-Lim fallback (kickgen's vs the reference's).
 """
@@ -61,6 +65,8 @@ class BenchConfig:
     griffin_lim: bool = True  # also compare the Griffin-Lim fallbacks
     checkpoints: Path | None = None  # time these checkpoints instead of random shipped-size weights
     reference_code: Path | None = None  # the reference's own pytorch/ folder, timed beside kickgen
+    # another checkpoints folder timed beside --checkpoints, interleaved: the models before a change
+    baseline: Path | None = None
     prompt: str = "punchy 808"
 
     def settings(self) -> list[tuple[str, int]]:
@@ -487,10 +493,21 @@ AGREEMENT_CANDIDATES = (
 )
 
 
+def baseline_paths(directory: Path) -> dict[str, Path]:
+    """The three checkpoint files of the ``--baseline`` folder (the names --checkpoints uses); a
+    missing folder or file raises a one-line :class:`~kickgen.weights.CheckpointNotFoundError`."""
+    from kickgen.weights import FILE_NAMES, find_checkpoint_dir
+
+    folder, _ = find_checkpoint_dir(directory, named_by="--baseline", vocoder_hint=None)
+    return {part: folder / name for part, name in FILE_NAMES.items()}
+
+
 def _run_bench(config: BenchConfig, workdir: Path | None) -> BenchResult:
     from kickgen.checkpoints import write_random_checkpoints
     from kickgen.pipeline import DIFFUSION_NAME, VAE_NAME, VOCODER_NAME, KickPipeline
 
+    # checked before anything is timed
+    base_paths = baseline_paths(config.baseline) if config.baseline is not None else None
     result = BenchResult(config, machine=machine_description())
     settings = config.settings()
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
@@ -523,8 +540,16 @@ def _run_bench(config: BenchConfig, workdir: Path | None) -> BenchResult:
             for name, module in (("U-Net", pipe.unet), ("VAE", pipe.vae), ("HiFi-GAN", pipe.vocoder),
                                  ("keyword encoder", pipe.text_encoder))
         }  # fmt: skip
-        for sampler, _ in settings:  # warm-up: allocator, kernels, first-call costs
-            pipe(config.prompt, n=2, seed=0, steps=2, sampler=sampler, cfg_scale=config.cfg_scale)
+        base_pipe = (
+            KickPipeline.from_checkpoints(
+                base_paths["diffusion"], base_paths["vae"], base_paths["vocoder"], device="cpu"
+            )
+            if base_paths is not None
+            else None
+        )
+        for p in [x for x in (pipe, base_pipe) if x is not None]:
+            for sampler, _ in settings:  # warm-up: allocator, kernels, first-call costs
+                p(config.prompt, n=2, seed=0, steps=2, sampler=sampler, cfg_scale=config.cfg_scale)
         reference_kick(paths, config.prompt, 2, config.cfg_scale, 0)
         reference_kick(ref_paths, config.prompt, 2, config.cfg_scale, 0)
         ref_code = (
@@ -546,9 +571,28 @@ def _run_bench(config: BenchConfig, workdir: Path | None) -> BenchResult:
             peaks[mode] = max(peaks.get(mode, 0.0), mem.peak_mb)
 
         per_round = (
-            len(settings) * (sum(config.batches) + 1)
+            (len(settings) + (base_pipe is not None)) * (sum(config.batches) + 1)
             + (2 + bool(ref_code)) * config.reference_kicks
-        )
+        )  # fmt: skip
+
+        def time_setting(p, label: str, sampler: str, steps: int, seed: int, bar: Progress) -> None:
+            """Time ``p`` at one setting: every batch size, then one kick, as modes ``label, ...``."""
+            for b in config.batches:
+                with timed(f"{label}, batch {b}", b):
+                    p(config.prompt, n=b, seed=seed, steps=steps, sampler=sampler,
+                      cfg_scale=config.cfg_scale, batch_size=b)  # fmt: skip
+                bar.update(b)
+            with timed(f"{label}, single", 1):
+                p(
+                    config.prompt,
+                    n=1,
+                    seed=seed,
+                    steps=steps,
+                    sampler=sampler,
+                    cfg_scale=config.cfg_scale,
+                )
+            bar.update(1)
+
         with (
             ref_code or contextlib.nullcontext(),
             Progress(config.rounds * per_round, "bench (kicks)") as bar,
@@ -560,23 +604,11 @@ def _run_bench(config: BenchConfig, workdir: Path | None) -> BenchResult:
                     f"{ref_code.ready['threads']} torch threads)"
                 )
             for r in range(config.rounds):
-                for sampler, steps in settings:
+                for i, (sampler, steps) in enumerate(settings):
                     name = setting_name(sampler, steps)
-                    for b in config.batches:
-                        with timed(f"{name}, batch {b}", b):
-                            pipe(config.prompt, n=b, seed=r, steps=steps, sampler=sampler,
-                                 cfg_scale=config.cfg_scale, batch_size=b)  # fmt: skip
-                        bar.update(b)
-                    with timed(f"{name}, single", 1):
-                        pipe(
-                            config.prompt,
-                            n=1,
-                            seed=r,
-                            steps=steps,
-                            sampler=sampler,
-                            cfg_scale=config.cfg_scale,
-                        )
-                    bar.update(1)
+                    time_setting(pipe, name, sampler, steps, r, bar)
+                    if i == 0 and base_pipe is not None:  # the baseline: default setting only
+                        time_setting(base_pipe, f"baseline {name}", sampler, steps, r, bar)
                 for mode, ref in (("reference", paths), ("reference sizes", ref_paths)):
                     with timed(mode, config.reference_kicks):
                         for k in range(config.reference_kicks):
@@ -611,6 +643,19 @@ def _run_bench(config: BenchConfig, workdir: Path | None) -> BenchResult:
 LATENCY_TARGET_S = 0.25  # issue 21: one warm kick at the default settings
 THROUGHPUT_TARGET = 10.0  # issue 21: batch-16 throughput over the reference's own code per kick
 REBUILD_TOLERANCE = 0.15  # issue 21: the rebuilt reference mode against the reference's own code
+BASELINE_SLOWDOWN_LIMIT = 0.10  # issue 20: at most 10 % slower per kick than the models before
+
+
+def mode_label(result: BenchResult, mode: str, default: str) -> str:
+    """A speed-table row's words for ``mode``."""
+    labels = {"reference code": f"the reference's own code, {default}, its sizes (random weights)",
+              "reference sizes": f"rebuilt reference mode, {default}, its published sizes",
+              "reference": f"rebuilt reference mode, {default}, kickgen's model sizes"}  # fmt: skip
+    if mode in labels:
+        return labels[mode]
+    if mode.startswith("baseline "):
+        return f"kickgen baseline ({result.config.baseline}) {mode.removeprefix('baseline ')}, warm"
+    return f"kickgen {mode}, warm"
 
 
 def speed_table(result: BenchResult, default: str) -> list[str]:
@@ -618,9 +663,6 @@ def speed_table(result: BenchResult, default: str) -> list[str]:
     refs = {"reference code": "vs reference's code", "reference sizes": "vs rebuilt reference",
             "reference": "vs reference mode, kickgen's sizes"}  # fmt: skip
     refs = {mode: title for mode, title in refs.items() if mode in result.seconds_per_kick}
-    labels = {"reference code": f"the reference's own code, {default}, its sizes (random weights)",
-              "reference sizes": f"rebuilt reference mode, {default}, its published sizes",
-              "reference": f"rebuilt reference mode, {default}, kickgen's model sizes"}  # fmt: skip
     rows = [
         "| mode | s per kick (median) | per round | kicks/s | " + " | ".join(refs.values()) + " | peak RSS MiB |",
         "| --- | --- | --- | --- | " + " | ".join("---" for _ in refs) + " | --- |",
@@ -628,10 +670,34 @@ def speed_table(result: BenchResult, default: str) -> list[str]:
     for mode, values in result.seconds_per_kick.items():
         value = result.median(mode)
         ratios = " | ".join(f"{result.median(r) / value:.1f}×" for r in refs)
-        rows.append(f"| {labels.get(mode, f'kickgen {mode}, warm')} | {value:.3f} | "
+        rows.append(f"| {mode_label(result, mode, default)} | {value:.3f} | "
                     f"{', '.join(f'{x:.3f}' for x in values)} | {1 / value:.1f} | {ratios} | "
                     f"{result.peak_mb.get(mode, 0.0):.0f} |")  # fmt: skip
     return rows
+
+
+def baseline_section(result: BenchResult, default: str) -> list[str]:
+    """The subsection "Against the baseline checkpoints": this run's s per kick beside the
+    baseline's, per mode of the default setting, and issue 20's target (none without a baseline)."""
+    c = result.config
+    pairs = [(f"batch {b}", f"{default}, batch {b}") for b in c.batches] + [("single", f"{default}, single")]  # fmt: skip
+    pairs = [(label, mode) for label, mode in pairs if f"baseline {mode}" in result.seconds_per_kick]  # fmt: skip
+    if not pairs:
+        return []
+    change = {label: result.median(mode) / result.median(f"baseline {mode}") - 1.0 for label, mode in pairs}  # fmt: skip
+    lines = ["", "### Against the baseline checkpoints", "",
+             f"The checkpoints in `{c.baseline}` (the models before a change), timed with the same calls in the same "
+             f"rounds, right after this run's {default} modes. Change = this run / baseline − 1 (+ slower, − faster).", "",
+             "| mode | this run, s per kick | baseline, s per kick | change |", "| --- | --- | --- | --- |"]  # fmt: skip
+    for label, mode in pairs:
+        lines.append(f"| {label} | {result.median(mode):.3f} | {result.median(f'baseline {mode}'):.3f} | "
+                     f"{100 * change[label]:+.1f} % |")  # fmt: skip
+    batch = f"batch {16 if 16 in c.batches else c.batches[0]}"
+    if batch in change:
+        lines += ["", f"- Per kick against the baseline (`{c.baseline}`), {batch}: {100 * change[batch]:+.1f} % "
+                      f"(target at most +{100 * BASELINE_SLOWDOWN_LIMIT:.0f} %: "
+                      f"{'met' if change[batch] <= BASELINE_SLOWDOWN_LIMIT else 'not met'})."]  # fmt: skip
+    return lines
 
 
 def render_markdown(result: BenchResult, command: str) -> str:
@@ -673,6 +739,7 @@ def render_markdown(result: BenchResult, command: str) -> str:
         "",
         *speed_table(result, default),
     ]
+    lines += baseline_section(result, default)
     if result.cold:
         lines += ["", "### Cold CLI: process start to WAV written", "",
                   "`python -m kickgen generate --prompt ... --output x.wav` in a fresh process (imports, three",
@@ -795,4 +862,6 @@ def command_line(config: BenchConfig) -> str:
         cmd += f" --checkpoints {config.checkpoints}"
     if config.reference_code is not None:
         cmd += f" --reference-code {config.reference_code}"
+    if config.baseline is not None:
+        cmd += f" --baseline {config.baseline}"
     return cmd + ("" if config.griffin_lim else " --no-griffin-lim")

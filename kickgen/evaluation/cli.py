@@ -55,6 +55,15 @@ def register(subparsers) -> None:
         help="time these checkpoints (default: random weights of the shipped sizes)",
     )
     p.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also time the checkpoints in this folder (the models before a change; the same three "
+        "file names as --checkpoints) at the default setting, interleaved with the main ones, and "
+        "report how much slower or faster per kick the main checkpoints are",
+    )
+    p.add_argument(
         "--threads",
         type=int,
         default=None,
@@ -80,7 +89,13 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark and write the Markdown report."""
-    from kickgen.evaluation.bench import BenchConfig, command_line, render_markdown, run_bench
+    from kickgen.evaluation.bench import (
+        BenchConfig,
+        baseline_paths,
+        command_line,
+        render_markdown,
+        run_bench,
+    )
 
     for name in ("steps", "rounds", "reference_kicks"):
         if getattr(args, name) < 1:
@@ -98,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(
             f"--checkpoints {args.checkpoints} is not a directory: pass the folder holding the three checkpoints"
         )
+    if args.baseline is not None:
+        baseline_paths(args.baseline)  # a missing folder or file: one line, before any timing
     if (
         args.reference_code is not None
         and not (args.reference_code / "inference" / "generate.py").is_file()
@@ -110,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
                          fast_steps=args.fast_steps, rounds=args.rounds, reference_kicks=args.reference_kicks,
                          cold_runs=args.cold_runs, agreement=args.agreement, threads=args.threads,
                          griffin_lim=not args.no_griffin_lim, checkpoints=args.checkpoints,
-                         reference_code=args.reference_code)  # fmt: skip
+                         reference_code=args.reference_code, baseline=args.baseline)  # fmt: skip
     result = run_bench(config)
     report = render_markdown(result, command_line(config))
     if str(args.output) == "-":
