@@ -79,6 +79,9 @@ def test_eval_end_to_end(checkpoint_dir: Path, tiny_corpus: Path, tmp_path: Path
         > rec["true_mel/griffin_lim"]["mrstft_db"]["mean"]
     )
 
+    var = rec["variation_strength_0"]  # the variation path with nothing denoised
+    assert var["n"] == 2 and all(np.isfinite(var["per_clip"])) and var["median"] > 0.0
+
     gen = results["generation"]
     fd = gen["frechet"]
     assert fd["real"]["n"] == {"reference": 6, "train": 3, "generated": 3, "sine": 3}
@@ -117,6 +120,7 @@ def test_eval_end_to_end(checkpoint_dir: Path, tiny_corpus: Path, tmp_path: Path
         and "| deep | (unconditional) |" in report
     )
     assert "## The kick benchmark" in report and "| f0_25ms (Hz) |" in report
+    assert "Variation at strength 0 (2 recordings" in report
     for png in ("spectrograms.png", "reconstruction.png", "histograms.png", "pitch_tracks.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     assert len(list((out / "examples").glob("*.wav"))) >= 4

@@ -353,6 +353,29 @@ def reconstruction(
     return results, examples
 
 
+def variation_at_zero(pipe, val: EvalSplit, config: EvalConfig) -> dict:
+    """Variations at strength 0 of the real validation recordings (all clips when there are none):
+    the whole variation path (encode, decode, vocode, output stage) with nothing denoised, so the
+    kick should come back as it went in. Log-mel distance in dB to the recording after matching
+    the peak (the output stage sets every kick's peak to 0.95; the corpus clips sit at -1 dBFS)."""
+    from kickgen.producer.variations import vary_init
+
+    idx = _recon_indices(val, config.n_recon, config.seed)
+    real = [i for i in idx if val.kinds[i] == "real"] or list(idx)
+    distances = []
+    with Progress(len(real), "eval: variations at strength 0") as bar:
+        for i in real:
+            wave = val.waves[i].float()
+            (kick,) = vary_init(pipe, wave, strength=0.0, n=1, seed=config.seed)
+            out = torch.from_numpy(np.asarray(kick.wave, dtype=np.float32))
+            out = out * wave.abs().max() / out.abs().max().clamp(min=1e-12)
+            distances += metrics.wave_log_mel_distance_db(out[None], wave[None]).tolist()
+            bar.update(1)
+    arr = np.array(distances)
+    return {"n": len(real), "mean": _mean(arr), "ci95": _ci95(arr),
+            "median": float(np.median(arr)), "per_clip": distances}  # fmt: skip
+
+
 def _sanity_summary(checks: dict[str, np.ndarray]) -> dict[str, float]:
     return {name: float(np.mean(v)) for name, v in checks.items()}
 
@@ -646,6 +669,7 @@ def _run(
 
     t = time.perf_counter()
     recon, recon_examples = reconstruction(pipe, val, config, reference.std)
+    recon["variation_strength_0"] = variation_at_zero(pipe, val, config)
     timings["reconstruction"] = time.perf_counter() - t
 
     plan = plan_sets(

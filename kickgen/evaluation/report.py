@@ -298,6 +298,16 @@ def reconstruction_lines(rec: dict) -> list[str]:
         f"VAE round trip log-mel error: **{rec['vae_log_mel_db']['mean']:.2f} ± {rec['vae_log_mel_db']['ci95']:.2f} dB** "
         f"[real {_f(rec['vae_log_mel_db']['real_mean'])}]",
         "",
+    ]
+    if "variation_strength_0" in rec:
+        var = rec["variation_strength_0"]
+        lines += [
+            f"Variation at strength 0 ({var['n']} recordings: encode, decode, vocode and output stage with "
+            f"nothing denoised; peak-matched) against its input, log-mel: **{var['mean']:.2f} ± "
+            f"{var['ci95']:.2f} dB** (median {var['median']:.2f})",
+            "",
+        ]  # fmt: skip
+    lines += [
         "| vocoder | log-mel dB (true mel) | MR-STFT dB (true mel) | log-mel dB (VAE → vocoder) | MR-STFT dB (VAE → vocoder) |",
         "| --- | --- | --- | --- | --- |",
     ]
