@@ -224,7 +224,11 @@ def load_checkpoint(
         raise CheckpointError(
             f"{path}: format version {version} is newer than this kickgen reads ({FORMAT_VERSION}); upgrade kickgen"
         )
-    check_config(ckpt["config"], path)
+    config = ckpt["config"]
+    for name, value in FIELDS_ADDED.items():  # a file saved before the field existed
+        if hasattr(type(config), name) and name not in vars(config):
+            setattr(config, name, value)
+    check_config(config, path)
     for key in STATE_KEYS[kind]:
         _check_state(ckpt[key], path, key)
     if kind == "diffusion":
@@ -274,6 +278,10 @@ FIELD_RANGES: dict[str, tuple[float, float]] = {
     "noise_phase_hz": (0.0, 22050.0),
     "segment_samples": (1, 10_000_000),
 }
+# Architecture fields added to the configs after files had been saved: a file without one was built
+# without it, so it gets the value that matches (today's default may differ). Inference settings
+# (refine_iters, noise_phase_hz) are not listed: a file without them takes today's defaults.
+FIELDS_ADDED: dict[str, Any] = {"time_fold": 1, "noise_source": False}
 DEFAULT_INT_RANGE = (0, 100_000)
 DEFAULT_FLOAT_RANGE = (-1e6, 1e6)
 MAX_SEQUENCE = 16  # stages, branches, dilations

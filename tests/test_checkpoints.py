@@ -171,3 +171,27 @@ def test_guide_second_snippet_structure(ckpt_dir):
         waveform = waveform.squeeze()[:88200]
     assert waveform.shape == (88200,) and waveform.dtype == torch.float32
     assert torch.isfinite(waveform).all()
+
+
+def test_file_saved_before_an_architecture_field_keeps_its_old_value(tmp_path, monkeypatch):
+    """A VAE file whose config predates ``time_fold`` was built without folding: it loads as
+    ``time_fold = 1`` whatever today's default, while inference settings missing from a vocoder
+    file (``noise_phase_hz``) take today's defaults."""
+    from kickgen.checkpoints import save_vae
+    from kickgen.models import KickVAE, VAEConfig
+
+    vae = KickVAE(latent_dim=8, channels=(8, 16, 32, 64), time_fold=1)
+    path = save_vae(tmp_path / VAE_FILENAME, vae)
+    ckpt = torch.load(path, weights_only=True)
+    del ckpt["config"].__dict__["time_fold"]  # as in a file written before the field existed
+    torch.save(ckpt, path)
+    monkeypatch.setattr(VAEConfig, "time_fold", 4)  # a later default
+    loaded = load_vae(path)
+    assert loaded.time_fold == 1 and loaded.config.time_fold == 1
+
+    voc_path = tmp_path / VOCODER_FILENAME
+    write_random_checkpoints(tmp_path / "random", seed=0, diffusion_config=TINY)
+    ckpt = torch.load(tmp_path / "random" / VOCODER_FILENAME, weights_only=True)
+    del ckpt["config"].__dict__["noise_phase_hz"]
+    torch.save(ckpt, voc_path)
+    assert load_vocoder(voc_path).noise_phase_hz == VocoderConfig.noise_phase_hz
