@@ -99,7 +99,12 @@ def test_eval_end_to_end(checkpoint_dir: Path, tiny_corpus: Path, tmp_path: Path
     adh = results["adherence"]
     assert len(adh) == len(quality.ADHERENCE) * 2
     assert {row["guidance"] for row in adh} == {1.0, 3.0}
-    assert all(np.isfinite(row["effect_size"]) for row in adh)
+    measured = [row for row in adh if row["prompt"] not in ("high", "clicky", "soft")]
+    assert all(np.isfinite(row["effect_size"]) for row in measured)
+    # the tiny corpus's vocabulary lacks these words: their rows say so instead of a figure
+    assert all(
+        row["note"].startswith("not in the vocabulary") for row in adh if row not in measured
+    )
     # 1 unconditional set + 6 prompts × 2 scales × 2 kicks (keyword sets reuse the same seeds)
     assert results["kicks_generated"] == 3 + 6 * 2 * 2
 

@@ -23,7 +23,7 @@ Three parts, each written to ``OUT/results.json`` (machines), ``OUT/report.md`` 
    distance to the real validation kicks and to all validation clips, each between a floor
    (training clips of the same kinds, same count, vs that reference) and a ceiling (naive sine
    kicks); diversity; memorization; sanity pass rate.
-3. Prompt adherence: for each pair of ``ADHERENCE``, the effect size (Cohen's d) of the named
+3. Prompt adherence: for each pair of ``ADHERENCE`` (deep, short vs long, distorted, 808 vs 909 twice, high, clicky, soft), the effect size (Cohen's d) of the named
    descriptor between the prompt and its baseline (unconditional or the opposite word) with the
    same seeds, at guidance scales 1, 3 and 5. Signed so that positive means "moved the way the
    word says"; the target is ≥ 0.8.
@@ -58,6 +58,9 @@ ADHERENCE: tuple[tuple[str, str, str, int], ...] = (
     ("distorted", "", "harmonic_db", +1),
     ("808", "909", "decay_20", +1),
     ("808", "909", "click_db", -1),
+    ("high", "", "body_pitch", +1),
+    ("clicky", "", "click_db", +1),
+    ("soft", "", "click_db", -1),
 )
 EFFECT_TARGET = 0.8  # a "large" effect (Cohen)
 KEYWORD_DESCRIPTORS = ("body_pitch", "decay_20", "click_db", "harmonic_db", "centroid")
