@@ -1,15 +1,16 @@
 """KickVAE: log-mel spectrogram (B, 1, 128, 173) <-> latent (B, latent_dim, 8, 11).
 
-Four stride-2 stages halve both axes (128→64→32→16→8, 173→87→44→22→11); the decoder mirrors
-them with transposed convolutions and crops 128×176 back to 128×173. One latent column then spans
-16 mel frames (186 ms), longer than a kick's whole pitch sweep.
+With ``time_fold = 1``, four stride-2 stages halve both axes (128→64→32→16→8, 173→87→44→22→11);
+the decoder mirrors them with transposed convolutions and crops 128×176 back to 128×173. One
+latent column then spans 16 mel frames (186 ms), longer than a kick's whole pitch sweep.
 
 ``time_fold`` keeps finer time inside the same latent shape: with ``time_fold = f`` (2 or 4) the
 last log2(f) stages halve frequency only, the latent is ``(latent_dim / f, 8, 11·f)`` (one column
 per 4 mel frames, 46 ms, at f = 4), and it is folded into ``(latent_dim, 8, 11)`` by
 space-to-depth along time (fine column f·j + k becomes channel block k of column j); ``decode``
-unfolds it. The guide fixes only the latent's
-shape, so the diffusion model sees ``(latent_dim, 8, 11)`` either way.
+unfolds it. The guide fixes only the latent's shape, so the diffusion model sees
+``(latent_dim, 8, 11)`` either way. The shipped VAE (the defaults) folds by 4 with latent 32:
+8 channels per 46 ms column.
 
 The latent the outside world sees is *scaled*: ``encode`` returns ``(mu - latent_shift) /
 latent_scale`` and ``decode`` undoes it, with shift and scale stored as buffers (so they travel in
@@ -30,17 +31,14 @@ from kickgen.audio import LOG_MEL_MIN, N_FRAMES, N_MELS
 
 @dataclass
 class VAEConfig:
-    latent_dim: int = 8  # latent channels; the latent is (latent_dim, 8, 11)
-    channels: tuple[int, ...] = (
-        8,
-        16,
-        32,
-        64,
-    )  # output channels of the 4 stride-2 stages (CPU-sized)
+    # The defaults are the shipped VAE's (the guide builds KickVAE(latent_dim=cfg.latent_dim) and
+    # loads the file into it); files store their own values and load as they were saved.
+    latent_dim: int = 32  # latent channels; the latent is (latent_dim, 8, 11)
+    channels: tuple[int, ...] = (16, 32, 64, 128)  # output channels of the 4 stride-2 stages
     norm_groups: int = 4  # GroupNorm groups in every residual block
     mel_center: float = 0.0  # log-mel value mapped to 0 at the input (log-mels span ≈ -11.5..12.5)
     mel_scale: float = 6.0  # log-mel units per unit of normalised input
-    time_fold: int = 1  # 1, 2 or 4: latent columns per 16 mel frames, folded into the channels
+    time_fold: int = 4  # 1, 2 or 4: latent columns per 16 mel frames, folded into the channels
 
 
 class ResBlock2d(nn.Module):

@@ -20,7 +20,7 @@ PREDICTION_TYPES = ("epsilon", "v")
 
 @dataclass
 class DiffusionConfig:
-    latent_dim: int = 8  # latent channels, equal to the VAE's
+    latent_dim: int = 32  # latent channels, equal to the VAE's
     base_channels: int = 64  # U-Net width at 8×11; stages use base_channels * channel_mult
     channel_mult: tuple[int, ...] = (1, 2, 2)  # 8×11 → 4×6 → 2×3
     cond_dim: int = 256  # timestep + prompt embedding width fed to every residual block

@@ -36,23 +36,23 @@ from kickgen.train.runtime import (
 class VAETrainConfig:
     corpus: str = "corpus"  # corpus directory (kickgen data build)
     run_dir: str = "runs/vae"  # training state, logs, exported checkpoint
-    max_steps: int = 3000  # optimiser steps (global batches)
-    batch_size: int = 32  # global batch, split across torchrun processes
+    max_steps: int = 8000  # optimiser steps (global batches)
+    batch_size: int = 16  # global batch, split across torchrun processes
     lr: float = 1e-3  # AdamW peak learning rate
     warmup_steps: int = 100  # linear LR warm-up
     final_lr_fraction: float = 0.05  # cosine decay ends at this fraction of lr
     weight_decay: float = 0.01  # AdamW weight decay
     grad_clip: float = 1.0  # max gradient norm
     mse_weight: float = 0.5  # MSE beside L1 (log-mel units)
-    onset_weight: float = 0.0  # extra L1 on the first ONSET_FRAMES (the sweep, the click), 0 = off
+    onset_weight: float = 1.0  # extra L1 on the first ONSET_FRAMES (the sweep, the click), 0 = off
     low_band_weight: float = (
-        0.0  # extra L1 on the mel bins below LOW_BAND_HZ (where the body lives)
+        0.5  # extra L1 on the mel bins below LOW_BAND_HZ (where the body lives)
     )
-    pitch_weight: float = 0.0  # body-pitch track loss (octaves, see pitch_loss), 0 = off
+    pitch_weight: float = 1.0  # body-pitch track loss (octaves, see pitch_loss), 0 = off
     kl_weight: float = 1e-4  # final KL weight (mean KL per latent element)
     kl_weight_start: float = 1e-6  # KL weight at step 0 (annealed geometrically)
     kl_anneal_steps: int = 1000  # steps to reach kl_weight
-    val_every: int = 250  # steps between validations (and exports)
+    val_every: int = 500  # steps between validations (and exports)
     val_clips: int = 256  # validation clips evaluated (first N of the val split)
     save_every_s: float = 180.0  # seconds between training-state saves
     log_every: int = 25  # steps between logged scalars
