@@ -194,7 +194,7 @@ def _band_gains(spec: torch.Tensor, log_mel_t: torch.Tensor) -> torch.Tensor:
     return log_gain.exp()
 
 
-def _refined_length(log_mel: torch.Tensor, length: int) -> int:
+def refined_length(log_mel: torch.Tensor, length: int) -> int:
     """Samples from the start that :func:`refine_to_mel` works on: up to the last frame (of any
     clip) with a band within ``REFINE_RANGE_DB`` of its clip's peak, plus a margin; the whole
     ``length`` when the kick rings to the end."""
@@ -224,13 +224,13 @@ def refine_to_mel(
 
     A kick is quiet long before the clip ends (the last frame within 80 dB of the peak is frame
     62 of 173 in the median validation clip), so only the samples up to
-    :func:`_refined_length` are refined; the rest is the input, joined by a one-window crossfade
+    :func:`refined_length` are refined; the rest is the input, joined by a one-window crossfade
     more than 80 dB down. With ``noise_phase_hz`` the samples refined first go through
     :func:`noise_phase_high_band`.
     """
     if n_iter <= 0:
         return wave
-    length = _refined_length(log_mel, wave.shape[-1])
+    length = refined_length(log_mel, wave.shape[-1])
     head = wave[..., :length]
     if noise_phase_hz:
         head = noise_phase_high_band(head, noise_phase_hz)

@@ -46,7 +46,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
 
 from kickgen.audio import HOP_LENGTH, N_FFT, N_MELS, SAMPLE_RATE, mel_spectrogram
-from kickgen.griffin_lim import refine_to_mel
+from kickgen.griffin_lim import refine_to_mel, refined_length
 
 LRELU_SLOPE = 0.1
 
@@ -180,6 +180,7 @@ def body_source(f0: torch.Tensor, amplitude: torch.Tensor, harmonics: int) -> to
 
 
 NOISE_SEED = 0  # the inference noise sequence
+GENERATOR_MARGIN_FRAMES = 8  # eval mode: frames generated past those refine_to_mel refines
 
 
 def fixed_noise(length: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -271,10 +272,28 @@ class HiFiGANGenerator(nn.Module):
 
         ``noise`` (B or 1, 1, T·512): the noise source's input (only with ``noise_source``);
         default :func:`fixed_noise`.
+
+        In eval mode with refinement the generator runs only on the frames that
+        :func:`~kickgen.griffin_lim.refine_to_mel` refines (up to the last frame within 80 dB of
+        the peak, plus its margin) and ``GENERATOR_MARGIN_FRAMES`` more; the samples after them
+        are silence. A kick is quiet long before its 2 s end, so most of the generator's work
+        went into samples more than 80 dB down.
         """
         frames = log_mel.shape[-1]
         if self.noise_convs and noise is None:
             noise = fixed_noise(frames * HOP_LENGTH, log_mel.device)
+        keep = frames
+        if not self.training and self.refine_iters:
+            needed = refined_length(log_mel, frames * HOP_LENGTH) // HOP_LENGTH
+            keep = min(frames, needed + GENERATOR_MARGIN_FRAMES)
+        if noise is not None:
+            noise = noise[..., : keep * HOP_LENGTH]
+        wave = self._generate(log_mel[..., :keep], noise)
+        return self._refine(F.pad(wave, (0, (frames - keep) * HOP_LENGTH)), log_mel)
+
+    def _generate(self, log_mel: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+        """The generator itself: (B, 128, T) → raw waveform (B, 1, T·512)."""
+        frames = log_mel.shape[-1]
         x = self.conv_pre((log_mel - self.mel_center) / self.mel_scale)
         source = None
         if self.body_pitch is not None:
@@ -289,7 +308,7 @@ class HiFiGANGenerator(nn.Module):
             x = sum(block(x) for block in blocks) / self.num_kernels  # MRF fusion
         x = self.conv_post(F.leaky_relu(x))  # default slope 0.01, as HiFi-GAN
         if not self.istft_n_fft:
-            return self._refine(torch.tanh(x), log_mel)
+            return torch.tanh(x)
         bins = self.istft_n_fft // 2 + 1
         magnitude = torch.exp(x[:, :bins].clamp(max=math.log(100.0)))
         spec = torch.polar(magnitude, x[:, bins:])  # phase unconstrained, as Vocos
@@ -301,7 +320,7 @@ class HiFiGANGenerator(nn.Module):
             center=True,
             length=frames * HOP_LENGTH,
         )
-        return self._refine(wave.unsqueeze(1), log_mel)
+        return wave.unsqueeze(1)
 
     def _refine(self, wave: torch.Tensor, log_mel: torch.Tensor) -> torch.Tensor:
         """(B, 1, L) → (B, 1, L): :func:`refine_to_mel` in eval mode, the raw output in training."""
