@@ -359,8 +359,10 @@ def reconstruction(
 def variation_at_zero(pipe, val: EvalSplit, config: EvalConfig) -> dict:
     """Variations at strength 0 of the real validation recordings (all clips when there are none):
     the whole variation path (encode, decode, vocode, output stage) with nothing denoised, so the
-    kick should come back as it went in. Log-mel distance in dB to the recording after matching
-    the peak (the output stage sets every kick's peak to 0.95; the corpus clips sit at -1 dBFS)."""
+    kick should come back as it went in. Log-mel distance in dB to the recording as the same
+    output stage delivers it (:func:`kickgen.pipeline.postprocess`: faded from 1.0 s, peak 0.95),
+    so that the contract's fade and level are not counted as the model's error."""
+    from kickgen.pipeline import postprocess
     from kickgen.producer.variations import vary_init
 
     idx = _recon_indices(val, config.n_recon, config.seed)
@@ -371,8 +373,9 @@ def variation_at_zero(pipe, val: EvalSplit, config: EvalConfig) -> dict:
             wave = val.waves[i].float()
             (kick,) = vary_init(pipe, wave, strength=0.0, n=1, seed=config.seed)
             out = torch.from_numpy(np.asarray(kick.wave, dtype=np.float32))
-            out = out * wave.abs().max() / out.abs().max().clamp(min=1e-12)
-            distances += metrics.wave_log_mel_distance_db(out[None], wave[None]).tolist()
+            distances += metrics.wave_log_mel_distance_db(
+                out[None], postprocess(wave[None])
+            ).tolist()
             bar.update(1)
     arr = np.array(distances)
     return {"n": len(real), "mean": _mean(arr), "ci95": _ci95(arr),

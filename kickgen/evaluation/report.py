@@ -303,7 +303,7 @@ def reconstruction_lines(rec: dict) -> list[str]:
         var = rec["variation_strength_0"]
         lines += [
             f"Variation at strength 0 ({var['n']} recordings: encode, decode, vocode and output stage with "
-            f"nothing denoised; peak-matched) against its input, log-mel: **{var['mean']:.2f} ± "
+            f"nothing denoised) against its input through the same output stage, log-mel: **{var['mean']:.2f} ± "
             f"{var['ci95']:.2f} dB** (median {var['median']:.2f})",
             "",
         ]  # fmt: skip
