@@ -72,12 +72,10 @@ def test_eval_end_to_end(checkpoint_dir: Path, tiny_corpus: Path, tmp_path: Path
         for method in quality.RECON_METHODS:
             for name in ("log_mel_db", "mrstft_db"):
                 assert np.isfinite(rec[f"{src}/{method}"][name]["mean"])
-    # Griffin-Lim from true mels rebuilds a sine kick closely; a random-weight HiFi-GAN does not
+    # Griffin-Lim from true mels rebuilds a sine kick closely (a random-weight HiFi-GAN too, once
+    # its output is refined onto the mel: no order between them is asserted)
     assert rec["true_mel/griffin_lim"]["log_mel_db"]["mean"] < 5.0
-    assert (
-        rec["true_mel/hifigan"]["mrstft_db"]["mean"]
-        > rec["true_mel/griffin_lim"]["mrstft_db"]["mean"]
-    )
+    assert abs(rec["recording_frame_comb"]["mean"]) < 0.1  # sine kicks repeat nothing per frame
 
     var = rec["variation_strength_0"]  # the variation path with nothing denoised
     assert var["n"] == 2 and all(np.isfinite(var["per_clip"])) and var["median"] > 0.0
