@@ -53,7 +53,7 @@ def test_bench_command_writes_a_report(tmp_path, capsys):
                 "| kickgen DPM-Solver++ 2, batch 3, warm |", "| rebuilt reference mode, DDIM 1, kickgen's model sizes |",
                 "| DPM-Solver++ 2, single |", "| DPM-Solver++ 15 |", "Single-kick warm latency"):  # fmt: skip
         assert row in text, row
-    assert "U-Net 2.88" in text  # the shipped-size U-Net (DiffusionConfig defaults)
+    assert "U-Net 2.90" in text  # the shipped-size U-Net (DiffusionConfig defaults)
     assert "reference: " in capsys.readouterr().err
 
 

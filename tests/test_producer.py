@@ -90,14 +90,16 @@ def kick_file(tmp_path_factory) -> Path:
 
 class PoolAutoencoder(torch.nn.Module):
     """Stand-in VAE with a known reconstruction error: latent = 8×11 average-pooled log-mel
-    (repeated over the 8 channels), decode = bilinear upsampling of channel 0."""
+    (repeated over the latent channels), decode = bilinear upsampling of channel 0."""
 
-    latent_dim = 8
+    def __init__(self, latent_dim: int):
+        super().__init__()
+        self.latent_dim = latent_dim
 
-    def encode(self, mel: torch.Tensor) -> torch.Tensor:  # (B, 1, 128, 173) → (B, 8, 8, 11)
-        return F.adaptive_avg_pool2d(mel, (8, 11)).repeat(1, 8, 1, 1)
+    def encode(self, mel: torch.Tensor) -> torch.Tensor:  # (B, 1, 128, 173) → (B, C, 8, 11)
+        return F.adaptive_avg_pool2d(mel, (8, 11)).repeat(1, self.latent_dim, 1, 1)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:  # (B, 8, 8, 11) → (B, 1, 128, 173)
+    def decode(self, z: torch.Tensor) -> torch.Tensor:  # (B, C, 8, 11) → (B, 1, 128, 173)
         mel = F.interpolate(z[:, :1], size=(128, 173), mode="bilinear", align_corners=False)
         return mel.clamp(min=LOG_MEL_MIN)
 
@@ -228,8 +230,9 @@ def test_strength_zero_round_trip_mel_distance(ppipe, kick_file):
     log-mel within 0.75 nats mean absolute distance; strength 1 ignores the input."""
     from kickgen.pipeline import KickPipeline
 
-    pipe = KickPipeline(ppipe.unet, ppipe.text_encoder, ppipe.scheduler, PoolAutoencoder(), ppipe.vocoder,
-                        ppipe.vocab, 8, device="cpu")  # fmt: skip
+    stand_in = PoolAutoencoder(ppipe.latent_dim)
+    pipe = KickPipeline(ppipe.unet, ppipe.text_encoder, ppipe.scheduler, stand_in, ppipe.vocoder,
+                        ppipe.vocab, ppipe.latent_dim, device="cpu")  # fmt: skip
     target = log_mel(load_audio(kick_file))  # (128, 173) of the preprocessed input
 
     def distance(strength: float) -> float:
