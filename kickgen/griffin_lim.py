@@ -264,9 +264,9 @@ def _phase_noise(length: int, device: str) -> torch.Tensor:
 
 
 def noise_phase_high_band(wave: torch.Tensor, cutoff_hz: float) -> torch.Tensor:
-    """``(B, L)`` → ``(B, L)``: the band above ``cutoff_hz`` takes the phase of fixed noise after the
-    click; the magnitudes, the band below and the first ``CLICK_KEEP_S`` after each clip's onset
-    stay the waveform's own.
+    """``(B, L)`` → ``(B, L)``: after the click, the band above ``cutoff_hz`` takes the phase of
+    fixed noise (its magnitudes smoothed over frequency); the band below and the first
+    ``CLICK_KEEP_S`` after each clip's onset stay the waveform's own.
 
     A generator built from frame-rate features repeats its high band every hop (512 samples), a
     comb heard as an 86 Hz buzz in the decay (:func:`kickgen.evaluation.metrics.frame_comb`).

@@ -23,9 +23,10 @@ Three parts, each written to ``OUT/results.json`` (machines), ``OUT/report.md`` 
    distance to the real validation kicks and to all validation clips, each between a floor
    (training clips of the same kinds, same count, vs that reference) and a ceiling (naive sine
    kicks); diversity; memorization; sanity pass rate.
-3. Prompt adherence: for each pair of ``ADHERENCE`` (deep, short vs long, distorted, 808 vs 909 twice, high, clicky, soft), the effect size (Cohen's d) of the named
-   descriptor between the prompt and its baseline (unconditional or the opposite word) with the
-   same seeds, at guidance scales 1, 3 and 5. Signed so that positive means "moved the way the
+3. Prompt adherence: for each pair of ``ADHERENCE`` (deep, short vs long, distorted, 808 vs 909
+   twice, high, clicky, soft), the effect size (Cohen's d) of the named descriptor between the
+   prompt and its baseline (unconditional or the opposite word) with the same seeds, at guidance
+   scales 1, 3 and 5. Signed so that positive means "moved the way the
    word says"; the target is ≥ 0.8.
 
 Kick i of every set uses seed ``seed + i``, so sets are paired kick by kick and a re-run gives the

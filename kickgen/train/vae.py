@@ -1,10 +1,10 @@
 """``kickgen train vae``: the KickVAE on corpus log-mels.
 
 Loss: L1 + MSE on log-mels (log units) + a KL term whose weight ramps from ``kl_weight_start`` to
-``kl_weight`` over ``kl_anneal_steps``; optional extra L1 on the onset frames and the low band, and
-a body-pitch loss (:func:`pitch_loss`) on the track the vocoder's body source follows. After training (and at every export) the latent shift and
-scale are computed from the training set's means and stored in the VAE, so ``encode`` hands
-diffusion unit-variance latents.
+``kl_weight`` over ``kl_anneal_steps``; extra L1 on the onset frames and on the low band, and a
+body-pitch loss (:func:`pitch_loss`) on the track the vocoder's body source follows. After
+training (and at every export) the latent shift and scale are computed from the training set's
+means and stored in the VAE, so ``encode`` hands diffusion unit-variance latents.
 """
 
 from __future__ import annotations
