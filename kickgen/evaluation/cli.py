@@ -89,13 +89,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark and write the Markdown report."""
-    from kickgen.evaluation.bench import (
-        BenchConfig,
-        baseline_paths,
-        command_line,
-        render_markdown,
-        run_bench,
-    )
+    from kickgen.evaluation.bench import BenchConfig, command_line, render_markdown, run_bench
 
     for name in ("steps", "rounds", "reference_kicks"):
         if getattr(args, name) < 1:
@@ -113,8 +107,6 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(
             f"--checkpoints {args.checkpoints} is not a directory: pass the folder holding the three checkpoints"
         )
-    if args.baseline is not None:
-        baseline_paths(args.baseline)  # a missing folder or file: one line, before any timing
     if (
         args.reference_code is not None
         and not (args.reference_code / "inference" / "generate.py").is_file()
