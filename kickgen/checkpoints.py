@@ -225,9 +225,8 @@ def load_checkpoint(
             f"{path}: format version {version} is newer than this kickgen reads ({FORMAT_VERSION}); upgrade kickgen"
         )
     config = ckpt["config"]
-    for name, value in FIELDS_ADDED.items():  # a file saved before the field existed
-        if hasattr(type(config), name) and name not in vars(config):
-            setattr(config, name, value)
+    for name, value in fill_added_fields(vars(config), type(config)).items():
+        setattr(config, name, value)  # a file saved before a field existed keeps its old value
     check_config(config, path)
     for key in STATE_KEYS[kind]:
         _check_state(ckpt[key], path, key)
@@ -276,12 +275,22 @@ FIELD_RANGES: dict[str, tuple[float, float]] = {
     "source_harmonics": (0, 64),
     "refine_iters": (0, 100_000),
     "noise_phase_hz": (0.0, 22050.0),
+    "time_scale": (1e-3, 1e4),
     "segment_samples": (1, 10_000_000),
 }
 # Architecture fields added to the configs after files had been saved: a file without one was built
 # without it, so it gets the value that matches (today's default may differ). Inference settings
 # (refine_iters, noise_phase_hz) are not listed: a file without them takes today's defaults.
-FIELDS_ADDED: dict[str, Any] = {"time_fold": 1, "noise_source": False}
+FIELDS_ADDED: dict[str, Any] = {"time_fold": 1, "noise_source": False, "time_scale": 1.0}
+
+
+def fill_added_fields(values: dict[str, Any], cls: type) -> dict[str, Any]:
+    """A saved config's ``values`` with each :data:`FIELDS_ADDED` field of ``cls`` that they lack
+    set to the value it had before the field existed (checkpoint files and resumed runs)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {**{k: v for k, v in FIELDS_ADDED.items() if k in names and k not in values}, **values}
+
+
 DEFAULT_INT_RANGE = (0, 100_000)
 DEFAULT_FLOAT_RANGE = (-1e6, 1e6)
 MAX_SEQUENCE = 16  # stages, branches, dilations

@@ -195,3 +195,10 @@ def test_file_saved_before_an_architecture_field_keeps_its_old_value(tmp_path, m
     del ckpt["config"].__dict__["noise_phase_hz"]
     torch.save(ckpt, voc_path)
     assert load_vocoder(voc_path).noise_phase_hz == VocoderConfig.noise_phase_hz
+
+    diff_path = tmp_path / "random" / DIFFUSION_FILENAME  # a U-Net from before ``time_scale``
+    ckpt = torch.load(diff_path, weights_only=True)
+    del ckpt["config"].__dict__["time_scale"]
+    torch.save(ckpt, diff_path)
+    unet, *_, config = load_diffusion(diff_path)
+    assert config.time_scale == 1.0 and unet.time_scale == 1.0

@@ -14,6 +14,7 @@ from kickgen.sampling import (
     evenly_spaced_timesteps,
     make_sampler,
     quadratic_timesteps,
+    split_timesteps,
 )
 
 
@@ -138,6 +139,22 @@ def test_quadratic_grid_is_distinct_descending_and_complete():
         assert bool((ts[:-1] > ts[1:]).all())
     gaps = (quadratic_timesteps(1000, 20)[:-1] - quadratic_timesteps(1000, 20)[1:]).tolist()
     assert gaps == sorted(gaps, reverse=True)  # the steps shrink towards the data
+
+
+def test_split_grid_holds_the_switch_and_gives_the_unguided_part_its_share():
+    for n in (2, 3, 4, 10, 20, 25, 50, 200, 1000):
+        ts = split_timesteps(1000, n, 600)
+        assert len(ts) == n and ts[0] == 999 and ts[-1] == 0
+        assert bool((ts[:-1] > ts[1:]).all())
+        if 3 <= n <= 600:
+            assert 600 in ts.tolist()
+    ts = split_timesteps(1000, 20, 600).tolist()
+    assert sum(t > 600 for t in ts) == 6  # 0.3 of 20, evenly spaced
+    assert len({a - b for a, b in zip(ts[:6], ts[1:7], strict=True)}) <= 2
+    assert ts[7:] == sorted(ts[7:], reverse=True)
+    gaps = [a - b for a, b in zip(ts[6:-1], ts[7:], strict=True)]
+    assert gaps == sorted(gaps, reverse=True)  # quadratic below: the steps shrink to the data
+    assert split_timesteps(1000, 20, 0).tolist() == quadratic_timesteps(1000, 20).tolist()
 
 
 def test_point_mass_data_is_recovered_exactly():

@@ -370,3 +370,46 @@ def test_vae_pitch_weight_adds_the_pitch_loss():
     loss_pitch, parts = train_vae.vae_loss(model, x, cfg, step=0)
     assert "pitch" not in parts_plain and parts["pitch"] > 0
     assert loss_pitch.item() == pytest.approx(loss_plain.item() + 2.0 * parts["pitch"], rel=1e-5)
+
+
+def test_refit_time_embedding_smooths_the_unet_and_keeps_its_body():
+    from kickgen.models import LatentUNet
+
+    torch.manual_seed(0)
+    unet = LatentUNet(4, 16, 32, time_scale=1.0).eval()
+    torch.nn.init.normal_(unet.conv_out.weight, std=0.1)
+    smooth = train_diffusion.refit_time_embedding(unet, 1000, steps=300)
+    assert smooth.time_scale == 32.0 and unet.time_scale == 1.0
+    for (name, a), b in zip(unet.state_dict().items(), smooth.state_dict().values(), strict=True):
+        assert name.startswith("time_mlp.") or torch.equal(a, b), name
+    x, c = torch.randn(2, 4, 8, 11), torch.randn(2, 32)
+
+    def out(model, t):
+        with torch.no_grad():
+            return model(x, torch.full((2,), t), c)
+
+    def roughness(model, t0=500):  # 1 for a function smooth in t (see test_models.py)
+        o = {k: out(model, t0 + k) for k in (-10, -1, 0, 1, 10)}
+        return float((o[1] - 2 * o[0] + o[-1]).norm() / ((o[10] - 2 * o[0] + o[-10]).norm() / 100))
+
+    assert roughness(unet) > 5.0 and roughness(smooth) < 1.5
+    # the same model otherwise: its output stays near the original's over a window of steps
+    window = torch.stack([out(unet, t) for t in range(480, 521)]).mean(0)
+    assert ((out(smooth, 500) - window).norm() / window.norm()) < 0.1
+
+
+def test_cli_smooth_time_writes_a_smoothed_checkpoint(tmp_path, capsys):
+    from kickgen.checkpoints import load_checkpoint, write_random_checkpoints
+    from kickgen.cli import main
+
+    paths = write_random_checkpoints(
+        tmp_path / "in", seed=0, diffusion_config=DiffusionConfig(base_channels=16, time_scale=1.0)
+    )
+    out = tmp_path / "smooth.pt"
+    argv = ["train", "smooth-time", "--diffusion", str(paths["diffusion"]), "--out", str(out)]
+    assert main([*argv, "--steps", "20"]) == 0
+    unet, _, _, vocab, cfg = load_diffusion(out)
+    assert cfg.time_scale == 32.0 and unet.time_scale == 32.0
+    assert load_checkpoint(out, "diffusion")["time_refit"]["from_time_scale"] == 1.0
+    assert main([*argv, "--sigma", "0"]) == 2
+    assert "--sigma must be above 0" in capsys.readouterr().err

@@ -30,6 +30,8 @@ class DiffusionConfig:
     beta_start: float = 1e-4  # linear beta schedule, first step
     beta_end: float = 0.02  # linear beta schedule, last step
     prediction_type: str = "v"  # "v" (velocity, Salimans & Ho 2022) or "epsilon"
+    # steps are divided by this before the sinusoidal embedding (see LatentUNet); 1 = the DDPM one
+    time_scale: float = 32.0
     # training recipe (read by kickgen.train.diffusion)
     ema_decay: float = 0.999  # EMA of the weights that ship
     prompt_dropout: float = 0.15  # probability of training on the empty prompt (classifier-free)
@@ -87,6 +89,13 @@ class LatentUNet(nn.Module):
 
     ``forward(x, t, cond)``: x (B, latent_dim, 8, 11), t (B,) integer steps, cond (B, cond_dim)
     from the KeywordEncoder → prediction (B, latent_dim, 8, 11) of type ``self.prediction_type``.
+
+    The steps enter through a sinusoidal embedding of ``t / time_scale``. The DDPM embedding
+    (``time_scale`` 1) has a feature that turns once every 6.3 steps, and the U-Net's output wiggles
+    at that scale (already at initialisation, and training never removes it): a solver taking
+    steps of 20–50 timesteps samples those wiggles as noise, and DPM-Solver++ 20 strayed further
+    from the exact solution than DDIM 50. At 32 the fastest feature turns once every 201 steps
+    and the output is smooth in t (BENCHMARKS.md, *Solver agreement*).
     """
 
     def __init__(
@@ -97,6 +106,7 @@ class LatentUNet(nn.Module):
         channel_mult: tuple[int, ...] = DiffusionConfig.channel_mult,
         dropout: float = DiffusionConfig.dropout,
         prediction_type: str = DiffusionConfig.prediction_type,
+        time_scale: float = DiffusionConfig.time_scale,
     ):
         super().__init__()
         if prediction_type not in PREDICTION_TYPES:
@@ -105,6 +115,7 @@ class LatentUNet(nn.Module):
             )
         self.latent_dim = latent_dim
         self.time_dim = base_channels
+        self.time_scale = time_scale
         self.time_mlp = nn.Sequential(
             nn.Linear(base_channels, cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim)
         )
@@ -146,7 +157,8 @@ class LatentUNet(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         if t.dim() == 0:
             t = t.expand(x.shape[0])
-        emb = self.time_mlp(timestep_embedding(t, self.time_dim)) + cond  # (B, cond_dim)
+        steps = t if self.time_scale == 1.0 else t.float() / self.time_scale
+        emb = self.time_mlp(timestep_embedding(steps, self.time_dim)) + cond  # (B, cond_dim)
         h = self.conv_in(x)
         skips = []
         for block, down in zip(self.down_blocks, self.downsamples, strict=True):
