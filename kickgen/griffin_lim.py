@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -194,31 +195,36 @@ def reference_log_mel_to_audio(
 
 @functools.lru_cache(maxsize=4)
 def _refine_bases(device: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(F (1025, 128), W (128, 1025))``: the filterbank, and each STFT bin's share of the mel
-    bands (columns of ``W`` sum to 1; 0 for a bin no band covers). Built outside inference mode,
-    so that the cached tensors also serve a vocoder run with autograd on."""
-    with torch.inference_mode(False):
-        fb = mel_filterbank()
-        shares = (fb / fb.sum(dim=1, keepdim=True).clamp(min=1e-8)).T.contiguous()
-        return fb.to(device), shares.to(device)
+    """``(Fᵀ (128, 1025), W (1025, 128))`` as sparse CSR matrices: the filterbank, and each STFT
+    bin's share of the mel bands (rows of ``W`` sum to 1; 0 for a bin no band covers). A bin lies
+    in at most two bands, so the sparse products take a tenth of the dense ones' time. Built
+    outside inference mode, so that the cached tensors also serve a vocoder run with autograd on."""
+    with torch.inference_mode(False), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        fb = mel_filterbank()  # (1025, 128)
+        shares = fb / fb.sum(dim=1, keepdim=True).clamp(min=1e-8)
+        return fb.T.to_sparse_csr().to(device), shares.to_sparse_csr().to(device)
 
 
-def _band_gains(spec: torch.Tensor, log_mel_t: torch.Tensor) -> torch.Tensor:
+def _band_gains(spec: torch.Tensor, log_mel: torch.Tensor) -> torch.Tensor:
     """Per-bin amplitude gains ``(B, 1025, T')`` that bring the mel of ``spec`` onto the target.
 
-    ``log_mel_t`` is the target log-mel transposed, ``(B, T, 128)``. The log amplitude ratio of
-    every band (target over current, both floored as ``log_mel`` is) is spread over the bins by
-    each bin's share of the bands. Frames of ``spec`` past the last target frame take the last
-    frame's gains.
+    ``log_mel`` is the target, ``(B, 128, T)``. The log amplitude ratio of every band (target over
+    current, both floored as ``log_mel`` is) is spread over the bins by each bin's share of the
+    bands. Frames of ``spec`` past the last target frame take the last frame's gains.
     """
-    fb, shares = _refine_bases(str(spec.device))
-    frames = min(spec.shape[-1], log_mel_t.shape[1])
-    power = spec[..., :frames].abs().square().transpose(1, 2)  # (B, frames, 1025)
-    current = (power @ fb).clamp_(min=LOG_MEL_FLOOR).log_()  # (B, frames, 128)
-    ratio = (log_mel_t[:, :frames] - current).mul_(0.5).clamp_(-REFINE_MAX_GAIN, REFINE_MAX_GAIN)
-    log_gain = (ratio @ shares).transpose(1, 2)  # (B, 1025, frames)
-    if spec.shape[-1] > frames:
-        log_gain = torch.nn.functional.pad(log_gain, (0, spec.shape[-1] - frames), mode="replicate")
+    fb_t, shares = _refine_bases(str(spec.device))
+    batch, bins, count = spec.shape
+    frames = min(count, log_mel.shape[-1])
+    head = spec[..., :frames]
+    power = (head * head.conj()).real  # |spec|² (B, 1025, frames), without abs's square root
+    columns = power.transpose(0, 1).reshape(bins, batch * frames)  # a view for one clip
+    current = torch.sparse.mm(fb_t, columns).clamp_(min=LOG_MEL_FLOOR).log_()  # (128, B·frames)
+    target = log_mel[..., :frames].transpose(0, 1).reshape(N_MELS, batch * frames)
+    ratio = (target - current).mul_(0.5).clamp_(-REFINE_MAX_GAIN, REFINE_MAX_GAIN)
+    log_gain = torch.sparse.mm(shares, ratio).reshape(bins, batch, frames).transpose(0, 1)
+    if count > frames:
+        log_gain = torch.nn.functional.pad(log_gain, (0, count - frames), mode="replicate")
     return log_gain.exp()
 
 
@@ -262,7 +268,7 @@ def refine_to_mel(
     head = wave[..., :length]
     if noise_phase_hz:
         head = noise_phase_high_band(head, noise_phase_hz)
-    target = log_mel[..., : 1 + length // HOP_LENGTH].float().transpose(1, 2)  # (B, T', 128)
+    target = log_mel[..., : 1 + length // HOP_LENGTH].float()  # (B, 128, T')
     window = torch.hann_window(N_FFT, periodic=True, device=wave.device)
     spec = _stft(head, window)
     previous = None
