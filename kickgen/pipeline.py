@@ -257,6 +257,8 @@ class KickPipeline:
         self.text_encoder = text_encoder.to(self.device).eval()
         self.scheduler = scheduler.to(self.device)
         self.vae = vae.to(self.device).eval()
+        if self.device.type == "cpu":  # oneDNN's own layout: the batch-16 decode takes 2/3 the time
+            self.vae.to(memory_format=torch.channels_last)
         self.vocoder = vocoder.to(self.device).eval() if vocoder is not None else None
         self.vocab = list(vocab)
         self.latent_dim = int(latent_dim)
