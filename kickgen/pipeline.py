@@ -257,7 +257,9 @@ class KickPipeline:
         self.text_encoder = text_encoder.to(self.device).eval()
         self.scheduler = scheduler.to(self.device)
         self.vae = vae.to(self.device).eval()
-        if self.device.type == "cpu":  # oneDNN's own layout: the batch-16 decode takes 2/3 the time
+        if self.device.type == "cpu":  # oneDNN's preferred layout: at batch 16 the VAE decode took
+            # 53 ms instead of 80 and the whole kick 0.055 s instead of 0.061 (kickgen bench)
+            self.unet.to(memory_format=torch.channels_last)
             self.vae.to(memory_format=torch.channels_last)
         self.vocoder = vocoder.to(self.device).eval() if vocoder is not None else None
         self.vocab = list(vocab)

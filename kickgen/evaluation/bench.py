@@ -277,6 +277,8 @@ def reference_kick(
     pipe = KickPipeline(
         unet, text_encoder, scheduler, vae, vocoder, diffusion["vocab"], cfg.latent_dim, "cpu"
     )
+    for module in (pipe.unet, pipe.vae):  # the reference runs torch's default layout
+        module.to(memory_format=torch.contiguous_format)
     cond, uncond = pipe.encode_prompt(pipe.parse_prompt(prompt).token_ids)
     sampler = DDIMSampler(pipe.scheduler, steps, guidance_until=None)  # guided every step
     latent = sampler.sample(

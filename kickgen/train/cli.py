@@ -11,6 +11,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+SMOOTH_TIME = (
+    "make a trained U-Net smooth in t: refit its time MLP, the rest untouched",
+    "Refit a diffusion checkpoint's time MLP to a smoothed copy of its own output over t, fed the "
+    "embedding of t / --time-scale (kickgen.train.diffusion.refit_time_embedding). Second-order "
+    "samplers such as DPM-Solver++ need a U-Net that is smooth in t.",
+)
+
 
 def _recipes() -> dict[str, tuple[type, type, str]]:
     from kickgen.models.autoencoder import VAEConfig
@@ -62,13 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         )
         add_config_arguments(p, train_cls, model_cls)
         p.set_defaults(func=run, recipe=name)
-    smooth = models.add_parser(
-        "smooth-time",
-        help="make a trained U-Net smooth in t: refit its time MLP, the rest untouched",
-        description="Refit a diffusion checkpoint's time MLP to a smoothed copy of its own output "
-        "over t, fed the embedding of t / --time-scale (kickgen.train.diffusion."
-        "refit_time_embedding). Second-order samplers need a U-Net that is smooth in t.",
-    )
+    smooth = models.add_parser("smooth-time", help=SMOOTH_TIME[0], description=SMOOTH_TIME[1])
     smooth.add_argument("--diffusion", type=Path, required=True, help="the checkpoint to smooth")
     smooth.add_argument("--out", type=Path, required=True, help="the smoothed checkpoint to write")
     smooth.add_argument("--time-scale", type=float, default=32.0, help="default 32.0")
