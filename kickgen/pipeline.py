@@ -36,6 +36,7 @@ import torch
 from kickgen import griffin_lim
 from kickgen.audio import NUM_SAMPLES, SAMPLE_RATE, log_mel, write_wav
 from kickgen.errors import KickgenError
+from kickgen.models.autoencoder import fit_latent
 from kickgen.prompts import PromptInfo, UnknownKeywordWarning, analyze_prompt
 from kickgen.sampling import SamplerError, make_sampler
 from kickgen.weights import (  # the guide's checkpoint names and the lookup order
@@ -340,9 +341,11 @@ class KickPipeline:
 
     @torch.inference_mode()
     def encode_audio(self, wave: torch.Tensor) -> torch.Tensor:
-        """VAE latents ``(B, latent_dim, 8, 11)`` of waveforms ``(B, 88200)`` (44.1 kHz, preprocessed)."""
+        """VAE latents ``(B, latent_dim, 8, 11)`` of waveforms ``(B, 88200)`` (44.1 kHz,
+        preprocessed): the encoder's, then fitted to the mel
+        (:func:`~kickgen.models.autoencoder.fit_latent`)."""
         mel = log_mel(wave.float().to(self.device)).unsqueeze(1)  # (B, 1, 128, 173)
-        return self.vae.encode(mel).float()
+        return fit_latent(self.vae, mel).float()
 
     # ------------------------------------------------------------------ generation
     def __call__(

@@ -20,6 +20,7 @@ the diffusion model sees roughly unit-variance latents and ``vae.decode(sampler 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -27,6 +28,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from kickgen.audio import LOG_MEL_MIN, N_FRAMES, N_MELS
+
+FIT_RANGE_NEPERS = 8.0 * math.log(10.0)  # 80 dB of power in natural-log units
 
 
 @dataclass
@@ -178,3 +181,32 @@ class KickVAE(nn.Module):
         scale = (mu - shift).std().clamp(min=1e-6)  # one scale keeps channels' relative sizes
         self.latent_shift.copy_(shift)
         self.latent_scale.fill_(float(scale))
+
+
+def fit_latent(vae: nn.Module, x: torch.Tensor, steps: int = 25, lr: float = 0.02) -> torch.Tensor:
+    """The scaled latents ``(B, latent_dim, 8, 11)`` whose decodings are nearest the log-mels
+    ``x (B, 1, 128, 173)``: from ``vae.encode``, ``steps`` Adam steps on the L1 distance between
+    the decoding and ``x``, both floored 80 dB below ``x``'s peak (the eval's log-mel distance).
+
+    The encoder is amortised: its mean is a good latent, not the best one. On the 24 real
+    validation recordings 25 steps take the round trip from 2.21 to 1.96 dB log-mel and a variation
+    at strength 0 from 2.54 to 2.46 dB (checkpoints/MODEL_CARD.md), about 0.25 s per clip on one
+    core. Each clip is encoded and fitted on its own: Adam's steps follow the sign of gradients
+    that rounding alone would change, so in a batch a clip's latent would depend on the others.
+    Runs with autograd on, also when called in inference mode; only the latent moves.
+    """
+    return torch.cat([_fit_one(vae, clip, steps, lr) for clip in x.split(1)])
+
+
+def _fit_one(vae: nn.Module, x: torch.Tensor, steps: int, lr: float) -> torch.Tensor:
+    with torch.inference_mode(False), torch.enable_grad():
+        x = x.detach().clone()
+        latent = vae.encode(x).detach().clone().requires_grad_(True)
+        floor = x.amax() - FIT_RANGE_NEPERS
+        target = torch.maximum(x, floor)
+        opt = torch.optim.Adam([latent], lr=lr)
+        for _ in range(steps):
+            loss = (torch.maximum(vae.decode(latent), floor) - target).abs().mean()
+            (latent.grad,) = torch.autograd.grad(loss, [latent])
+            opt.step()
+        return latent.detach()
