@@ -68,6 +68,8 @@ def test_eval_end_to_end(checkpoint_dir: Path, tiny_corpus: Path, tmp_path: Path
 
     rec = results["reconstruction"]
     assert rec["n"] == 2 and len(rec["vae_log_mel_db"]["per_clip"]) == 2
+    fitted, encoded = rec["vae_fitted_log_mel_db"]["per_clip"], rec["vae_log_mel_db"]["per_clip"]
+    assert all(f < e for f, e in zip(fitted, encoded, strict=True))  # fitting only brings it nearer
     for src in ("true_mel", "vae_mel"):
         for method in quality.RECON_METHODS:
             for name in ("log_mel_db", "mrstft_db"):

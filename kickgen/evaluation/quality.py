@@ -267,6 +267,7 @@ def reconstruction(
     """
     from kickgen import griffin_lim
     from kickgen.audio import log_mel
+    from kickgen.models.autoencoder import fit_latent
 
     idx = _recon_indices(val, config.n_recon, config.seed)
     is_real = np.array([val.kinds[i] == "real" for i in idx])
@@ -277,6 +278,7 @@ def reconstruction(
         for m in methods
     }
     vae_err: list[float] = []
+    vae_fit_err: list[float] = []  # with the latents fitted to the mels, as init kicks' are
     recording_comb: list[float] = []
     examples: dict[str, torch.Tensor] = {}
     shipped = methods[0]  # the vocoder the pipeline uses: hifigan, or griffin_lim without one
@@ -294,6 +296,9 @@ def reconstruction(
                 .cpu()
             )
             vae_err += metrics.log_mel_distance_db(vae_mel, mel).tolist()
+            fitted = fit_latent(pipe.vae, mel.unsqueeze(1).to(pipe.device))  # as for init kicks
+            fitted_mel = pipe.vae.decode(fitted).squeeze(1).float().cpu()
+            vae_fit_err += metrics.log_mel_distance_db(fitted_mel, mel).tolist()
             recording_comb += metrics.frame_comb(wave).tolist()
             for src, inp in (("true_mel", mel), ("vae_mel", vae_mel)):
                 for m in methods:
@@ -326,6 +331,7 @@ def reconstruction(
 
     results: dict = {"n": len(idx), "n_real": int(is_real.sum()), "ids": [val.ids[i] for i in idx],
                      "kinds": [val.kinds[i] for i in idx], "vae_log_mel_db": summary(vae_err),
+                     "vae_fitted_log_mel_db": summary(vae_fit_err),
                      "recording_frame_comb": summary(recording_comb)}  # fmt: skip
     for key, vals in scores.items():
         results[key] = {name: summary(v) for name, v in vals.items()}

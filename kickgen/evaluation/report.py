@@ -299,6 +299,13 @@ def reconstruction_lines(rec: dict) -> list[str]:
         f"[real {_f(rec['vae_log_mel_db']['real_mean'])}]",
         "",
     ]
+    if "vae_fitted_log_mel_db" in rec:
+        fit = rec["vae_fitted_log_mel_db"]
+        lines += [
+            f"With each latent fitted to its mel, as an init kick's is (`fit_latent`): "
+            f"**{fit['mean']:.2f} ± {fit['ci95']:.2f} dB** [real {_f(fit['real_mean'])}]",
+            "",
+        ]
     if "variation_strength_0" in rec:
         var = rec["variation_strength_0"]
         lines += [
