@@ -104,7 +104,7 @@ def split_timesteps(
     share of the range suggests: guidance amplifies whatever error reaches the switch (on the
     shipped models a relative latent error of 0.1 % there ends 0.1 dB log-mel off). A quadratic
     grid of 20 points puts 4 there; this one 6, and lands closer to the many-step solution on
-    every prompt and seed set measured (BENCHMARKS.md, *Solver agreement*). Falls back to
+    every prompt and seed set measured (checkpoints/MODEL_CARD.md, *Smooth in t*). Falls back to
     :func:`quadratic_timesteps` when the grid is too short to split or ``t_switch`` lies outside it.
     """
     steps = quadratic_timesteps(num_train_timesteps, num_steps)  # validates num_steps
@@ -331,7 +331,7 @@ class DPMSolverSampler(_Sampler):
     switches. Without the split the timesteps are quadratic in t (:func:`quadratic_timesteps`).
 
     A second-order solver also needs a U-Net that is smooth in t; the DDPM time embedding made the
-    shipped one wiggle from step to step, and no grid helped then (see
+    2026.12 U-Net wiggle from step to step, and no grid helped then (see
     :class:`~kickgen.models.diffusion.LatentUNet`'s ``time_scale``). On model 2026.12.1, six sets
     of 16 kicks (6 prompts, guidance 3), mean log-mel distance to DDIM 200 per set: DPM-Solver++ 20
     0.11–0.33 dB (mean 0.20), DDIM 50 0.19–0.35 (0.28), closer on every set; without the split

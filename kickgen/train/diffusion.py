@@ -307,7 +307,6 @@ def refit_time_embedding(
     time_scale: float = 32.0,
     sigma: float = 8.0,
     steps: int = 6000,
-    seed: int = 0,
 ) -> LatentUNet:
     """A copy of ``unet`` that is smooth in t, its body untouched (``kickgen train smooth-time``).
 
@@ -316,8 +315,9 @@ def refit_time_embedding(
     whose output (the vector added to the keyword vector) is a smooth curve over t plus them: on
     the 2026.12 U-Net they are 10 % of it. The copy's time MLP, fed the embedding of
     ``t / time_scale``, is fitted (Adam, full batch, cosine decay from 2e-3) to that curve smoothed
-    by a Gaussian of ``sigma`` steps over the ``timesteps`` training steps; every other weight,
-    and so what the keywords do, stays as trained.
+    by a Gaussian of ``sigma`` steps over the ``timesteps`` training steps, starting from its
+    trained weights (deterministic: no random draw); every other weight, and so what the keywords
+    do, stays as trained.
     """
     import copy
 
@@ -337,7 +337,6 @@ def refit_time_embedding(
     features = timestep_embedding(t / time_scale, new.time_dim)
     new.requires_grad_(False)
     new.time_mlp.requires_grad_(True)
-    torch.manual_seed(seed)
     opt = torch.optim.Adam(new.time_mlp.parameters(), lr=2e-3)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=1e-5)
     with Progress(steps, "smooth time embedding") as bar:
