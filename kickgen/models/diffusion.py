@@ -157,7 +157,7 @@ class LatentUNet(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         if t.dim() == 0:
             t = t.expand(x.shape[0])
-        steps = t if self.time_scale == 1.0 else t.float() / self.time_scale
+        steps = t / self.time_scale  # exact for time_scale 1: the DDPM embedding's steps
         emb = self.time_mlp(timestep_embedding(steps, self.time_dim)) + cond  # (B, cond_dim)
         h = self.conv_in(x)
         skips = []
