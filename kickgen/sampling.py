@@ -11,11 +11,15 @@ Classifier-free guidance runs the conditional and the unconditional branch in ON
 pass (``cat([x, x])`` with ``cat([cond, uncond])``), then combines
 ``eps = eps_u + cfg_scale · (eps_c − eps_u)``. With ``cfg_scale == 1`` or ``uncond=None`` only the
 conditional branch runs. Guidance runs in a limited interval (Kynkäänniemi et al. 2024): only at
-timesteps ``t ≤ guidance_until · T``; the noisier steps before run the conditional branch alone.
-Guided there, the early steps overshoot the clip's envelope: "long" kicks at guidance 3 rang for
-1.07 s to −20 dB where the validation ones ring 0.51 s, and 3 in 8 failed the quiet-tail check;
-with ``guidance_until = 0.6`` every keyword set passes (``kickgen eval``, checkpoints/EVAL.md).
-``guidance_until=None`` guides every step, as the reference does. A list of per-sample
+timesteps ``guidance_from · T < t ≤ guidance_until · T``; the steps outside it run the conditional
+branch alone. Guided above the interval, the early steps overshoot the clip's envelope: "long"
+kicks at guidance 3 rang for 1.07 s to −20 dB where the validation ones ring 0.51 s, and 3 in 8
+failed the quiet-tail check; with ``guidance_until = 0.6`` every keyword set passes. Below it, by
+t = 0.2 · T, the prompt has done its work: the last 11 of DDIM 50's steps guided move a kick by
+0.28 dB log-mel (as far as DDIM 50 itself strays from DDIM 200), every prompt effect stays above
+0.8 (distorted 0.82 → 1.00), and a kick costs 70 U-Net rows instead of 81
+(``kickgen eval``, checkpoints/EVAL.md and MODEL_CARD.md). ``None`` for either bound drops that
+bound; both ``None`` guide every step, as the reference does. A list of per-sample
 generators makes kick i's starting noise depend on its own generator only, so kick i is the same
 whatever the batch size.
 
@@ -37,7 +41,8 @@ class SamplerError(KickgenError, ValueError):
     """A sampler was built or called with values it cannot use; the message says what to do."""
 
 
-GUIDANCE_UNTIL = 0.6  # guidance at timesteps t ≤ 0.6 · T (see the module docstring)
+GUIDANCE_UNTIL = 0.6  # guidance at timesteps t ≤ 0.6 · T ...
+GUIDANCE_FROM = 0.2  # ... and t > 0.2 · T (see the module docstring)
 
 Generators = torch.Generator | Sequence[torch.Generator] | None
 StepCallback = Callable[[int, int], None]  # (step index from 0, total steps)
@@ -94,7 +99,11 @@ HIGH_NOISE_SHARE = 0.3  # of a split grid's points, the share above the guidance
 
 
 def split_timesteps(
-    num_train_timesteps: int, num_steps: int, t_switch: int, high_share: float = HIGH_NOISE_SHARE
+    num_train_timesteps: int,
+    num_steps: int,
+    t_switch: int,
+    high_share: float = HIGH_NOISE_SHARE,
+    t_off: int | None = None,
 ) -> torch.Tensor:
     """``num_steps`` distinct timesteps from ``T − 1`` to 0 with ``t_switch`` among them: the
     ``round(high_share · num_steps)`` points from ``T − 1`` down to above the switch evenly spaced,
@@ -104,8 +113,10 @@ def split_timesteps(
     share of the range suggests: guidance amplifies whatever error reaches the switch (on the
     shipped models a relative latent error of 0.1 % there ends 0.1 dB log-mel off). A quadratic
     grid of 20 points puts 4 there; this one 6, and lands closer to the many-step solution on
-    every prompt and seed set measured (checkpoints/MODEL_CARD.md, *Smooth in t*). Falls back to
-    :func:`quadratic_timesteps` when the grid is too short to split or ``t_switch`` lies outside it.
+    every prompt and seed set measured (checkpoints/MODEL_CARD.md, *Smooth in t*). Where guidance
+    switches off again, at ``t_off`` below the switch, the quadratic point nearest it moves onto
+    it, so that no step straddles that switch either. Falls back to :func:`quadratic_timesteps`
+    when the grid is too short to split or ``t_switch`` lies outside it.
     """
     steps = quadratic_timesteps(num_train_timesteps, num_steps)  # validates num_steps
     high = round(high_share * num_steps)
@@ -117,6 +128,9 @@ def split_timesteps(
     ts = (top - (top - t_switch) * u).round().long().tolist() + [t_switch]
     j = torch.arange(1, low + 1, dtype=torch.float64) / low
     ts += (t_switch * (1.0 - j) ** 2).round().long().tolist()
+    if t_off is not None and 0 < t_off < t_switch and low > 1:
+        inner = range(high + 1, len(ts) - 1)  # below the switch, above the last point (0)
+        ts[min(inner, key=lambda i: abs(ts[i] - t_off))] = t_off
     return _distinct_descending(ts)
 
 
@@ -146,7 +160,11 @@ class _Sampler:
     name = "base"
 
     def __init__(
-        self, scheduler, num_steps: int = 50, guidance_until: float | None = GUIDANCE_UNTIL
+        self,
+        scheduler,
+        num_steps: int = 50,
+        guidance_until: float | None = GUIDANCE_UNTIL,
+        guidance_from: float | None = GUIDANCE_FROM,
     ) -> None:
         alpha_bars = getattr(scheduler, "alpha_bars", None)
         if not isinstance(alpha_bars, torch.Tensor) or alpha_bars.ndim != 1:
@@ -157,21 +175,28 @@ class _Sampler:
             raise SamplerError(
                 f"guidance_until={guidance_until}: use a fraction in (0, 1] of the schedule, or None"
             )
+        if guidance_from is not None and not 0.0 <= guidance_from < (guidance_until or 1.0):
+            raise SamplerError(
+                f"guidance_from={guidance_from}: use a fraction in [0, guidance_until) of the "
+                "schedule, or None"
+            )
         self.scheduler = scheduler
         self.num_steps = num_steps
         self.guidance_until = guidance_until
-        # guided timesteps: t ≤ guidance_t_max (every one when guidance_until is None)
-        self.guidance_t_max = (
-            alpha_bars.numel()
-            if guidance_until is None
-            else int(guidance_until * alpha_bars.numel())
-        )
+        self.guidance_from = guidance_from
+        # guided timesteps: guidance_t_min < t ≤ guidance_t_max
+        total = alpha_bars.numel()
+        self.guidance_t_max = total if guidance_until is None else int(guidance_until * total)
+        self.guidance_t_min = -1 if guidance_from is None else int(guidance_from * total)
         self.timesteps = evenly_spaced_timesteps(
             alpha_bars.numel(), num_steps
         )  # (S,) int64, descending
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(num_steps={self.num_steps}, guidance_until={self.guidance_until})"
+        return (
+            f"{type(self).__name__}(num_steps={self.num_steps}, "
+            f"guidance_from={self.guidance_from}, guidance_until={self.guidance_until})"
+        )
 
     # ---------------------------------------------------------------- shared pieces
     def _alpha_bars(self, device: torch.device) -> torch.Tensor:
@@ -200,13 +225,22 @@ class _Sampler:
     ) -> torch.Tensor:
         """Guided model output at timestep ``t`` for latents ``x (B, C, H, W)``."""
         batch = x.shape[0]
-        if uncond is None or cfg_scale == 1.0 or t > self.guidance_t_max:
+        if not self._guided(t, uncond, cfg_scale):
             tt = torch.full((batch,), t, dtype=torch.long, device=x.device)
             return model(x, tt, cond)
         tt = torch.full((2 * batch,), t, dtype=torch.long, device=x.device)
         out = model(torch.cat([x, x]), tt, torch.cat([cond, uncond]))  # (2B, C, H, W)
         out_c, out_u = out.chunk(2)
         return out_u + cfg_scale * (out_c - out_u)
+
+    def _guided(self, t: int, uncond: torch.Tensor | None, cfg_scale: float) -> bool:
+        """Whether the step at timestep ``t`` runs guidance (inside the interval, with a branch to
+        guide against and a scale that changes anything)."""
+        return (
+            uncond is not None
+            and cfg_scale != 1.0
+            and self.guidance_t_min < t <= self.guidance_t_max
+        )
 
     @staticmethod
     def _to_eps_x0(
@@ -323,19 +357,22 @@ class DPMSolverSampler(_Sampler):
     ``corrector=False`` gives plain DPM-Solver++(2M).
 
     The guidance interval makes the ODE's vector field jump where guidance switches on
-    (t = ``guidance_t_max``). A multistep solver assumes a smooth field: a step that straddles the
-    switch, or a correction that mixes an unguided D with a guided one, is badly wrong there.
-    ``split_at_guidance=True`` (what :func:`make_sampler` builds for ``"dpm"``) puts a grid point
-    on the switch, 0.3 of the points above it (:func:`split_timesteps`), and restarts the history
-    (one first-order step, no correction of the point where guidance switched) whenever guidance
-    switches. Without the split the timesteps are quadratic in t (:func:`quadratic_timesteps`).
+    (t = ``guidance_t_max``) and off again (t = ``guidance_t_min``). A multistep solver assumes a
+    smooth field: a step that straddles a switch, or a correction that mixes an unguided D with a
+    guided one, is badly wrong there. ``split_at_guidance=True`` (what :func:`make_sampler` builds
+    for ``"dpm"``) puts grid points on both switches, 0.3 of the points above the upper one
+    (:func:`split_timesteps`), and restarts the history (one first-order step, no correction of the
+    point where guidance switched) whenever guidance switches. Without the split the timesteps are
+    quadratic in t (:func:`quadratic_timesteps`).
 
     A second-order solver also needs a U-Net that is smooth in t; the DDPM time embedding made the
     2026.12 U-Net wiggle from step to step, and no grid helped then (see
     :class:`~kickgen.models.diffusion.LatentUNet`'s ``time_scale``). On model 2026.12.1, six sets
-    of 16 kicks (6 prompts, guidance 3), mean log-mel distance to DDIM 200 per set: DPM-Solver++ 20
-    0.11–0.33 dB (mean 0.20), DDIM 50 0.19–0.35 (0.28), closer on every set; without the split
-    0.47. On the 2026.12 U-Net, with the quadratic grid and the split, 0.31 against DDIM 50's 0.28.
+    of 16 kicks (6 prompts, guidance 3 in the default interval), mean log-mel distance to DDIM 200
+    per set: DPM-Solver++ 20 0.10–0.34 dB (mean 0.19), DDIM 50 0.20–0.35 (0.28), closer on every
+    set; without the grid point at the lower switch 0.21. Guided at every t ≤ 0.6 · T it was 0.20
+    against DDIM 50's 0.28, and 0.47 without the split; on the 2026.12 U-Net, with the quadratic
+    grid and the split, 0.31 against DDIM 50's 0.28.
     """
 
     name = "dpm"
@@ -347,19 +384,17 @@ class DPMSolverSampler(_Sampler):
         guidance_until: float | None = GUIDANCE_UNTIL,
         split_at_guidance: bool = False,
         corrector: bool = True,
+        guidance_from: float | None = GUIDANCE_FROM,
     ) -> None:
-        super().__init__(scheduler, num_steps, guidance_until)
+        super().__init__(scheduler, num_steps, guidance_until, guidance_from)
         self.split_at_guidance = split_at_guidance and guidance_until is not None
         self.corrector = corrector
         total = scheduler.alpha_bars.numel()
         self.timesteps = (
-            split_timesteps(total, num_steps, self.guidance_t_max)
+            split_timesteps(total, num_steps, self.guidance_t_max, t_off=self.guidance_t_min)
             if self.split_at_guidance
             else quadratic_timesteps(total, num_steps)
         )
-
-    def _guided(self, t: int, uncond, cfg_scale: float) -> bool:
-        return not (uncond is None or cfg_scale == 1.0 or t > self.guidance_t_max)
 
     @staticmethod
     def _unic_weights(h: torch.Tensor, r_q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -429,16 +464,14 @@ class DPMSolverSampler(_Sampler):
 SAMPLERS: dict[str, type[_Sampler]] = {"ddim": DDIMSampler, "dpm": DPMSolverSampler}
 
 
-def make_sampler(
-    name: str, scheduler, num_steps: int, guidance_until: float | None = GUIDANCE_UNTIL
-) -> _Sampler:
-    """Build a sampler by name: ``"ddim"`` (the reference's) or ``"dpm"`` (DPM-Solver++(2M) with a
-    UniC corrector, its grid and history split where guidance switches on; see
-    :class:`DPMSolverSampler`)."""
+def make_sampler(name: str, scheduler, num_steps: int) -> _Sampler:
+    """Build a sampler by name with the default guidance interval: ``"ddim"`` (the reference's) or
+    ``"dpm"`` (DPM-Solver++(2M) with a UniC corrector, its grid and history split where guidance
+    switches on; see :class:`DPMSolverSampler`)."""
     try:
         cls = SAMPLERS[name]
     except KeyError:
         raise SamplerError(f"unknown sampler {name!r}: use one of {', '.join(SAMPLERS)}") from None
     if cls is DPMSolverSampler:
-        return cls(scheduler, num_steps, guidance_until, split_at_guidance=True)
-    return cls(scheduler, num_steps, guidance_until)
+        return cls(scheduler, num_steps, split_at_guidance=True)
+    return cls(scheduler, num_steps)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from kickgen.audio import SAMPLE_RATE
 from kickgen.descriptors import describe
@@ -182,9 +183,17 @@ def test_morph_between_two_generated_kicks_ends_on_them(tpipe):
     rows = [f.recipe["rows"][f.recipe["index"]] for f in frames]
     assert [r["t"] if "t" in r else 0.0 for r in rows] == [0.0, 0.5, 1.0]
     assert rows[0]["seed"] == 1 and rows[0]["seed_b"] == 9 and rows[0]["prompt_b"] == "deep"
-    # the same rows as the plain generations (a batch of 3 changes only the last bits of CPU maths)
-    np.testing.assert_allclose(frames[0].wave, a.wave, atol=0.01)
-    np.testing.assert_allclose(frames[-1].wave, b.wave, atol=0.01)
+    # The same rows as the plain generations: a batch of 3 changes only the last bits of the CPU
+    # maths (2e-6 in the mels), but refinement's 16 iterations on this random generator's output,
+    # far from any mel, turn them into 2 % of the peak (on the shipped vocoder 1e-5), so the kicks
+    # are compared by their log-mels (measured 0.007 dB, against 1.09 between a and b).
+    from kickgen.evaluation.metrics import wave_log_mel_distance_db
+
+    def db(x: np.ndarray, y: np.ndarray) -> float:
+        return float(wave_log_mel_distance_db(torch.from_numpy(x)[None], torch.from_numpy(y)[None]))
+
+    assert db(frames[0].wave, a.wave) < 0.05 and db(frames[-1].wave, b.wave) < 0.05
+    assert db(a.wave, b.wave) > 0.5
     assert np.abs(a.wave - b.wave).max() > 0.1
     varied = vary_init(tpipe, init_from_bytes(wav_bytes(synth_kick())), n=1, seed=2, steps=STEPS)[0]
     audio = morph_kicks(tpipe, a, varied, frames=2, steps=STEPS)

@@ -46,7 +46,7 @@ import torch
 
 from kickgen.audio import NUM_SAMPLES, SAMPLE_RATE, log_mel, power_spectrogram
 from kickgen.progress import Progress, progress
-from kickgen.sampling import GUIDANCE_UNTIL
+from kickgen.sampling import GUIDANCE_FROM, GUIDANCE_UNTIL
 
 REFERENCE_SECONDS_PER_KICK = 1.0  # REFERENCE.md: whole generate() call, warm process
 
@@ -281,7 +281,9 @@ def reference_kick(
     for module in (pipe.unet, pipe.vae):  # the reference runs torch's default layout
         module.to(memory_format=torch.contiguous_format)
     cond, uncond = pipe.encode_prompt(pipe.parse_prompt(prompt).token_ids)
-    sampler = DDIMSampler(pipe.scheduler, steps, guidance_until=None)  # guided every step
+    sampler = DDIMSampler(
+        pipe.scheduler, steps, guidance_until=None, guidance_from=None
+    )  # every step
     latent = sampler.sample(
         SequentialGuidance(pipe.unet), (1, pipe.latent_dim, 8, 11), cond, uncond, cfg_scale, "cpu",
         generator=[torch.Generator().manual_seed(seed)],
@@ -883,9 +885,9 @@ def render_markdown(result: BenchResult, command: str) -> str:
         "upsampling 8·8·2·2·2 (3.66 M; published 3.7 M). The row with kickgen's own model sizes shows the",
         "method's cost without the size difference.",
         "kickgen's batched mode loads once, runs guidance as one batched U-Net pass over the whole",
-        f"batch (2 × batch rows), only at timesteps t ≤ {GUIDANCE_UNTIL:g} · T (the noisier steps run the",
-        "conditional pass alone; the reference guides every step), and decodes the batch in one VAE",
-        "call; HiFi-GAN runs clip by clip on the CPU.",
+        f"batch (2 × batch rows), only at timesteps {GUIDANCE_FROM:g} · T < t ≤ {GUIDANCE_UNTIL:g} · T",
+        "(the other steps run the conditional pass alone; the reference guides every step), and",
+        "decodes the batch in one VAE call; HiFi-GAN runs clip by clip on the CPU.",
     ]
     if result.griffin_lim:
         lines += [

@@ -50,7 +50,7 @@ from kickgen.evaluation import metrics
 from kickgen.output import make_folder
 from kickgen.pipeline import torch_threads
 from kickgen.progress import Progress
-from kickgen.sampling import GUIDANCE_UNTIL
+from kickgen.sampling import GUIDANCE_FROM, GUIDANCE_UNTIL
 
 # (prompt, baseline prompt, descriptor, expected direction: +1 the prompt raises it, -1 lowers it)
 ADHERENCE: tuple[tuple[str, str, str, int], ...] = (
@@ -710,6 +710,7 @@ def _run(
         "corpus": str(corpus),
         "config": asdict(config),
         "vocoder": "hifigan" if pipe.vocoder is not None else "griffin-lim",
+        "guidance_from": GUIDANCE_FROM,
         "guidance_until": GUIDANCE_UNTIL,
         "machine": report.machine_description(),
         "timings_s": timings,

@@ -408,8 +408,9 @@ def markdown(results: dict) -> str:
         lines += ["Command:", "", "```", results["command"], "```", ""]
     lines += [
         f"Checkpoints `{results['checkpoints']}`, corpus `{results['corpus']}`, vocoder {results['vocoder']}; "
-        f"{cfg['sampler']} {cfg['steps']} steps, guidance {cfg['cfg_scale']:g} at timesteps t ≤ "
-        f"{results.get('guidance_until', 1.0):g} · T (the sampler's default), seeds from {cfg['seed']}.",
+        f"{cfg['sampler']} {cfg['steps']} steps, guidance {cfg['cfg_scale']:g} at timesteps "
+        f"{results.get('guidance_from') or 0:g} · T < t ≤ {results.get('guidance_until') or 1:g} · T "
+        f"(the sampler's default), seeds from {cfg['seed']}.",
         f"Machine: {results['machine']}. Wall time {results['timings_s']['total']:.0f} s "
         f"({results['kicks_generated']} kicks generated in {results['seconds_generating']:.0f} s).",
         "",
