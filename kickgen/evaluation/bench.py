@@ -447,7 +447,7 @@ def write_reference_size_checkpoints(directory: Path, seed: int = 0) -> dict[str
     vae_cfg = VAEConfig(latent_dim=4, channels=(32, 64, 128, 256))
     voc_cfg = VocoderConfig(upsample_initial_channel=256, upsample_rates=(8, 8, 2, 2, 2),
                             upsample_kernel_sizes=(16, 16, 4, 4, 4), istft_n_fft=0,
-                            source_harmonics=0, refine_iters=0)  # fmt: skip
+                            source_harmonics=0, noise_source=False, refine_iters=0)  # fmt: skip
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         unet = ck.build_unet(diff_cfg)

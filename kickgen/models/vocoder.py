@@ -63,7 +63,8 @@ class VocoderConfig:
     mel_scale: float = 6.0  # log-mel units per unit of normalised input
     istft_n_fft: int = 32  # iSTFT head (hop n_fft/4); 0 = HiFi-GAN V1 conv + tanh waveform head
     source_harmonics: int = 3  # body-source sines (harmonics of the body pitch); 0 = no source
-    noise_source: bool = False  # white noise into every stage (breaks the frame-rate comb)
+    noise_source: bool = True  # white noise into every stage (breaks the frame-rate comb); files
+    # saved before this field existed were built without it (FIELDS_ADDED)
     refine_iters: int = 16  # eval mode: refine_to_mel iterations on the output; 0 = raw generator
     # eval mode, first: noise phase above this after the click (0 = off); a checkpoint saved
     # before this field existed gets this default
@@ -191,8 +192,11 @@ def fixed_noise(length: int, device: torch.device | str = "cpu") -> torch.Tensor
 
 def _zero_conv(channels_in: int, channels_out: int, stride: int) -> nn.Conv1d:
     """A strided conv from the sample rate to a stage's rate, starting at zero (the stage
-    first works as if the input were absent and learns to use it)."""
-    conv = nn.Conv1d(channels_in, channels_out, 2 * stride, stride, padding=stride // 2)
+    first works as if the input were absent and learns to use it). Kernel 2 · stride, so that
+    each output sees two of its hops; a stage at the sample rate itself (stride 1) gets kernel 1,
+    as kernel 2 without padding would leave it one sample short."""
+    kernel = 2 * stride if stride > 1 else 1
+    conv = nn.Conv1d(channels_in, channels_out, kernel, stride, padding=stride // 2)
     nn.init.zeros_(conv.weight)
     nn.init.zeros_(conv.bias)
     return conv
