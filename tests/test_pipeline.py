@@ -13,6 +13,7 @@ import torch
 from kickgen import pipeline as P
 from kickgen.audio import NUM_SAMPLES, SAMPLE_RATE
 from kickgen.checkpoints import CheckpointError
+from kickgen.evaluation.metrics import wave_log_mel_distance_db
 from kickgen.prompts import UnknownKeywordWarning, analyze_prompt, parse_prompt
 from kickgen.weights import CheckpointNotFoundError
 
@@ -117,10 +118,12 @@ def test_the_thread_plan_changes_only_rounding(pipeline, monkeypatch):
     monkeypatch.setattr(P, "cpu_workers", lambda: 3)
     split = pipeline("808", n=3, seed=4, steps=3)
     assert torch.get_num_threads() == threads
-    # the tolerances of test_kick_i_is_the_same_for_any_batch_size (random weights amplify rounding)
     assert torch.allclose(alone.log_mels, split.log_mels, atol=1e-4)
-    assert torch.allclose(alone.waveforms, split.waveforms, atol=3e-3)
-    assert not torch.allclose(alone.waveforms[0], alone.waveforms[1], atol=3e-3)
+    # The vocoder's refinement carries that rounding to several 1e-3 of these random weights'
+    # waveforms (1e-5 on the shipped ones), so the kicks are compared by their log-mels: measured
+    # 0.0004-0.001 dB between the plans, 0.90 dB between two of the kicks.
+    assert (wave_log_mel_distance_db(alone.waveforms, split.waveforms) < 0.05).all()
+    assert wave_log_mel_distance_db(alone.waveforms[:1], alone.waveforms[1:2]).item() > 0.5
 
 
 def test_workers_follow_the_cores_and_torch_threads():
