@@ -316,8 +316,8 @@ def reference_kick(
     for module in (pipe.unet, pipe.vae):  # the reference runs torch's default layout
         module.to(memory_format=torch.contiguous_format)
     cond, uncond = pipe.encode_prompt(pipe.parse_prompt(prompt).token_ids)
-    every_step = {"guidance_until": None, "guidance_from": None}  # guided as the reference is
-    sampler = DDIMSampler(pipe.scheduler, steps, **every_step)
+    # guided at every step, as the reference is
+    sampler = DDIMSampler(pipe.scheduler, steps, guidance_until=None, guidance_from=None)
     latent = sampler.sample(
         SequentialGuidance(pipe.unet), (1, pipe.latent_dim, 8, 11), cond, uncond, cfg_scale, "cpu",
         generator=[torch.Generator().manual_seed(seed)],
