@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from kickgen.sampling import (
+    GUIDANCE_FROM,
+    GUIDANCE_UNTIL,
     DDIMSampler,
     DPMSolverSampler,
     SamplerError,
@@ -208,16 +210,17 @@ def test_guidance_is_one_batched_pass_equal_to_two_sequential_passes(cls):
 def test_guidance_runs_only_inside_its_interval(cls):
     """Timesteps outside guidance_from · T < t ≤ guidance_until · T run the conditional branch
     alone, the rest are guided: the same as stepping the guided and the unguided sampler by hand
-    over the parts. By default the interval is (0.2, 0.6] · T."""
+    over the parts. By default the interval is (0.2, 0.7] · T."""
     sched = Schedule()
     model = GaussianDenoiser(sched, std=0.5)
     cond, uncond = torch.full((1, 4), 1.0), torch.zeros(1, 4)
     total = sched.alpha_bars.numel()
     sampler = cls(sched, 10)
-    assert (sampler.guidance_from, sampler.guidance_until) == (0.2, 0.6)
-    guided = [0.2 * total < t <= 0.6 * total for t in sampler.timesteps.tolist()]
+    assert (sampler.guidance_from, sampler.guidance_until) == (GUIDANCE_FROM, GUIDANCE_UNTIL)
+    lo, hi = GUIDANCE_FROM * total, GUIDANCE_UNTIL * total
+    guided = [lo < t <= hi for t in sampler.timesteps.tolist()]
     assert 0 < sum(guided) < 10  # both kinds of step occur
-    assert any(t <= 0.2 * total for t in sampler.timesteps.tolist()[1:-1])  # below it, not last
+    assert any(t <= lo for t in sampler.timesteps.tolist()[1:-1])  # below it, not last
     out = sampler.sample(model, SHAPE, cond, uncond, 3.0, "cpu", noise=_noise())
     assert model.calls == [2 * SHAPE[0] if g else SHAPE[0] for g in guided]
 
@@ -227,7 +230,7 @@ def test_guidance_runs_only_inside_its_interval(cls):
         prediction_type = "epsilon"
 
         def forward(self, x, t, c):
-            if x.shape[0] == 2 * SHAPE[0] and not 0.2 * total < int(t[0]) <= 0.6 * total:
+            if x.shape[0] == 2 * SHAPE[0] and not lo < int(t[0]) <= hi:
                 e_c = model(x[: SHAPE[0]], t[: SHAPE[0]], c[: SHAPE[0]])
                 return torch.cat([e_c, e_c])  # e_u = e_c: the guided combination is e_c
             return model(x, t, c)
@@ -247,8 +250,8 @@ def test_guidance_runs_only_inside_its_interval(cls):
     assert not torch.allclose(out, upper_only, atol=1e-3)  # so does its lower bound
     with pytest.raises(SamplerError, match="guidance_until=0"):
         cls(sched, 10, guidance_until=0.0)
-    with pytest.raises(SamplerError, match="guidance_from=0.6"):
-        cls(sched, 10, guidance_from=0.6)  # an empty interval
+    with pytest.raises(SamplerError, match="guidance_from=0.7"):
+        cls(sched, 10, guidance_from=0.7, guidance_until=0.7)  # an empty interval
 
 
 def test_per_sample_generators_make_kick_i_independent_of_the_batch():
@@ -299,7 +302,7 @@ class ConditionalMixture(MixtureDenoiser):
 
 
 def test_second_order_solver_beats_ddim_at_equal_steps_with_the_guidance_interval():
-    """Guided at 0.2·T < t ≤ 0.6·T (the pipeline's setting), cfg 3: DPM-Solver++ 20 as make_sampler
+    """Guided at 0.2·T < t ≤ 0.7·T (the pipeline's setting), cfg 3: DPM-Solver++ 20 as make_sampler
     builds it lands closer to the many-step solution than DDIM 20, and the split at the guidance
     switches is what makes it so (the same solver stepping across them strays further)."""
     sched = Schedule()
@@ -317,7 +320,8 @@ def test_second_order_solver_beats_ddim_at_equal_steps_with_the_guidance_interva
 
     dpm, ddim = err(make_sampler("dpm", sched, 20)), err(make_sampler("ddim", sched, 20))
     across = err(DPMSolverSampler(sched, 20))  # no split: one step straddles the switch
-    assert {600, 200} <= set(make_sampler("dpm", sched, 20).timesteps.tolist())
+    switches = {int(GUIDANCE_UNTIL * 1000), int(GUIDANCE_FROM * 1000)}
+    assert switches <= set(make_sampler("dpm", sched, 20).timesteps.tolist())
     # measured: dpm-20 0.017, ddim-20 0.049, dpm-20 across the switches 0.022
     assert dpm < ddim
     assert dpm < across

@@ -119,6 +119,34 @@ def test_vocoder_init_from_copies_what_fits(tmp_path):
             torch.testing.assert_close(value, src[name], rtol=0, atol=0)
 
 
+def test_diffusion_init_from_finds_each_keyword_by_its_word(tmp_path):
+    """A fine-tune's vocabulary may reorder, drop and add words: shared words keep their rows,
+    a new word starts fresh, the U-Net is copied whole; other sizes or noise are refused."""
+    from kickgen.checkpoints import build_unet, save_diffusion
+    from kickgen.models.text_encoder import KeywordEncoder
+    from kickgen.train.runtime import TrainingError
+
+    cfg = DiffusionConfig(base_channels=16)
+    torch.manual_seed(0)
+    unet, text_enc = build_unet(cfg), KeywordEncoder(3, cfg.text_embed_dim, cfg.cond_dim)
+    path = save_diffusion(tmp_path / "d.pt", unet, text_enc, ["808", "deep", "soft"], cfg)
+    torch.manual_seed(1)
+    vocab = ["soft", "808", "trap"]
+    core = train_diffusion.Denoiser(build_unet(cfg), KeywordEncoder(3, 64, 256))
+    fresh_row = core.text_enc.embedding.weight[2].detach().clone()
+    assert train_diffusion.init_denoiser(core, str(path), cfg, vocab) == []
+    rows, old_rows = core.text_enc.embedding.weight, text_enc.embedding.weight
+    torch.testing.assert_close(rows[0], old_rows[2], rtol=0, atol=0)  # soft
+    torch.testing.assert_close(rows[1], old_rows[0], rtol=0, atol=0)  # 808
+    torch.testing.assert_close(rows[2], fresh_row, rtol=0, atol=0)  # trap: new
+    for name, value in unet.state_dict().items():
+        torch.testing.assert_close(core.unet.state_dict()[name], value, rtol=0, atol=0)
+    with pytest.raises(TrainingError, match="time_scale 32.0 \\(run: 1.0\\)"):
+        train_diffusion.init_denoiser(
+            core, str(path), DiffusionConfig(base_channels=16, time_scale=1.0), vocab
+        )
+
+
 @pytest.mark.slow
 def test_vocoder_one_step_each_phase(vae_ckpt, corpus, tmp_path):
     cfg = train_vocoder.VocoderTrainConfig(

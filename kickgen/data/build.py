@@ -19,7 +19,10 @@ a given seed and whatever the number of workers:
 6. **Repair and checks**: a real recording with digital clipping (flat runs at its peak) is
    repaired by :func:`declip` first, and the manifest says so. Every clip is measured
    (:mod:`kickgen.descriptors`); a clip whose onset is later than ``MAX_ONSET_S`` (5 ms), or
-   that is silent or clipped, is dropped and reported.
+   that is silent or clipped, is dropped and reported. A clip the build makes (an augmented
+   variant, a procedural kick, a DrumSynth or Kicker render) must also have decayed where the
+   eval's sanity check looks (:func:`check_decay`): augmentations and procedural kicks are drawn
+   again, a render that still rings is dropped; recordings are kept as they are.
 7. **Keywords**: the names' keywords without the measurable ones, plus the keywords its
    measurements earn (:func:`kickgen.descriptors.measured_keywords`). The vocabulary keeps the
    keywords found in at least ``min_count`` groups (distinct drums, so that augmented copies
@@ -79,11 +82,14 @@ from kickgen.descriptors import (
     onset_index,
 )
 from kickgen.errors import KickgenError
+from kickgen.evaluation import metrics
 from kickgen.progress import Progress
 
 PREROLL_S = 0.001  # s of lead-in kept before the onset
 MAX_ONSET_S = 0.005  # s: every clip's onset must be this early
 DECLIP_MAX = 0.25  # declip(): apex at most 25 % above the clipped peak (soft cap)
+AUGMENT_TRIES = 8  # draws of an augmented variant until one decays in time (check_decay)
+RENDERED_KINDS = ("drumsynth", "kicker")  # presets kickgen renders: checked as made kicks
 CORPUS_STOPWORDS = frozenset({"kick"})  # every clip is a kick: the word tells nothing
 METADATA_FIELDS = (
     "id", "file", "source", "package", "kit", "licence", "keywords", "split", "group", "kind",
@@ -217,28 +223,62 @@ def _cached_source(path: str) -> tuple[np.ndarray, int]:
     return wave, 0
 
 
+def check_decay(clip: np.ndarray) -> None:
+    """Raise :class:`AudioError` when a clip the build made still rings where the eval's sanity
+    check asks a kick to have decayed (``metrics.TAIL_WINDOW_S``, ``metrics.TAIL_MAX_DB``).
+
+    No real recording of the open corpus rings there; made clips that did (a drive raising an
+    augmented tail, a long trap render, a slow procedural decay) were 7.6 % of the "long" clips
+    and taught the model tails that fail the check. Recordings are kept as they are.
+    """
+    level = float(metrics.tail_db(clip[None])[0])
+    if level > metrics.TAIL_MAX_DB:
+        start, stop = metrics.TAIL_WINDOW_S
+        raise AudioError(
+            f"rings at {level:.1f} dB re the peak over {start:g}-{stop:g} s "
+            f"(a made kick decays to {metrics.TAIL_MAX_DB:g} dB by then)"
+        )
+
+
+def _augmented_clip(wave: np.ndarray, task: Task) -> tuple[np.ndarray, dict[str, float], str]:
+    """An augmented variant that passes :func:`finish_clip` and :func:`check_decay`, drawn again
+    up to ``AUGMENT_TRIES`` times (draw 0 is the variant's own seed): clip, descriptors, recipe."""
+    aligned = align_onset(wave)
+    error = AudioError("no augmentation drawn")
+    for k in range(AUGMENT_TRIES):
+        key = [task.seed, task.variant] if k == 0 else [task.seed, task.variant, k]
+        variant, applied = augment.random_augment(
+            aligned, np.random.default_rng(key), onset=int(PREROLL_S * SAMPLE_RATE)
+        )
+        try:
+            clip, desc = finish_clip(np.asarray(variant, dtype=np.float64))
+            check_decay(clip)
+        except AudioError as exc:
+            error = exc
+            continue
+        return clip, desc, applied if k == 0 else f"{applied} tries={k + 1}"
+    raise error
+
+
 def make_clip(task: Task, out: Path) -> ClipResult:
     """Render/load, align, check and write one clip; errors are returned, never raised."""
     result = ClipResult(task)
-    wave = None
     try:
-        rng = np.random.default_rng([task.seed, task.variant])
         if task.source is None:  # a procedural kick: around the fits, or a style family's
             clip, result.descriptors, kick, tries = _procedural_kick(task)
             result.family, result.style_keywords = kick.family, kick.keywords
             result.augmentation = f"{kick.recipe} tries={tries}"
         else:
             wave, repaired = _cached_source(task.source.file)
-            if repaired:
-                result.augmentation = f"declipped={repaired}"
+            applied = f"declipped={repaired}" if repaired else ""
             if task.kind == "augmented":
-                aligned = align_onset(wave)
-                wave, applied = augment.random_augment(
-                    aligned, rng, onset=int(PREROLL_S * SAMPLE_RATE)
-                )
-                result.augmentation = f"{result.augmentation} {applied}".strip()
-        if wave is not None:
-            clip, result.descriptors = finish_clip(np.asarray(wave, dtype=np.float64))
+                clip, result.descriptors, recipe = _augmented_clip(wave, task)
+                applied = f"{applied} {recipe}".strip()
+            else:
+                clip, result.descriptors = finish_clip(np.asarray(wave, dtype=np.float64))
+                if task.kind in RENDERED_KINDS:
+                    check_decay(clip)
+            result.augmentation = applied
     except (AudioError, KickgenError, ValueError) as exc:
         where = task.source.file if task.source else task.id
         result.error = str(exc).removeprefix(f"{where}: ")
@@ -296,6 +336,10 @@ def _procedural_kick(task: Task) -> tuple[np.ndarray, dict[str, float], Procedur
         except AudioError:
             continue
         if count_hits(clip) > 1:  # a drawn envelope that dips and swells again: not a one-shot
+            continue
+        try:
+            check_decay(clip)
+        except AudioError:
             continue
         if not task.calibration:
             return clip, desc, kick, 1

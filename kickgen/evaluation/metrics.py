@@ -443,6 +443,16 @@ def memorization(
 # --------------------------------------------------------------------------- sanity and effect sizes
 
 
+def tail_db(waves: np.ndarray) -> np.ndarray:
+    """RMS over ``TAIL_WINDOW_S`` relative to the peak, dB, of finite ``(B, L)`` waveforms:
+    ``(B,)``. A clip that ends before the window has no tail: its RMS counts as 1e-12."""
+    x = np.asarray(waves, np.float64)
+    a, b = (int(t * SAMPLE_RATE) for t in TAIL_WINDOW_S)
+    peak = np.abs(x).max(axis=1)
+    tail_rms = np.sqrt(np.mean(x[:, a:b] ** 2, axis=1)) if x.shape[1] >= b else np.zeros(len(x))
+    return 20.0 * np.log10(np.maximum(tail_rms, 1e-12) / np.maximum(peak, 1e-12))
+
+
 def sanity_checks(
     waves: torch.Tensor | np.ndarray, descriptors: Mapping[str, np.ndarray] | None = None
 ) -> dict[str, np.ndarray]:
@@ -464,9 +474,6 @@ def sanity_checks(
     x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
     d = describe_safe(x) if descriptors is None else descriptors
     peak = np.abs(x).max(axis=1)
-    a, b = (int(t * SAMPLE_RATE) for t in TAIL_WINDOW_S)
-    tail_rms = np.sqrt(np.mean(x[:, a:b] ** 2, axis=1)) if x.shape[1] >= b else np.zeros(len(x))
-    tail_db = 20.0 * np.log10(np.maximum(tail_rms, 1e-12) / np.maximum(peak, 1e-12))
     checks = {
         "finite": finite,
         "not_silent": 20.0 * np.log10(np.maximum(peak, 1e-12)) >= SILENT_DBFS,
@@ -474,7 +481,7 @@ def sanity_checks(
         "onset": np.asarray(d["onset"]) <= ONSET_MAX_S,
         "body_pitch": (np.asarray(d["body_pitch"]) >= BODY_PITCH_HZ[0])
         & (np.asarray(d["body_pitch"]) <= BODY_PITCH_HZ[1]),
-        "quiet_tail": tail_db <= TAIL_MAX_DB,
+        "quiet_tail": tail_db(x) <= TAIL_MAX_DB,
     }
     checks["pass"] = np.logical_and.reduce([checks[k] for k in SANITY_CHECKS])
     return checks

@@ -15,7 +15,13 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from kickgen.checkpoints import DIFFUSION_FILENAME, build_unet, load_vae, save_diffusion
+from kickgen.checkpoints import (
+    DIFFUSION_FILENAME,
+    build_unet,
+    load_checkpoint,
+    load_vae,
+    save_diffusion,
+)
 from kickgen.models.autoencoder import KickVAE
 from kickgen.models.diffusion import (
     DiffusionConfig,
@@ -31,6 +37,7 @@ from kickgen.train.runtime import (
     RunLoop,
     Runtime,
     TrainingError,
+    copy_matching,
     lr_lambda,
     start_run,
     wrap_ddp,
@@ -44,6 +51,7 @@ class DiffusionTrainConfig:
     )
     corpus: str = "corpus"  # corpus directory (kickgen data build)
     run_dir: str = "runs/diffusion"  # training state, logs, exported checkpoint
+    init_from: str = ""  # diffusion checkpoint whose weights start a new run (a fine-tune)
     max_steps: int = 20000  # optimiser steps (global batches)
     batch_size: int = 64  # global batch, split across torchrun processes
     lr: float = 4e-4  # AdamW peak learning rate
@@ -218,6 +226,38 @@ def export(
     )
 
 
+# the sizes and the noise process a file's weights are tied to (the others only steer training)
+ARCHITECTURE_FIELDS = ("latent_dim", "base_channels", "channel_mult", "cond_dim", "text_embed_dim",
+                       "timesteps", "beta_start", "beta_end", "prediction_type", "time_scale")  # fmt: skip
+
+
+def init_denoiser(
+    core: Denoiser, path: str, model_cfg: DiffusionConfig, vocab: list[str]
+) -> list[str]:
+    """Start ``core`` from the EMA weights of diffusion checkpoint ``path`` (a fine-tune, on a
+    rebuilt corpus or a producer's own library): U-Net and keyword encoder, each keyword's
+    embedding found by its word, so a vocabulary that gained, lost or reordered words keeps the
+    ones it shares. Returns the names left freshly initialised (a new word's row is not a name:
+    it stays fresh inside the copied table)."""
+    ckpt = load_checkpoint(path, "diffusion")
+    differ = [f"{name} {getattr(ckpt['config'], name)!r} (run: {getattr(model_cfg, name)!r})"
+              for name in ARCHITECTURE_FIELDS
+              if getattr(ckpt["config"], name) != getattr(model_cfg, name)]  # fmt: skip
+    if differ:
+        raise TrainingError(f"{path}: cannot start from it, its " + ", ".join(differ))
+    text = dict(ckpt["text_enc_state_dict"])
+    rows = core.text_enc.embedding.weight.detach().clone()  # (V, E), fresh rows for new words
+    old = {str(w): i for i, w in enumerate(ckpt["vocab"])}
+    shared = [(i, old[w]) for i, w in enumerate(vocab) if w in old]
+    for i, j in shared:
+        rows[i] = text["embedding.weight"][j]
+    text["embedding.weight"] = rows
+    state = {f"unet.{k}": v for k, v in ckpt["ema_state_dict"].items()}
+    state.update({f"text_enc.{k}": v for k, v in text.items()})
+    print(f"init from {path}: {len(shared)} of {len(vocab)} keywords known")
+    return copy_matching(core, state, path)
+
+
 def train(
     cfg: DiffusionTrainConfig,
     model_cfg: DiffusionConfig,
@@ -244,6 +284,8 @@ def train(
         build_unet(model_cfg),
         KeywordEncoder(len(vocab), model_cfg.text_embed_dim, model_cfg.cond_dim),
     )
+    if run.state is None and cfg.init_from:
+        init_denoiser(core, cfg.init_from, model_cfg, vocab)
     core.to(rt.device)
     ema = EMA(core, model_cfg.ema_decay)
     model = wrap_ddp(core, rt)

@@ -176,6 +176,22 @@ def lr_lambda(warmup_steps: int, max_steps: int, final_fraction: float):
     return factor
 
 
+# --------------------------------------------------------------------------- starting from weights
+
+
+def copy_matching(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> list[str]:
+    """Copy the tensors of ``state`` whose names and shapes match ``module``'s (``init_from``:
+    a new run, a grown architecture or a producer's own library, starts from trained weights).
+    Returns the names that kept their fresh initialisation; prints what was copied."""
+    own = module.state_dict()
+    same = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    module.load_state_dict(same, strict=False)
+    fresh = sorted(set(own) - set(same))
+    listed = f": {', '.join(fresh)}" if fresh else ""
+    print(f"init from {source}: {len(same)} tensors copied, {len(fresh)} fresh{listed}")
+    return fresh
+
+
 # --------------------------------------------------------------------------- EMA
 
 

@@ -40,6 +40,7 @@ from kickgen.train.data import SplitData
 from kickgen.train.runtime import (
     RunLoop,
     Runtime,
+    copy_matching,
     start_run,
     unwrap,
     wrap_ddp,
@@ -237,17 +238,9 @@ def vae_reconstructions(vae_path: str, data: SplitData, device) -> torch.Tensor:
 
 
 def init_generator(gen: HiFiGANGenerator, path: str) -> list[str]:
-    """Copy the weights of vocoder checkpoint ``path`` whose names and shapes match ``gen``.
-
-    Starts a changed architecture, or a producer's own library, from a trained vocoder. Returns
-    the names that kept their fresh initialisation (printed)."""
-    ckpt = load_checkpoint(path, "vocoder")
-    own = gen.state_dict()
-    same = {k: v for k, v in ckpt["generator"].items() if k in own and own[k].shape == v.shape}
-    gen.load_state_dict(same, strict=False)
-    fresh = sorted(set(own) - set(same))
-    print(f"init from {path}: {len(same)} tensors copied, {len(fresh)} fresh: {', '.join(fresh)}")
-    return fresh
+    """Copy the weights of vocoder checkpoint ``path`` whose names and shapes match ``gen``;
+    returns the names that kept their fresh initialisation (:func:`copy_matching`)."""
+    return copy_matching(gen, load_checkpoint(path, "vocoder")["generator"], path)
 
 
 def train(
