@@ -187,3 +187,14 @@ def test_frame_comb_tells_a_frame_periodic_high_band_from_noise_and_clicks(kicks
     assert np.abs(metrics.frame_comb(kicks)).max() < 0.1  # onset clicks and decays, no grid
     half = noise[:1] + 0.5 * tiled / tiled.std()  # the comb's share of the high band's power
     assert 0.1 < metrics.frame_comb(half)[0] < 0.3
+
+
+def test_each_drum_counts_once_in_the_reference_table():
+    """Five velocity layers of one drum at 50 Hz and two drums recorded once: the clip median is
+    the five layers' 50 Hz, the median over drums 80 Hz."""
+    from kickgen.evaluation.quality import one_per_group
+
+    desc = {"f0_25ms": np.array([50.0, 51.0, 49.0, 50.0, 50.0, 80.0, 90.0])}
+    drums = one_per_group(desc, ["pearl"] * 5 + ["808", "909"])
+    assert drums["f0_25ms"].tolist() == [50.0, 80.0, 90.0]
+    assert np.median(desc["f0_25ms"]) == 50.0 and np.median(drums["f0_25ms"]) == 80.0

@@ -105,6 +105,7 @@ class EvalSplit:
     log_mels: torch.Tensor  # (N, 128, 173), float16 in the cache
     keywords: list[list[str]]
     kinds: list[str]  # real | synth | augmented | ... ("real" when the metadata has no kind)
+    groups: list[str]  # the drum a clip belongs to (its layers and variants share it; else its id)
 
 
 def load_eval_split(corpus_dir: Path, split: str) -> EvalSplit:
@@ -121,6 +122,7 @@ def load_eval_split(corpus_dir: Path, split: str) -> EvalSplit:
         log_mels=data.log_mels,
         keywords=[list(k) for k in data.keywords],
         kinds=[str(row.get("kind") or "real") for row in data.metadata],
+        groups=[str(row.get("group") or i) for row, i in zip(data.metadata, data.ids, strict=True)],
     )
 
 
@@ -169,6 +171,24 @@ def with_sweep_ratio(desc: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     steady tone (the ratio the kick-benchmark tables lead with)."""
     ratio = np.asarray(desc["f0_25ms"]) / np.maximum(np.asarray(desc["f0_100ms"]), 1e-9)
     return {**desc, "sweep_ratio": np.where(np.asarray(desc["f0_100ms"]) > 0, ratio, 0.0)}
+
+
+def one_per_group(desc: dict[str, np.ndarray], groups: list[str]) -> dict[str, np.ndarray]:
+    """Each group's median of every descriptor in ``desc`` (one value per drum, in order of first
+    appearance), so that a drum recorded in five velocity layers counts once, as one in one."""
+    order = list(dict.fromkeys(groups))
+    rows = {g: [i for i, h in enumerate(groups) if h == g] for g in order}
+    return {
+        name: np.array([np.median(np.asarray(v)[rows[g]]) for g in order])
+        for name, v in desc.items()
+    }
+
+
+def reference_sets(val: EvalSplit, rows: np.ndarray, desc: dict[str, np.ndarray]) -> dict:
+    """The real validation recordings ``rows`` (descriptors ``desc``) as the descriptor tables
+    show them: every clip, and each drum once (:func:`one_per_group`)."""
+    return {"validation_real": desc,
+            "validation_real_drums": one_per_group(desc, [val.groups[int(i)] for i in rows])}  # fmt: skip
 
 
 def descriptor_table(sets: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, list[float]]]:
@@ -566,7 +586,7 @@ def generation(
     compared = {"generated": gen_desc, "keywords_pooled": pooled, "train_real": train_desc_real,
                 "sine": sine_desc}  # fmt: skip
     benchmark = {
-        "table": descriptor_table({"validation_real": val_desc_real, **compared}),
+        "table": descriptor_table({**reference_sets(val, val_real, val_desc_real), **compared}),
         "realism": realism(std, val_desc_real, compared, config.seed),
     }
     return {
@@ -837,7 +857,7 @@ def run_kicks_eval(kicks: Path, corpus: Path, out: Path, config: EvalConfig | No
         "files": names,
         "skipped": [{"file": f, "reason": r} for f, r in skipped],
         "benchmark": {
-            "table": descriptor_table({"validation_real": val_desc_real, **compared}),
+            "table": descriptor_table({**reference_sets(val, val_real, val_desc_real), **compared}),
             "realism": realism(reference.std, val_desc_real, compared, config.seed),
         },  # fmt: skip
         "sanity": {

@@ -238,9 +238,14 @@ def _pct(x) -> str:
 
 SET_LABELS = {
     "recordings": "recordings", "vocoder": "vocoder (true mel)", "round_trip": "VAE round trip → vocoder",
-    "validation_real": "real validation", "generated": "generated", "keywords_pooled": "generated, keywords",
+    "validation_real": "real validation", "validation_real_drums": "real validation, each drum once",
+    "generated": "generated", "keywords_pooled": "generated, keywords",
     "train_real": "real training (floor)", "sine": "naive sine (ceiling)", "kicks": "your kicks",
 }  # fmt: skip
+
+
+DRUMS_NOTE = ("*Each drum once*: a drum's velocity layers and variants reduced to their median, one value "
+              "per drum, so that a drum recorded in five layers weighs as much as one recorded once.")  # fmt: skip
 
 
 def _quartiles(q: list[float], unit: str) -> str:
@@ -381,7 +386,7 @@ def kicks_markdown(results: dict) -> str:
               f"against the real validation recordings of corpus `{results['corpus']}`. Machine: "
               f"{results['machine']}; {results['seconds']:.0f} s.", "",
               "Descriptors of `kickgen.descriptors`, median (quartiles); every file prepared as the corpus "
-              "prepares its clips (onset aligned to 1 ms, 2 s, -1 dBFS peak).", "",
+              "prepares its clips (onset aligned to 1 ms, 2 s, -1 dBFS peak).", "", DRUMS_NOTE, "",
               *benchmark_markdown(results["benchmark"], "validation_real"), "",
               "| set | sanity pass | " + " | ".join(c.replace("_", " ") for c in metrics.SANITY_CHECKS) + " |",
               "| --- | --- | " + " | ".join("---" for _ in metrics.SANITY_CHECKS) + " |"]  # fmt: skip
@@ -429,6 +434,8 @@ def markdown(results: dict) -> str:
         *benchmark_markdown(chain, "recordings"),
         "",
         "### Generated kicks against the real validation recordings",
+        "",
+        DRUMS_NOTE,
         "",
         *benchmark_markdown(gen["benchmark"], "validation_real"),
         "",
