@@ -28,7 +28,7 @@ COMMAND_MODULES = (
 
 
 class VersionAction(argparse.Action):
-    """``--version``: ``kickgen 0.1.0, model 2026.12.2 (diffusion 6d0616f2, ...)`` on one line."""
+    """``--version``: ``kickgen 0.1.0, model 2026.12.3 (diffusion 9cb2fdc1, ...)`` on one line."""
 
     def __init__(
         self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None

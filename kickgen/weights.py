@@ -40,9 +40,9 @@ LOOKUP_HELP = f"${ENV_VAR}, ./checkpoints when it holds the three files, then th
 
 # The shipped model: its version and the SHA-256 prefixes of its files (the recipe's 16 hex digits).
 # tests/test_weights.py checks these against kickgen/weights/; retrained weights bump the version.
-MODEL_VERSION = "2026.12.2"
+MODEL_VERSION = "2026.12.3"
 SHIPPED_SHA256 = {
-    "diffusion": "6d0616f28ce7a58c",
+    "diffusion": "9cb2fdc1cf646ed2",
     "vae": "d1fc66a6a6bec324",
     "vocoder": "590d6c07af4c5bcd",
 }
@@ -68,7 +68,7 @@ class CheckpointFiles:
 
 
 def model_version() -> str:
-    """The shipped model's version, e.g. ``2026.12.2 (diffusion 6d0616f2, vae d1fc66a6, vocoder 590d6c07)``."""
+    """The shipped model's version, e.g. ``2026.12.3 (diffusion 9cb2fdc1, vae d1fc66a6, vocoder 590d6c07)``."""
     hashes = ", ".join(f"{part} {sha[:8]}" for part, sha in SHIPPED_SHA256.items())
     return f"{MODEL_VERSION} ({hashes})"
 

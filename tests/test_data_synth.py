@@ -102,41 +102,48 @@ def test_declip_removes_flat_tops_and_keeps_the_rest():
     assert np.abs(repaired).max() <= 1.25 + 1e-9
 
 
-def _ringing_kick(tmp_path, decay):
-    """A 50 Hz body with the given decay (s) written as a WAV source."""
+def _kick_file(tmp_path, decay, swell=0.0):
+    """A 50 Hz body with the given decay (s), rising over ``swell`` s first, as a WAV source."""
     from kickgen.audio import write_wav
 
     t = np.arange(88200) / 44100.0
-    wave = (np.sin(2 * np.pi * 50.0 * t) * np.exp(-t / decay)).astype(np.float32)
-    path = tmp_path / f"ring_{decay}.wav"
+    rise = 1.0 - np.exp(-t / swell) if swell else 1.0
+    wave = (np.sin(2 * np.pi * 50.0 * t) * np.exp(-t / decay) * rise).astype(np.float32)
+    path = tmp_path / f"kick_{decay}_{swell}.wav"
     write_wav(path, wave)
     return path
 
 
-@pytest.mark.parametrize("kind", ["real", "kicker", "augmented"])
-def test_made_clips_must_decay_where_the_sanity_check_looks(tmp_path, kind):
-    """A render still ringing at 0.9 s is dropped with the reason, a recording that does is kept
-    as it is, an augmentation is drawn again until it decays in time (or dropped); whatever
-    made clip is kept decays in time."""
-    from kickgen.data.build import Task, check_decay, make_clip
+def _made(tmp_path, kind, path, task_id):
+    from kickgen.data.build import Task, make_clip
     from kickgen.data.collect import SourceClip
+
+    src = SourceClip(str(path), "user", "", "lib", "", "kick", "kick", "g", kind)
+    return make_clip(Task(task_id, kind, 3, src, variant=1 if kind == "augmented" else 0), tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["real", "kicker", "augmented"])
+def test_made_clips_must_pass_the_sanity_checks_finish_clip_leaves_out(tmp_path, kind):
+    """A render still ringing at 0.9 s, or loudest 60 ms after its onset, is dropped with the
+    reason; a recording that does either is kept as it is; an augmentation is drawn again until
+    it passes (or dropped). Whatever made clip is kept passes."""
+    from kickgen.data.build import check_made_kick
     from kickgen.evaluation import metrics
 
-    long_tail = _ringing_kick(tmp_path, 1.5)  # -6 dB by 0.9 s: rings on
-    src = SourceClip(str(long_tail), "user", "", "lib", "", "long", "long", "g", kind)
-    result = make_clip(Task("x", kind, 3, src, variant=1 if kind == "augmented" else 0), tmp_path)
-    if kind == "real":
-        assert not result.error and result.wave is not None
-        with pytest.raises(AudioError, match="rings at"):
-            check_decay(result.wave.astype(np.float32))
-    elif kind == "kicker":
-        assert result.wave is None and result.error.startswith("rings at")
-    else:  # shorten_decay may save it, in draw 0 or a later one
-        assert result.error.startswith("rings at") or (
-            metrics.tail_db(result.wave[None].astype(np.float64))[0] <= metrics.TAIL_MAX_DB
-        )
-    short = _ringing_kick(tmp_path, 0.15)
-    src = SourceClip(str(short), "user", "", "lib", "", "short", "short", "g", kind)
-    result = make_clip(Task("y", kind, 3, src, variant=1 if kind == "augmented" else 0), tmp_path)
+    for path, reason in (
+        (_kick_file(tmp_path, 1.5), "rings at"),  # -6 dB by 0.9 s: rings on
+        (_kick_file(tmp_path, 0.3, swell=0.06), "loudest"),  # peaks about 0.1 s in
+    ):
+        result = _made(tmp_path, kind, path, f"x-{reason[:4]}")
+        if kind == "real":
+            assert not result.error and result.wave is not None
+            with pytest.raises(AudioError, match=reason):
+                check_made_kick(result.wave.astype(np.float32), result.descriptors)
+        elif kind == "kicker":
+            assert result.wave is None and result.error.startswith(reason)
+        elif not result.error:  # an augmentation (shorten_decay, transient) may save it
+            check_made_kick(result.wave.astype(np.float32), result.descriptors)
+    result = _made(tmp_path, kind, _kick_file(tmp_path, 0.15), "y")
     assert not result.error
     assert metrics.tail_db(result.wave[None].astype(np.float64))[0] <= metrics.TAIL_MAX_DB
+    assert result.descriptors["attack"] <= metrics.ATTACK_MAX_S

@@ -28,8 +28,8 @@ Set statistics on kick descriptors (:mod:`kickgen.descriptors`):
 - :func:`mean_pairwise_distance`: diversity of a set.
 - :func:`memorization`: share of generated kicks nearer to a training kick than training kicks
   are to each other (see its docstring for the exact rule).
-- :func:`sanity_checks`: the kick sanity checks (onset in the first 30 ms, body pitch 30–160 Hz,
-  quiet tail, finite, not silent, not clipped).
+- :func:`sanity_checks`: the kick sanity checks (onset in the first 30 ms, loudest sample within
+  30 ms of it, body pitch 30–160 Hz, quiet tail, finite, not silent, not clipped).
 - :func:`cohens_d`: effect size of a descriptor between two sets.
 - :func:`sine_kicks`: a naive pitch-swept sine kick, the ceiling of the Fréchet scale.
 """
@@ -86,14 +86,23 @@ LOG_FLOORS = {
     "centroid": 10.0,
 }
 
-# Sanity checks of a generated kick (issue 7).
-ONSET_MAX_S = 0.030  # the kick starts within the first 30 ms
+# Sanity checks of a generated kick (issue 7; the attack check, issue 20).
+ONSET_MAX_S = 0.030  # the kick starts within the first 30 ms ...
+ATTACK_MAX_S = 0.030  # ... and is loudest within 30 ms of its onset (the hit, not a late swell)
 BODY_PITCH_HZ = (30.0, 160.0)  # a kick's body sits here
 TAIL_WINDOW_S = (0.90, 1.00)  # just before the output fade (1.0 s) begins ...
 TAIL_MAX_DB = -18.0  # ... the RMS is at least 18 dB below the peak: all 93 real recordings of
 # the open corpus pass (the longest 808s ring at -20 dB there); a drone or noise bed does not
 SILENT_DBFS = -60.0  # a peak below this is silence
-SANITY_CHECKS = ("finite", "not_silent", "not_clipped", "onset", "body_pitch", "quiet_tail")
+SANITY_CHECKS = (
+    "finite",
+    "not_silent",
+    "not_clipped",
+    "onset",
+    "attack",
+    "body_pitch",
+    "quiet_tail",
+)
 
 MEMORIZATION_QUANTILE = 0.05  # threshold: this quantile of training nearest-neighbour distances
 EMBED_POOL = (4, 4)  # (mel, frame) average pooling of the memorization embedding
@@ -460,7 +469,7 @@ def sanity_checks(
 
     ``finite``: no NaN/inf sample. ``not_silent``: peak ≥ −60 dBFS. ``not_clipped``: the
     descriptors' ``clipped`` flag is off (no full-scale peak, no flat runs). ``onset``: onset in the
-    first 30 ms. ``body_pitch``: 30–160 Hz. ``quiet_tail``: the RMS over 0.90–1.00 s, just before
+    first 30 ms. ``attack``: the loudest sample within 30 ms of the onset. ``body_pitch``: 30–160 Hz. ``quiet_tail``: the RMS over 0.90–1.00 s, just before
     the output fade, is at least 18 dB below the peak (the kick has decayed by itself).
     """
     x = (
@@ -479,6 +488,7 @@ def sanity_checks(
         "not_silent": 20.0 * np.log10(np.maximum(peak, 1e-12)) >= SILENT_DBFS,
         "not_clipped": np.asarray(d["clipped"]) < 0.5,
         "onset": np.asarray(d["onset"]) <= ONSET_MAX_S,
+        "attack": np.asarray(d["attack"]) <= ATTACK_MAX_S,
         "body_pitch": (np.asarray(d["body_pitch"]) >= BODY_PITCH_HZ[0])
         & (np.asarray(d["body_pitch"]) <= BODY_PITCH_HZ[1]),
         "quiet_tail": tail_db(x) <= TAIL_MAX_DB,

@@ -175,7 +175,8 @@ def with_sweep_ratio(desc: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def one_per_group(desc: dict[str, np.ndarray], groups: list[str]) -> dict[str, np.ndarray]:
     """Each group's median of every descriptor in ``desc`` (one value per drum, in order of first
-    appearance), so that a drum recorded in five velocity layers counts once, as one in one."""
+    appearance), so that a drum recorded in five velocity layers counts once, like a drum
+    recorded once."""
     order = list(dict.fromkeys(groups))
     rows = {g: [i for i, h in enumerate(groups) if h == g] for g in order}
     return {

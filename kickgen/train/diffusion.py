@@ -244,7 +244,10 @@ def init_denoiser(
               for name in ARCHITECTURE_FIELDS
               if getattr(ckpt["config"], name) != getattr(model_cfg, name)]  # fmt: skip
     if differ:
-        raise TrainingError(f"{path}: cannot start from it, its " + ", ".join(differ))
+        raise TrainingError(
+            f"{path}: its weights do not fit this run ({', '.join(differ)}); "
+            "pass the file's sizes and noise schedule, or start without --init-from"
+        )
     text = dict(ckpt["text_enc_state_dict"])
     rows = core.text_enc.embedding.weight.detach().clone()  # (V, E), fresh rows for new words
     old = {str(w): i for i, w in enumerate(ckpt["vocab"])}
