@@ -228,7 +228,8 @@ def check_made_kick(clip: np.ndarray, desc: dict[str, float]) -> None:
     """Raise :class:`AudioError` when a clip the build made (``clip`` and its descriptors
     ``desc``) fails a sanity check of the eval that :func:`finish_clip` leaves out: it still
     rings where a kick should have decayed (``metrics.TAIL_WINDOW_S``, ``metrics.TAIL_MAX_DB``),
-    or it is loudest later than ``metrics.ATTACK_MAX_S`` after its onset (a swell, not a hit).
+    or it is loudest later than ``metrics.ATTACK_MAX_S`` after its onset (a plateau or a swell,
+    not a hit).
 
     Made clips that rang (a drive raising an augmented tail, a long trap render, a slow
     procedural decay) were 7.6 % of the "long" clips and taught the model tails that fail the
