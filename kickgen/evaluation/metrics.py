@@ -469,8 +469,9 @@ def sanity_checks(
 
     ``finite``: no NaN/inf sample. ``not_silent``: peak ≥ −60 dBFS. ``not_clipped``: the
     descriptors' ``clipped`` flag is off (no full-scale peak, no flat runs). ``onset``: onset in the
-    first 30 ms. ``attack``: the loudest sample within 30 ms of the onset. ``body_pitch``: 30–160 Hz. ``quiet_tail``: the RMS over 0.90–1.00 s, just before
-    the output fade, is at least 18 dB below the peak (the kick has decayed by itself).
+    first 30 ms. ``attack``: the loudest sample within 30 ms of the onset. ``body_pitch``:
+    30–160 Hz. ``quiet_tail``: the RMS over 0.90–1.00 s, just before the output fade, is at least
+    18 dB below the peak (the kick has decayed by itself).
     """
     x = (
         waves.detach().cpu().double().numpy()

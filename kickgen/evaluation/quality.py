@@ -177,10 +177,11 @@ def one_per_group(desc: dict[str, np.ndarray], groups: list[str]) -> dict[str, n
     """Each group's median of every descriptor in ``desc`` (one value per drum, in order of first
     appearance), so that a drum recorded in five velocity layers counts once, like a drum
     recorded once."""
-    order = list(dict.fromkeys(groups))
-    rows = {g: [i for i, h in enumerate(groups) if h == g] for g in order}
+    rows: dict[str, list[int]] = {}  # group → its clips, groups in order of first appearance
+    for i, g in enumerate(groups):
+        rows.setdefault(g, []).append(i)
     return {
-        name: np.array([np.median(np.asarray(v)[rows[g]]) for g in order])
+        name: np.array([np.median(np.asarray(v)[idx]) for idx in rows.values()])
         for name, v in desc.items()
     }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -248,6 +249,18 @@ DRUMS_NOTE = ("*Each drum once*: a drum's velocity layers and variants reduced t
               "per drum, so that a drum recorded in five layers weighs as much as one recorded once.")  # fmt: skip
 
 
+def sanity_table(sanity: dict, pass_head: str, label: Callable[[str], str]) -> list[str]:
+    """A markdown table of sanity pass rates: a row per set (named by ``label``), the share that
+    passes every check (column ``pass_head``), then each of ``metrics.SANITY_CHECKS``."""
+    checks = metrics.SANITY_CHECKS
+    lines = [f"| set | {pass_head} | " + " | ".join(c.replace("_", " ") for c in checks) + " |",
+             "| --- | --- | " + " | ".join("---" for _ in checks) + " |"]  # fmt: skip
+    for name, rates in sanity.items():
+        cells = [rates["pass"]] + [rates[c] for c in checks]
+        lines.append(f"| {label(name)} | " + " | ".join(_pct(v) for v in cells) + " |")
+    return lines
+
+
 def _quartiles(q: list[float], unit: str) -> str:
     digits = 3 if unit in ("s", "") else 2 if unit == "×" else 1 if unit == "dB" else 0
     return f"{q[1]:.{digits}f} ({q[0]:.{digits}f}–{q[2]:.{digits}f})"
@@ -388,13 +401,7 @@ def kicks_markdown(results: dict) -> str:
               "Descriptors of `kickgen.descriptors`, median (quartiles); every file prepared as the corpus "
               "prepares its clips (onset aligned to 1 ms, 2 s, -1 dBFS peak).", "", DRUMS_NOTE, "",
               *benchmark_markdown(results["benchmark"], "validation_real"), "",
-              "| set | sanity pass | " + " | ".join(c.replace("_", " ") for c in metrics.SANITY_CHECKS) + " |",
-              "| --- | --- | " + " | ".join("---" for _ in metrics.SANITY_CHECKS) + " |"]  # fmt: skip
-    for name, s in results["sanity"].items():
-        cells = [s["pass"]] + [s[c] for c in metrics.SANITY_CHECKS]
-        lines.append(
-            f"| {SET_LABELS.get(name, name)} | " + " | ".join(_pct(v) for v in cells) + " |"
-        )
+              *sanity_table(results["sanity"], "sanity pass", lambda name: SET_LABELS.get(name, name))]  # fmt: skip
     if results["skipped"]:
         lines += ["", "Skipped:", ""] + [
             f"- `{s['file']}`: {s['reason']}" for s in results["skipped"]
@@ -483,12 +490,8 @@ def markdown(results: dict) -> str:
         "Sanity checks (onset ≤ 30 ms, loudest sample ≤ 30 ms after the onset, body pitch 30–160 Hz, "
         "RMS 0.9–1.0 s ≥ 18 dB below peak, finite, peak ≥ −60 dBFS, not clipped):",
         "",
-        "| set | pass | " + " | ".join(c.replace("_", " ") for c in metrics.SANITY_CHECKS) + " |",
-        "| --- | --- | " + " | ".join("---" for _ in metrics.SANITY_CHECKS) + " |",
+        *sanity_table(gen["sanity"], "pass", lambda name: name.replace("_", " ")),
     ]
-    for name, s in gen["sanity"].items():
-        cells = [s["pass"]] + [s[c] for c in metrics.SANITY_CHECKS]
-        lines.append(f"| {name.replace('_', ' ')} | " + " | ".join(_pct(v) for v in cells) + " |")
     lines += ["", "## Prompt adherence", "",
               f"Cohen's d of the named descriptor, prompt vs baseline, {cfg['n_prompt']} kicks each with the same "
               "seeds; signed so that positive is the direction the word names; target ≥ 0.8.", "",
