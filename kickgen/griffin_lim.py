@@ -95,7 +95,9 @@ def _stft(wave: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
     pad = N_FFT // 2
     if wave.shape[-1] <= pad:
         raise ValueError(f"a waveform of {wave.shape[-1]} samples is too short for the STFT")
-    padded = torch.cat([wave[..., 1 : pad + 1].flip(-1), wave, wave[..., -pad - 1 : -1].flip(-1)], -1)
+    padded = torch.cat(
+        [wave[..., 1 : pad + 1].flip(-1), wave, wave[..., -pad - 1 : -1].flip(-1)], -1
+    )
     frames = padded.unfold(-1, N_FFT, HOP_LENGTH) * window  # (B, T, N_FFT)
     return torch.fft.rfft(frames, dim=-1).transpose(-1, -2)
 
