@@ -192,15 +192,22 @@ def test_hygiene_bad_options(cfg, message):
         apply_hygiene(synth_kick(), cfg)
 
 
-def test_sanity_checks():
+def test_sanity_checks_are_the_evals_on_the_pipeline_output():
+    from kickgen.evaluation import metrics
+
     good = sanity_checks(synth_kick())
-    assert all(good.values()), good
+    assert list(good) == list(metrics.SANITY_CHECKS) and all(good.values()), good
+    assert all(sanity_checks(1.7 * synth_kick()).values())  # a raw peak over full scale is scaled
     noise = sanity_checks(0.5 * np.random.default_rng(1).standard_normal(88_200))
-    assert not noise["decays"] and not noise["low_end"]
-    assert not sanity_checks(np.zeros(88_200))["sound"]
-    late = sanity_checks(synth_kick(delay_s=0.2))
-    assert not late["early_onset"]
-    assert not sanity_checks(synth_kick(dc=0.3))["small_dc"]
+    assert not noise["quiet_tail"] and not noise["body_pitch"]
+    assert not sanity_checks(np.zeros(88_200))["not_silent"]
+    assert not sanity_checks(synth_kick(delay_s=0.2))["onset"]
+    t = np.arange(88_200) / SAMPLE_RATE  # a 50 Hz body that swells for 80 ms, then decays
+    swell = (
+        np.sin(2 * np.pi * 50.0 * t) * np.minimum(t / 0.08, 1.0) * np.exp(-6.0 * (t - 0.08).clip(0))
+    )
+    checks = sanity_checks(swell)
+    assert not checks["attack"] and checks["onset"] and checks["quiet_tail"], checks
 
 
 def test_slerp_endpoints_and_norm():

@@ -471,7 +471,8 @@ def sanity_checks(
     descriptors' ``clipped`` flag is off (no full-scale peak, no flat runs). ``onset``: onset in the
     first 30 ms. ``attack``: the loudest sample within 30 ms of the onset. ``body_pitch``:
     30–160 Hz. ``quiet_tail``: the RMS over 0.90–1.00 s, just before the output fade, is at least
-    18 dB below the peak (the kick has decayed by itself).
+    18 dB below the peak (the kick has decayed by itself). ``--best-of K`` ranks its candidates
+    by these checks too (:func:`kickgen.producer.hygiene.sanity_checks`).
     """
     x = (
         waves.detach().cpu().double().numpy()

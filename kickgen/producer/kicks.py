@@ -9,7 +9,8 @@
 
 Kick i of ``seed`` s without best-of uses seed s + i, as the pipeline does. With ``best_of=K``
 kick i draws candidates from seeds s + i·K … s + i·K + K − 1 and keeps the one that passes the
-most :data:`~kickgen.producer.hygiene.SANITY_CHECKS` (the first on a tie).
+most of the eval's sanity checks (:data:`kickgen.evaluation.metrics.SANITY_CHECKS`; the first
+on a tie).
 """
 
 from __future__ import annotations
