@@ -200,7 +200,7 @@ def stage_seconds(
     latents = sample_latents(pipe, cond, uncond, n, sampler, steps, cfg_scale, seed)
     times["sampler"] = time.perf_counter() - start
     start = time.perf_counter()
-    mel = pipe.vae.decode(latents).squeeze(1)  # (n, 128, 173)
+    mel = pipe.decode(latents)  # (n, 128, 173)
     times["vae"] = time.perf_counter() - start
     start = time.perf_counter()
     pipe.vocode(mel)
@@ -256,7 +256,7 @@ def solver_agreement(pipe, prompt: str, n: int, settings: list[tuple[str, int]],
 
     def mels(sampler: str, steps: int) -> torch.Tensor:
         z = sample_latents(pipe, cond, uncond, n, sampler, steps, cfg_scale, seed=1000)
-        return pipe.vae.decode(z).squeeze(1).float().cpu()  # (n, 128, 173)
+        return pipe.decode(z).float().cpu()  # (n, 128, 173)
 
     target = mels(*reference)
     return {
