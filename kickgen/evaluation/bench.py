@@ -22,8 +22,8 @@ Baseline modes (``baseline``, default setting only): a second set of checkpoints
 before a change, timed with the same calls right after the main ones in every round; the report
 gives the change per kick (issue 20: at most 10 % slower).
 
-Rounds interleave the warm modes so that every mode sees the same machine load; the report gives
-medians over rounds. Also measures the Griffin-Lim fallback (kickgen's vs the reference's).
+Rounds interleave the warm modes so that every mode sees the same machine load, and each round
+renders other kicks (a kick costs more the longer it rings); the report gives medians over rounds. Also measures the Griffin-Lim fallback (kickgen's vs the reference's).
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from kickgen.progress import Progress, progress
 from kickgen.sampling import GUIDANCE_FROM, GUIDANCE_UNTIL
 
 REFERENCE_SECONDS_PER_KICK = 1.0  # REFERENCE.md: whole generate() call, warm process
+ROUND_SEEDS = 1000  # round r of the warm modes renders kicks from seed r·ROUND_SEEDS on
 
 
 @dataclass
@@ -689,11 +690,16 @@ def _run_bench(config: BenchConfig, workdir: Path | None) -> BenchResult:
                     f"{ref_code.ready['threads']} torch threads)"
                 )
             for r in range(config.rounds):
+                # each round draws other kicks (seeds r·ROUND_SEEDS, r·ROUND_SEEDS + 1, ...): a
+                # kick's cost depends on how long it rings, so one set of seeds would time one set
+                # of kicks over and over
                 for i, (sampler, steps) in enumerate(settings):
                     name = setting_name(sampler, steps)
-                    time_setting(pipe, name, sampler, steps, r, bar)
+                    time_setting(pipe, name, sampler, steps, r * ROUND_SEEDS, bar)
                     if i == 0 and base_pipe is not None:  # the baseline: default setting only
-                        time_setting(base_pipe, f"baseline {name}", sampler, steps, r, bar)
+                        time_setting(
+                            base_pipe, f"baseline {name}", sampler, steps, r * ROUND_SEEDS, bar
+                        )
                 for mode, ref in (("reference", paths), ("reference sizes", ref_paths)):
                     seeds = [r * 100 + k for k in range(config.reference_kicks)]
                     secs, peak = rebuilt.seconds(
@@ -814,7 +820,8 @@ def render_markdown(result: BenchResult, command: str) -> str:
         *[f"| {k} | {v} |" for k, v in result.machine.items()],
         "",
         "The machine is shared; its load average is part of the record. All warm modes run interleaved",
-        "in one process, so they see the same load, and the figures are medians over the rounds.",
+        "in one process, so they see the same load, and the figures are medians over the rounds; round",
+        f"r renders the kicks of seeds r·{ROUND_SEEDS} on, so each round times other kicks.",
         "",
         f"## Generation speed ({weights})",
         "",
