@@ -23,7 +23,8 @@ before a change, timed with the same calls right after the main ones in every ro
 gives the change per kick (issue 20: at most 10 % slower).
 
 Rounds interleave the warm modes so that every mode sees the same machine load, and each round
-renders other kicks (a kick costs more the longer it rings); the report gives medians over rounds. Also measures the Griffin-Lim fallback (kickgen's vs the reference's).
+renders other kicks (a kick costs more the longer it rings); the report gives medians over rounds.
+Also measures the Griffin-Lim fallback (kickgen's vs the reference's).
 """
 
 from __future__ import annotations
