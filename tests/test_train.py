@@ -119,6 +119,27 @@ def test_vocoder_init_from_copies_what_fits(tmp_path):
             torch.testing.assert_close(value, src[name], rtol=0, atol=0)
 
 
+def test_resume_refuses_a_changed_noise_schedule_that_would_load(tmp_path):
+    """Weights of a diffusion run load under another time scale or prediction type, and would
+    silently mean something else: resuming with one of the tied flags changed is refused."""
+    import dataclasses
+
+    from kickgen.train.runtime import TrainingError, restore
+
+    part = torch.nn.Linear(2, 2)
+    run_cfg = DiffusionConfig(base_channels=16)
+    state = {"config": {"DiffusionConfig": dataclasses.asdict(run_cfg)}, "model": part.state_dict()}
+    tied = train_diffusion.ARCHITECTURE_FIELDS
+    now = DiffusionConfig(base_channels=16, time_scale=1.0, prediction_type="eps")
+    with pytest.raises(TrainingError, match="cannot resume") as err:
+        restore(state, {"model": torch.nn.Linear(2, 2)}, now, tmp_path, tied)
+    assert "--prediction-type (run: v, now: eps)" in str(err.value)
+    assert "--time-scale (run: 32.0, now: 1.0)" in str(err.value)
+    fresh = torch.nn.Linear(2, 2)
+    restore(state, {"model": fresh}, DiffusionConfig(base_channels=16, dropout=0.2), tmp_path, tied)
+    torch.testing.assert_close(fresh.weight, part.weight, rtol=0, atol=0)  # a recipe flag may move
+
+
 def test_diffusion_init_from_finds_each_keyword_by_its_word(tmp_path):
     """A fine-tune's vocabulary may reorder, drop and add words: shared words keep their rows,
     a new word starts fresh, the U-Net is copied whole; other sizes or noise are refused."""

@@ -300,7 +300,7 @@ def train(
         opt, lr_lambda(cfg.warmup_steps, cfg.max_steps, cfg.final_lr_fraction)
     )
     state_parts = {"model": core, "ema": ema.model, "opt": opt, "sched": lr_sched}
-    step = run.resume(state_parts, model_cfg)
+    step = run.resume(state_parts, model_cfg, tied=ARCHITECTURE_FIELDS)
     configs = {"DiffusionTrainConfig": config_dict(cfg), "DiffusionConfig": config_dict(model_cfg)}
 
     def snapshot() -> dict:

@@ -16,7 +16,7 @@ import math
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -323,28 +323,44 @@ def load_state(run_dir: Path, model_type: str) -> dict[str, Any]:
     return state
 
 
-def restore(state: dict[str, Any], parts: dict[str, Any], model_cfg: Any, run_dir: Path) -> None:
+def restore(
+    state: dict[str, Any],
+    parts: dict[str, Any],
+    model_cfg: Any,
+    run_dir: Path,
+    tied: Sequence[str] = (),
+) -> None:
     """``part.load_state_dict(state[key])`` for each ``key: part`` (modules, optimisers,
-    schedulers). When the saved weights do not fit, the error names the model flags whose
-    values differ from the saved run's (architecture changed on ``--resume``)."""
+    schedulers). ``tied``: the model flags the saved weights mean nothing without although they
+    load (a diffusion model's noise schedule and time scale); a run resumed with one of them
+    changed is refused before anything loads. When the saved weights do not fit, the error names
+    the model flags whose values differ from the saved run's (architecture changed on
+    ``--resume``)."""
+    saved = state["config"].get(type(model_cfg).__name__, {})
+    now = dataclasses.asdict(model_cfg)
+
+    def refuse(changed: list[str], why: str, cause: Exception | None = None) -> None:
+        because = f"{', '.join(changed)} changed" if changed else why
+        raise TrainingError(
+            f"{run_dir / STATE_FILENAME}: cannot resume, {because}; resume with the run's own "
+            "settings (drop those flags) or start a new --run-dir"
+        ) from cause
+
+    def changed(keys: Iterable[str]) -> list[str]:
+        return [
+            f"--{k.replace('_', '-')} (run: {_flag(saved[k])}, now: {_flag(now[k])})"
+            for k in keys
+            if k in saved and k in now and _plain(saved[k]) != _plain(now[k])
+        ]
+
+    moved = changed(tied)
+    if moved:
+        refuse(moved, "")
     for key, part in parts.items():
         try:
             part.load_state_dict(state[key])
         except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            saved = state["config"].get(type(model_cfg).__name__, {})
-            now = dataclasses.asdict(model_cfg)
-            changed = [
-                f"--{k.replace('_', '-')} (run: {_flag(saved[k])}, now: {_flag(now[k])})"
-                for k in now
-                if k in saved and _plain(saved[k]) != _plain(now[k])
-            ]
-            because = (
-                f"{', '.join(changed)} changed" if changed else f"{key} does not fit this model"
-            )
-            raise TrainingError(
-                f"{run_dir / STATE_FILENAME}: cannot resume, {because}; resume with the run's own "
-                "settings (drop those flags) or start a new --run-dir"
-            ) from exc
+            refuse(changed(now), f"{key} does not fit this model", exc)
 
 
 def _flag(value: Any) -> str:
@@ -435,11 +451,12 @@ class RunStart:
     val: SplitData
     state: dict[str, Any] | None  # None: a fresh run
 
-    def resume(self, parts: dict[str, Any], model_cfg: Any) -> int:
-        """The step to start at: 0 for a fresh run, else the saved one, ``parts`` restored."""
+    def resume(self, parts: dict[str, Any], model_cfg: Any, tied: Sequence[str] = ()) -> int:
+        """The step to start at: 0 for a fresh run, else the saved one, ``parts`` restored
+        (``tied``: see :func:`restore`)."""
         if self.state is None:
             return 0
-        restore(self.state, parts, model_cfg, self.run_dir)
+        restore(self.state, parts, model_cfg, self.run_dir, tied)
         return int(self.state["step"])
 
     def snapshot(self, step: int, parts: dict[str, Any], **extra: Any) -> dict[str, Any]:
