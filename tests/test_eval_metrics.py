@@ -105,6 +105,20 @@ def test_memorization_flags_copies_not_fresh_draws(kicks):
     assert emb.shape == (3, 32 * 44)
 
 
+def test_late_peak_db_grades_a_missed_attack():
+    t = np.arange(NUM_SAMPLES) / SAMPLE_RATE
+    hit = metrics.sine_kick(55.0, 150.0, 0.03, 0.15)  # loudest at the hit
+    body = np.sin(2 * np.pi * 50.0 * t)
+    plateau = body * np.where(t < 0.05, 1.0, 1.02) * np.exp(-2.0 * (t - 0.05).clip(0))
+    swell = body * np.minimum(t / 0.1, 1.0) * np.exp(-6.0 * (t - 0.1).clip(0))
+    late = metrics.late_peak_db(np.stack([hit, plateau, swell]))
+    assert late[0] == 0.0
+    assert 0.0 < late[1] < 0.5  # a cycle 2 % louder after 50 ms: a plateau
+    assert late[2] > 6.0  # a body that rises for 100 ms: a swell
+    passes = metrics.sanity_checks(np.stack([hit, plateau, swell]))["attack"]
+    assert passes.tolist() == (late == 0.0).tolist()
+
+
 def test_sanity_checks_catch_each_fault():
     good = metrics.sine_kick(55.0, 150.0, 0.03, 0.15)
     t = np.arange(NUM_SAMPLES) / SAMPLE_RATE

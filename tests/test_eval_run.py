@@ -90,6 +90,8 @@ def test_eval_end_to_end(checkpoint_dir: Path, tiny_corpus: Path, tmp_path: Path
         fd["real"]["unconditional"] > fd["real"]["floor_train"]
     )  # random weights are far from real kicks
     assert gen["sanity"]["validation_real"]["finite"] == 1.0
+    for rates in gen["sanity"].values():  # a kick loudest > 1 dB after its first 30 ms fails attack
+        assert rates["late_3db"] <= rates["late_1db"] <= 1.0 - rates["attack"]
     assert [row["keyword"] for row in gen["keywords"]] == [
         "808",
         "909",
@@ -194,7 +196,7 @@ def test_eval_kicks_scores_a_folder_offline(tiny_corpus: Path, tmp_path: Path, r
     assert results["benchmark"]["table"]["f0_25ms"]["kicks"][1] > 50.0
     assert results["sanity"]["kicks"]["onset"] == 1.0
     report = (out / quality.REPORT_NAME).read_text()
-    assert "| f0_25ms (Hz) |" in report and "broken.wav" in report
+    assert "| f0_25ms (Hz) |" in report and "broken.wav" in report and "| late > 3 dB |" in report
     assert (out / "pitch_tracks.png").read_bytes()[:4] == b"\x89PNG"
 
     too_few = tmp_path / "two"

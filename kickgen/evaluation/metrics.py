@@ -462,6 +462,20 @@ def tail_db(waves: np.ndarray) -> np.ndarray:
     return 20.0 * np.log10(np.maximum(tail_rms, 1e-12) / np.maximum(peak, 1e-12))
 
 
+def late_peak_db(waves: np.ndarray) -> np.ndarray:
+    """How far (dB) each clip's loudest sample lies above the loudest one within
+    ``ATTACK_MAX_S`` of its onset: 0 for a clip that passes the ``attack`` check, more the later
+    and louder its peak. Finite ``(B, L)`` waveforms → ``(B,)``. The check is pass or fail; this
+    says whether a miss is a plateau a fraction of a dB above the hit or a swell."""
+    from kickgen.descriptors import onset_index
+
+    x = np.abs(np.asarray(waves, np.float64))
+    onset = onset_index(x)
+    reach = int(ATTACK_MAX_S * SAMPLE_RATE)
+    head = np.array([x[i, o : o + reach + 1].max() for i, o in enumerate(onset)])
+    return 20.0 * np.log10(np.maximum(x.max(axis=1), 1e-12) / np.maximum(head, 1e-12))
+
+
 def sanity_checks(
     waves: torch.Tensor | np.ndarray, descriptors: Mapping[str, np.ndarray] | None = None
 ) -> dict[str, np.ndarray]:
@@ -567,6 +581,7 @@ __all__ = [
     "feature_matrix",
     "frechet_distance",
     "kernel_distance",
+    "late_peak_db",
     "log_mel_distance_db",
     "log_mels_of",
     "mean_pairwise_distance",

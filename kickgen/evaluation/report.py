@@ -249,15 +249,31 @@ DRUMS_NOTE = ("*Each drum once*: a drum's velocity layers and variants reduced t
               "per drum, so that a drum recorded in five layers weighs as much as one recorded once.")  # fmt: skip
 
 
+LATE_NOTE = ("*Late > 1 dB*, *late > 3 dB*: the shares whose loudest sample lies more than 1 or 3 dB above the "
+             "loudest of their first 30 ms after the onset (`metrics.late_peak_db`). A kick that misses the attack "
+             "check by a fraction of a dB is a plateau of near-equal cycles; by several dB, a swell.")  # fmt: skip
+
+
 def sanity_table(sanity: dict, pass_head: str, label: Callable[[str], str]) -> list[str]:
     """A markdown table of sanity pass rates: a row per set (named by ``label``), the share that
-    passes every check (column ``pass_head``), then each of ``metrics.SANITY_CHECKS``."""
-    checks = metrics.SANITY_CHECKS
-    lines = [f"| set | {pass_head} | " + " | ".join(c.replace("_", " ") for c in checks) + " |",
+    passes every check (column ``pass_head``), then each of ``metrics.SANITY_CHECKS``, then the
+    shares loudest more than 1 and 3 dB above their first 30 ms (results written before those
+    were measured have no such columns)."""
+    from kickgen.evaluation.quality import LATE_PEAK_DB
+
+    checks = list(metrics.SANITY_CHECKS)
+    heads = [c.replace("_", " ") for c in checks]
+    late = [f"late_{db:g}db" for db in LATE_PEAK_DB]
+    if all(key in rates for rates in sanity.values() for key in late):
+        checks += late
+        heads += [f"late > {db:g} dB" for db in LATE_PEAK_DB]
+    lines = [f"| set | {pass_head} | " + " | ".join(heads) + " |",
              "| --- | --- | " + " | ".join("---" for _ in checks) + " |"]  # fmt: skip
     for name, rates in sanity.items():
         cells = [rates["pass"]] + [rates[c] for c in checks]
         lines.append(f"| {label(name)} | " + " | ".join(_pct(v) for v in cells) + " |")
+    if late[0] in checks:
+        lines += ["", LATE_NOTE]
     return lines
 
 
