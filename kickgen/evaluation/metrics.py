@@ -462,14 +462,29 @@ def tail_db(waves: np.ndarray) -> np.ndarray:
     return 20.0 * np.log10(np.maximum(tail_rms, 1e-12) / np.maximum(peak, 1e-12))
 
 
-def late_peak_db(waves: np.ndarray) -> np.ndarray:
+def _batch_f64(waves: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(B, L)`` waveforms as float64 with NaN/inf samples set to 0, and which clips were
+    finite ``(B,)``."""
+    x = (
+        waves.detach().cpu().double().numpy()
+        if isinstance(waves, torch.Tensor)
+        else np.asarray(waves, np.float64)
+    )
+    if x.ndim != 2:
+        raise ValueError(f"waves must be (B, L), got shape {x.shape}")
+    finite = np.isfinite(x).all(axis=1)
+    return np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0), finite
+
+
+def late_peak_db(waves: torch.Tensor | np.ndarray) -> np.ndarray:
     """How far (dB) each clip's loudest sample lies above the loudest one within
     ``ATTACK_MAX_S`` of its onset: 0 for a clip that passes the ``attack`` check, more the later
-    and louder its peak. Finite ``(B, L)`` waveforms → ``(B,)``. The check is pass or fail; this
-    says whether a miss is a plateau a fraction of a dB above the hit or a swell."""
+    and louder its peak. ``(B, L)`` waveforms (NaN/inf samples count as 0) → ``(B,)``. The check
+    is pass or fail; this says whether a miss is a plateau a fraction of a dB above the hit or a
+    swell."""
     from kickgen.descriptors import onset_index
 
-    x = np.abs(np.asarray(waves, np.float64))
+    x = np.abs(_batch_f64(waves)[0])
     onset = onset_index(x)
     reach = int(ATTACK_MAX_S * SAMPLE_RATE)
     head = np.array([x[i, o : o + reach + 1].max() for i, o in enumerate(onset)])
@@ -488,15 +503,7 @@ def sanity_checks(
     18 dB below the peak (the kick has decayed by itself). ``--best-of K`` ranks its candidates
     by these checks too (:func:`kickgen.producer.hygiene.sanity_checks`).
     """
-    x = (
-        waves.detach().cpu().double().numpy()
-        if isinstance(waves, torch.Tensor)
-        else np.asarray(waves, np.float64)
-    )
-    if x.ndim != 2:
-        raise ValueError(f"waves must be (B, L), got shape {x.shape}")
-    finite = np.isfinite(x).all(axis=1)
-    x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+    x, finite = _batch_f64(waves)
     d = describe_safe(x) if descriptors is None else descriptors
     peak = np.abs(x).max(axis=1)
     checks = {

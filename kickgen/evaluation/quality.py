@@ -414,6 +414,11 @@ def variation_at_zero(pipe, val: EvalSplit, config: EvalConfig) -> dict:
 LATE_PEAK_DB = (1.0, 3.0)  # the report gives the shares of kicks loudest this far after the hit
 
 
+def late_key(db: float) -> str:
+    """The sanity summary's key for the share loudest more than ``db`` dB after the hit."""
+    return f"late_{db:g}db"
+
+
 def _sanity_summary(
     waves: torch.Tensor | np.ndarray, descriptors: dict[str, np.ndarray]
 ) -> dict[str, float]:
@@ -423,12 +428,9 @@ def _sanity_summary(
     a plateau or a swell."""
     checks = metrics.sanity_checks(waves, descriptors)
     out = {name: float(np.mean(v)) for name, v in checks.items()}
-    x = waves.detach().cpu().numpy() if isinstance(waves, torch.Tensor) else np.asarray(waves)
-    late = metrics.late_peak_db(
-        np.nan_to_num(x.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    )
+    late = metrics.late_peak_db(waves)
     for db in LATE_PEAK_DB:
-        out[f"late_{db:g}db"] = float(np.mean(late > db))
+        out[late_key(db)] = float(np.mean(late > db))
     return out
 
 

@@ -259,11 +259,11 @@ def sanity_table(sanity: dict, pass_head: str, label: Callable[[str], str]) -> l
     passes every check (column ``pass_head``), then each of ``metrics.SANITY_CHECKS``, then the
     shares loudest more than 1 and 3 dB above their first 30 ms (results written before those
     were measured have no such columns)."""
-    from kickgen.evaluation.quality import LATE_PEAK_DB
+    from kickgen.evaluation.quality import LATE_PEAK_DB, late_key
 
     checks = list(metrics.SANITY_CHECKS)
     heads = [c.replace("_", " ") for c in checks]
-    late = [f"late_{db:g}db" for db in LATE_PEAK_DB]
+    late = [late_key(db) for db in LATE_PEAK_DB]
     if all(key in rates for rates in sanity.values() for key in late):
         checks += late
         heads += [f"late > {db:g} dB" for db in LATE_PEAK_DB]

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import torch
 import torch.distributed as dist
@@ -339,7 +339,7 @@ def restore(
     saved = state["config"].get(type(model_cfg).__name__, {})
     now = dataclasses.asdict(model_cfg)
 
-    def refuse(changed: list[str], why: str, cause: Exception | None = None) -> None:
+    def refuse(changed: list[str], why: str, cause: Exception | None = None) -> NoReturn:
         because = f"{', '.join(changed)} changed" if changed else why
         raise TrainingError(
             f"{run_dir / STATE_FILENAME}: cannot resume, {because}; resume with the run's own "
