@@ -114,12 +114,29 @@ def _kick_file(tmp_path, decay, swell=0.0):
     return path
 
 
-def _made(tmp_path, kind, path, task_id):
+def _made(tmp_path, kind, path, task_id, min_lead_db=0.0):
     from kickgen.data.build import Task, make_clip
     from kickgen.data.collect import SourceClip
 
     src = SourceClip(str(path), "user", "", "lib", "", "kick", "kick", "g", kind)
-    return make_clip(Task(task_id, kind, 3, src, variant=1 if kind == "augmented" else 0), tmp_path)
+    task = Task(task_id, kind, 3, src, variant=1 if kind == "augmented" else 0)
+    task.min_lead_db = min_lead_db
+    return make_clip(task, tmp_path)
+
+
+def test_a_build_can_ask_made_kicks_to_lead_with_their_hit(tmp_path):
+    """A 50 Hz body decaying over 0.3 s leads the cycles after its first 30 ms by 0.9 dB: a
+    render of it is kept by default and dropped when the build asks a 3 dB lead
+    (``--min-lead-db 3``); one decaying over 0.05 s leads by 5 dB and is kept."""
+    from kickgen.evaluation import metrics
+
+    slow, fast = _kick_file(tmp_path, 0.3), _kick_file(tmp_path, 0.05)
+    kept = _made(tmp_path, "kicker", slow, "slow")
+    assert not kept.error and 0.5 < metrics.peak_lead_db(kept.wave[None])[0] < 2.0
+    dropped = _made(tmp_path, "kicker", slow, "slow-3", min_lead_db=3.0)
+    assert dropped.wave is None and dropped.error.startswith("its hit leads its body by 0.9 dB")
+    lead = _made(tmp_path, "kicker", fast, "fast-3", min_lead_db=3.0)
+    assert not lead.error and metrics.peak_lead_db(lead.wave[None])[0] > 4.0
 
 
 @pytest.mark.parametrize("kind", ["real", "kicker", "augmented"])

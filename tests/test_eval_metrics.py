@@ -117,6 +117,8 @@ def test_late_peak_db_grades_a_missed_attack():
     assert late[2] > 6.0  # a body that rises for 100 ms: a swell
     passes = metrics.sanity_checks(np.stack([hit, plateau, swell]))["attack"]
     assert passes.tolist() == (late == 0.0).tolist()
+    lead = metrics.peak_lead_db(np.stack([hit, plateau, swell]))  # the hit over the rest
+    assert lead[0] > 1.0 and np.allclose(lead[1:], -late[1:])
 
 
 def test_sanity_checks_catch_each_fault():
@@ -212,3 +214,20 @@ def test_each_drum_counts_once_in_the_reference_table():
     drums = one_per_group(desc, ["pearl"] * 5 + ["808", "909"])
     assert drums["f0_25ms"].tolist() == [50.0, 80.0, 90.0]
     assert np.median(desc["f0_25ms"]) == 50.0 and np.median(drums["f0_25ms"]) == 80.0
+
+
+def test_the_reference_median_interval_draws_drums_not_clips():
+    """Nine layers of one drum at 50 Hz and one drum at 100 Hz: drawing clips, the median is 50 Hz
+    nearly always; drawing the two drums, a quarter of the draws take the 100 Hz drum twice, so the
+    90 % interval reaches 100 Hz. Ten drums alike pin the median down."""
+    from kickgen.evaluation.quality import TABLE_DESCRIPTORS, median_interval
+
+    names = [name for name, _ in TABLE_DESCRIPTORS if name != "sweep_ratio"]
+    values = np.array([50.0] * 9 + [100.0])
+    desc = {name: values for name in names}
+    interval = median_interval(desc, ["pearl"] * 9 + ["808"], seed=0)
+    assert set(interval) == {name for name, _ in TABLE_DESCRIPTORS}
+    assert interval["f0_25ms"] == [50.0, 100.0]
+    assert interval["sweep_ratio"] == [1.0, 1.0]  # f0(25) / f0(100), clip by clip
+    alike = median_interval({name: np.full(10, 60.0) for name in names}, list("abcdefghij"), seed=0)
+    assert alike["f0_50ms"] == [60.0, 60.0]

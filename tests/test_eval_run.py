@@ -120,6 +120,8 @@ def test_eval_end_to_end(checkpoint_dir: Path, tiny_corpus: Path, tmp_path: Path
     assert q25 <= median <= q75 and median > 50.0  # the sine kicks still sweep at 25 ms
     assert bench["table"]["sweep_ratio"]["validation_real"][1] > 1.1
     assert "validation_real_drums" in bench["table"]["f0_25ms"]  # each drum once, beside every clip
+    low, high = bench["median_interval"]["f0_25ms"]  # the recordings' median, drums drawn again
+    assert low <= median <= high
     assert bench["realism"]["generated"]["frechet"] >= 0.0
 
     report = (out / quality.REPORT_NAME).read_text()
@@ -128,7 +130,7 @@ def test_eval_end_to_end(checkpoint_dir: Path, tiny_corpus: Path, tmp_path: Path
         and "| deep | (unconditional) |" in report
     )
     assert "## The kick benchmark" in report and "| f0_25ms (Hz) |" in report
-    assert "real validation, each drum once" in report
+    assert "real validation, each drum once" in report and "% over drums |" in report
     assert "Variation at strength 0 (2 recordings" in report
     for png in ("spectrograms.png", "reconstruction.png", "histograms.png", "pitch_tracks.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"

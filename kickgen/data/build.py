@@ -23,7 +23,8 @@ a given seed and whatever the number of workers:
    variant, a procedural kick, a DrumSynth or Kicker render) must also pass the eval's other
    sanity checks (:func:`check_made_kick`: loudest within 30 ms of its onset, decayed by 0.9 s):
    augmentations and procedural kicks are drawn again, a render that fails is dropped;
-   recordings are kept as they are.
+   recordings are kept as they are. With ``min_lead_db`` (``--min-lead-db``) a made clip's
+   loudest sample in those 30 ms must also lead the rest by that much.
 7. **Keywords**: the names' keywords without the measurable ones, plus the keywords its
    measurements earn (:func:`kickgen.descriptors.measured_keywords`). The vocabulary keeps the
    keywords found in at least ``min_count`` groups (distinct drums, so that augmented copies
@@ -119,6 +120,7 @@ class BuildConfig:
     min_count: int = 5  # a keyword joins the vocabulary when found in this many groups
     fit_share: float = 0.6  # share of the procedural kicks drawn around the fits of real recordings
     fit_steps: int = fit.FitConfig.steps  # Adam steps of each fit (tests use fewer)
+    min_lead_db: float = 0.0  # a made kick's hit leads its body by this much (check_made_kick)
     seed: int = 0
     workers: int = 2  # processes; results do not depend on it
 
@@ -135,6 +137,7 @@ class Task:
     origin: str = ""  # id of the recording an augmented clip comes from
     fits: str = ""  # a procedural kick drawn around the fits in this fits.json ("": a family's)
     calibration: dict | None = None  # a procedural kick's acceptance model (realism.py)
+    min_lead_db: float = 0.0  # BuildConfig.min_lead_db
 
 
 @dataclass
@@ -224,12 +227,13 @@ def _cached_source(path: str) -> tuple[np.ndarray, int]:
     return wave, 0
 
 
-def check_made_kick(clip: np.ndarray, desc: dict[str, float]) -> None:
+def check_made_kick(clip: np.ndarray, desc: dict[str, float], min_lead_db: float = 0.0) -> None:
     """Raise :class:`AudioError` when a clip the build made (``clip`` and its descriptors
     ``desc``) fails a sanity check of the eval that :func:`finish_clip` leaves out: it still
     rings where a kick should have decayed (``metrics.TAIL_WINDOW_S``, ``metrics.TAIL_MAX_DB``),
     or it is loudest later than ``metrics.ATTACK_MAX_S`` after its onset (a plateau or a swell,
-    not a hit).
+    not a hit), or, with ``min_lead_db``, its loudest sample there leads everything after by
+    less than that (:func:`metrics.peak_lead_db`).
 
     Made clips that rang (a drive raising an augmented tail, a long trap render, a slow
     procedural decay) were 7.6 % of the "long" clips and taught the model tails that fail the
@@ -247,6 +251,12 @@ def check_made_kick(clip: np.ndarray, desc: dict[str, float]) -> None:
             f"loudest {desc['attack'] * 1000:.0f} ms after its onset "
             f"(a made kick peaks within {metrics.ATTACK_MAX_S * 1000:g} ms)"
         )
+    if min_lead_db > 0.0:
+        lead = float(metrics.peak_lead_db(clip[None])[0])
+        if lead < min_lead_db:
+            raise AudioError(
+                f"its hit leads its body by {lead:.1f} dB (the build asks {min_lead_db:g} dB)"
+            )
 
 
 def _augmented_clip(wave: np.ndarray, task: Task) -> tuple[np.ndarray, dict[str, float], str]:
@@ -261,7 +271,7 @@ def _augmented_clip(wave: np.ndarray, task: Task) -> tuple[np.ndarray, dict[str,
         )
         try:
             clip, desc = finish_clip(np.asarray(variant, dtype=np.float64))
-            check_made_kick(clip, desc)
+            check_made_kick(clip, desc, task.min_lead_db)
         except AudioError as exc:
             error = exc
             continue
@@ -286,7 +296,7 @@ def make_clip(task: Task, out: Path) -> ClipResult:
             else:
                 clip, result.descriptors = finish_clip(np.asarray(wave, dtype=np.float64))
                 if task.kind in RENDERED_KINDS:
-                    check_made_kick(clip, result.descriptors)
+                    check_made_kick(clip, result.descriptors, task.min_lead_db)
             result.augmentation = applied
     except (AudioError, KickgenError, ValueError) as exc:
         where = task.source.file if task.source else task.id
@@ -347,7 +357,7 @@ def _procedural_kick(task: Task) -> tuple[np.ndarray, dict[str, float], Procedur
         if count_hits(clip) > 1:  # a drawn envelope that dips and swells again: not a one-shot
             continue
         try:
-            check_made_kick(clip, desc)
+            check_made_kick(clip, desc, task.min_lead_db)
         except AudioError:
             continue
         if not task.calibration:
@@ -411,6 +421,8 @@ def plan_tasks(sources: list[SourceClip], config: BuildConfig) -> list[Task]:
                 tasks.append(Task(f"{base_id}-aug{v:02d}", "augmented", seed, src, v + 1, base_id))
     for j in range(config.synth):
         tasks.append(Task(f"synth-{j:05d}", "synth", _stable_seed(config.seed, "synth", "", j)))
+    for task in tasks:
+        task.min_lead_db = config.min_lead_db
     return tasks
 
 

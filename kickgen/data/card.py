@@ -250,7 +250,7 @@ def render_card(corpus: Path, png_rel: str, fits_png_rel: str | None = None) -> 
             f"(finding and rendering sources {seconds.get('sources', 0):.0f} s, clips "
             f"{seconds.get('clips', 0):.0f} s, fits {seconds.get('fits', 0):.0f} s) with {cfg.get('workers', '?')} worker processes on a "
             f"machine with {os.cpu_count()} cores shared with other jobs. Settings: "
-            + ", ".join(f"`{k}={cfg[k]}`" for k in ("synth", "augment", "val_fraction", "val_real_fraction", "val_real", "val_kits", "min_count", "fit_share", "fit_steps", "seed") if k in cfg)
+            + ", ".join(f"`{k}={cfg[k]}`" for k in ("synth", "augment", "val_fraction", "val_real_fraction", "val_real", "val_kits", "min_count", "fit_share", "fit_steps", "min_lead_db", "seed") if k in cfg)
             + "."
         )  # fmt: skip
         out.append("")

@@ -30,6 +30,16 @@ def _fraction(value: str) -> float:
     return f
 
 
+def _decibels(value: str) -> float:
+    try:
+        db = float(value)
+    except ValueError:
+        db = -1.0
+    if not 0.0 <= db <= 24.0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a level in dB from 0 to 24")
+    return db
+
+
 def register(subparsers) -> None:
     data = subparsers.add_parser(
         "data", help="build the training corpus (collect, fetch-open, synth, build, card)",
@@ -88,6 +98,8 @@ def register(subparsers) -> None:
         ("--fit-share", _fraction, 0.6, "share of the procedural kicks drawn around the fits of "
          "the real training recordings; the others come from the calibrated style families"),
         ("--fit-steps", _positive, 200, "Adam steps of each fit"),
+        ("--min-lead-db", _decibels, 0.0, "dB by which a made kick's loudest sample in its "
+         "first 30 ms must lead the rest (draws again, or drops a render; 0: only loudest there)"),
     ):  # fmt: skip
         add_value_argument(p, flag, kind, default, text)
     p.add_argument("--seed", type=int, default=0)
@@ -189,7 +201,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction, val_real_fraction=args.val_real_fraction,
         val_real=args.val_real,
         val_kits=args.val_kits, min_count=args.min_count, fit_share=args.fit_share,
-        fit_steps=args.fit_steps, seed=args.seed,
+        fit_steps=args.fit_steps, min_lead_db=args.min_lead_db, seed=args.seed,
         workers=max(args.workers, 1),
     )  # fmt: skip
     import shlex

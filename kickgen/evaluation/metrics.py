@@ -476,19 +476,29 @@ def _batch_f64(waves: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray
     return np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0), finite
 
 
-def late_peak_db(waves: torch.Tensor | np.ndarray) -> np.ndarray:
-    """How far (dB) each clip's loudest sample lies above the loudest one within
-    ``ATTACK_MAX_S`` of its onset: 0 for a clip that passes the ``attack`` check, more the later
-    and louder its peak. ``(B, L)`` waveforms (NaN/inf samples count as 0) → ``(B,)``. The check
-    is pass or fail; this says whether a miss is a plateau a fraction of a dB above the hit or a
-    swell."""
+def peak_lead_db(waves: torch.Tensor | np.ndarray) -> np.ndarray:
+    """How far (dB) each clip's loudest sample within ``ATTACK_MAX_S`` of its onset lies above
+    the loudest one after that: positive for a hit that leads its body, negative for a clip that
+    fails the ``attack`` check. ``(B, L)`` waveforms (NaN/inf samples count as 0) → ``(B,)``.
+
+    The mel chain moves single peaks by about ±2 dB, so a kick that leads by a fraction of a dB
+    comes back late as often as not (``kickgen data build --min-lead-db``)."""
     from kickgen.descriptors import onset_index
 
     x = np.abs(_batch_f64(waves)[0])
     onset = onset_index(x)
-    reach = int(ATTACK_MAX_S * SAMPLE_RATE)
-    head = np.array([x[i, o : o + reach + 1].max() for i, o in enumerate(onset)])
-    return 20.0 * np.log10(np.maximum(x.max(axis=1), 1e-12) / np.maximum(head, 1e-12))
+    end = onset + int(ATTACK_MAX_S * SAMPLE_RATE) + 1
+    head = np.array([x[i, o:e].max() for i, (o, e) in enumerate(zip(onset, end))])
+    rest = np.array([x[i, e:].max(initial=0.0) for i, e in enumerate(end)])
+    return 20.0 * np.log10(np.maximum(head, 1e-12) / np.maximum(rest, 1e-12))
+
+
+def late_peak_db(waves: torch.Tensor | np.ndarray) -> np.ndarray:
+    """How far (dB) each clip's loudest sample lies above the loudest one within
+    ``ATTACK_MAX_S`` of its onset: 0 for a clip that passes the ``attack`` check, more the later
+    and louder its peak (:func:`peak_lead_db`, negated, floored at 0). The check is pass or fail;
+    this says whether a miss is a plateau a fraction of a dB above the hit or a swell."""
+    return np.maximum(-peak_lead_db(waves), 0.0)
 
 
 def sanity_checks(

@@ -277,26 +277,43 @@ def sanity_table(sanity: dict, pass_head: str, label: Callable[[str], str]) -> l
     return lines
 
 
-def _quartiles(q: list[float], unit: str) -> str:
+def _number(x: float, unit: str) -> str:
     digits = 3 if unit in ("s", "") else 2 if unit == "×" else 1 if unit == "dB" else 0
-    return f"{q[1]:.{digits}f} ({q[0]:.{digits}f}–{q[2]:.{digits}f})"
+    return f"{x:.{digits}f}"
+
+
+def _quartiles(q: list[float], unit: str) -> str:
+    return f"{_number(q[1], unit)} ({_number(q[0], unit)}–{_number(q[2], unit)})"
+
+
+MEDIAN_NOTE = ("*Its median, {level:g} % over drums*: where the real validation recordings' median "
+               "lands when their drums are drawn again with replacement (a percentile bootstrap; a drum's velocity "
+               "layers come and go together). A set's median inside it is as near as another draw of as many "
+               "drums would be.")  # fmt: skip
 
 
 def benchmark_markdown(bench: dict, reference: str) -> list[str]:
     """The kick-benchmark tables of one comparison: per-descriptor medians (quartiles) of each
     set, then each set against ``reference`` as a whole."""
-    from kickgen.evaluation.quality import TABLE_DESCRIPTORS
+    from kickgen.evaluation.quality import MEDIAN_LEVEL, TABLE_DESCRIPTORS
 
-    table = bench["table"]
+    table, interval = bench["table"], bench.get("median_interval")
     labels = list(next(iter(table.values())))
-    lines = ["| descriptor | " + " | ".join(SET_LABELS.get(k, k) for k in labels) + " |",
-             "| --- | " + " | ".join("---" for _ in labels) + " |"]  # fmt: skip
+    heads = [SET_LABELS.get(k, k) for k in labels]
+    if interval:  # results written before the interval was measured have none
+        heads.insert(1, f"its median, {100 * MEDIAN_LEVEL:g} % over drums")
+    lines = ["| descriptor | " + " | ".join(heads) + " |",
+             "| --- | " + " | ".join("---" for _ in heads) + " |"]  # fmt: skip
     for name, unit in TABLE_DESCRIPTORS:
         head = f"{name} ({unit})" if unit else name
-        lines.append(
-            f"| {head} | " + " | ".join(_quartiles(table[name][k], unit) for k in labels) + " |"
-        )
+        cells = [_quartiles(table[name][k], unit) for k in labels]
+        if interval:
+            low, high = interval[name]
+            cells.insert(1, f"{_number(low, unit)}–{_number(high, unit)}")
+        lines.append(f"| {head} | " + " | ".join(cells) + " |")
     ref = SET_LABELS.get(reference, reference)
+    if interval:
+        lines += ["", MEDIAN_NOTE.format(level=100 * MEDIAN_LEVEL)]
     lines += ["", f"Each set against the {ref} ({bench['realism']['reference']['n']} clips) on the standardised "
               "descriptors: kernel distance (unbiased MMD², Gaussian kernel at the reference's median pairwise "
               "distance, ×100; 0 = same distribution; ± its spread over random halves), classifier two-sample "
