@@ -487,8 +487,8 @@ def peak_lead_db(waves: torch.Tensor | np.ndarray) -> np.ndarray:
 
     x = np.abs(_batch_f64(waves)[0])
     onset = onset_index(x)
-    end = onset + int(ATTACK_MAX_S * SAMPLE_RATE) + 1
-    head = np.array([x[i, o:e].max() for i, (o, e) in enumerate(zip(onset, end))])
+    end = onset + int(ATTACK_MAX_S * SAMPLE_RATE) + 1  # first sample after the hit's 30 ms
+    head = np.array([x[i, o : end[i]].max() for i, o in enumerate(onset)])
     rest = np.array([x[i, e:].max(initial=0.0) for i, e in enumerate(end)])
     return 20.0 * np.log10(np.maximum(head, 1e-12) / np.maximum(rest, 1e-12))
 
