@@ -50,7 +50,6 @@ import shutil
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -92,8 +91,6 @@ PREROLL_S = 0.001  # s of lead-in kept before the onset
 MAX_ONSET_S = 0.005  # s: every clip's onset must be this early
 DECLIP_MAX = 0.25  # declip(): apex at most 25 % above the clipped peak (soft cap)
 AUGMENT_TRIES = 8  # draws of an augmented variant until one passes check_made_kick
-HELD_STYLES = frozenset({"trap", "gabber", "hardstyle", "distorted"})  # a held or driven body is
-# their sound: BuildConfig.min_lead_db asks nothing of a clip with one of these keywords
 RENDERED_KINDS = ("drumsynth", "kicker")  # presets kickgen renders: checked as made kicks
 CORPUS_STOPWORDS = frozenset({"kick"})  # every clip is a kick: the word tells nothing
 METADATA_FIELDS = (
@@ -230,16 +227,13 @@ def _cached_source(path: str) -> tuple[np.ndarray, int]:
     return wave, 0
 
 
-def check_made_kick(
-    clip: np.ndarray, desc: dict[str, float], min_lead_db: float = 0.0, styles: Sequence[str] = ()
-) -> None:
+def check_made_kick(clip: np.ndarray, desc: dict[str, float], min_lead_db: float = 0.0) -> None:
     """Raise :class:`AudioError` when a clip the build made (``clip`` and its descriptors
     ``desc``) fails a sanity check of the eval that :func:`finish_clip` leaves out: it still
     rings where a kick should have decayed (``metrics.TAIL_WINDOW_S``, ``metrics.TAIL_MAX_DB``),
     or it is loudest later than ``metrics.ATTACK_MAX_S`` after its onset (a plateau or a swell,
     not a hit), or, with ``min_lead_db``, its loudest sample there leads everything after by
-    less than that (:func:`metrics.peak_lead_db`), unless its name's ``styles`` or its measured
-    keywords hold one of ``HELD_STYLES`` (a trap kick holds its body, a driven one is flat).
+    less than that (:func:`metrics.peak_lead_db`).
 
     Made clips that rang (a drive raising an augmented tail, a long trap render, a slow
     procedural decay) were 7.6 % of the "long" clips and taught the model tails that fail the
@@ -257,7 +251,7 @@ def check_made_kick(
             f"loudest {desc['attack'] * 1000:.0f} ms after its onset "
             f"(a made kick peaks within {metrics.ATTACK_MAX_S * 1000:g} ms)"
         )
-    if min_lead_db > 0.0 and not HELD_STYLES.intersection([*styles, *measured_keywords(desc)]):
+    if min_lead_db > 0.0:
         lead = float(metrics.peak_lead_db(clip[None])[0])
         if lead < min_lead_db:
             raise AudioError(
@@ -277,7 +271,7 @@ def _augmented_clip(wave: np.ndarray, task: Task) -> tuple[np.ndarray, dict[str,
         )
         try:
             clip, desc = finish_clip(np.asarray(variant, dtype=np.float64))
-            check_made_kick(clip, desc, task.min_lead_db, task.source.keywords.split())
+            check_made_kick(clip, desc, task.min_lead_db)
         except AudioError as exc:
             error = exc
             continue
@@ -302,9 +296,7 @@ def make_clip(task: Task, out: Path) -> ClipResult:
             else:
                 clip, result.descriptors = finish_clip(np.asarray(wave, dtype=np.float64))
                 if task.kind in RENDERED_KINDS:
-                    check_made_kick(
-                        clip, result.descriptors, task.min_lead_db, task.source.keywords.split()
-                    )
+                    check_made_kick(clip, result.descriptors, task.min_lead_db)
             result.augmentation = applied
     except (AudioError, KickgenError, ValueError) as exc:
         where = task.source.file if task.source else task.id
@@ -365,7 +357,7 @@ def _procedural_kick(task: Task) -> tuple[np.ndarray, dict[str, float], Procedur
         if count_hits(clip) > 1:  # a drawn envelope that dips and swells again: not a one-shot
             continue
         try:
-            check_made_kick(clip, desc, task.min_lead_db, kick.keywords)
+            check_made_kick(clip, desc, task.min_lead_db)
         except AudioError:
             continue
         if not task.calibration:
