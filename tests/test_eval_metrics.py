@@ -216,6 +216,18 @@ def test_each_drum_counts_once_in_the_reference_table():
     assert np.median(desc["f0_25ms"]) == 50.0 and np.median(drums["f0_25ms"]) == 80.0
 
 
+def test_pass_interval_is_the_wilson_interval():
+    """125 of 128 kicks: 97.7 %, 94.3–99.1 % at 90 % (so one draw does not settle 98 %); all of
+    them: the interval ends at 1 and starts below it; none of 5: it starts at 0."""
+    low, high = metrics.pass_interval(125, 128)
+    assert round(low, 3) == 0.943 and round(high, 3) == 0.991
+    low, high = metrics.pass_interval(128, 128)
+    assert 0.97 < low < 0.99 and high == 1.0
+    assert metrics.pass_interval(0, 5)[0] == 0.0
+    wider = metrics.pass_interval(125, 128, level=0.99)
+    assert wider[0] < 0.943 and wider[1] > 0.991
+
+
 def test_the_reference_median_interval_draws_drums_not_clips():
     """Nine layers of one drum at 50 Hz and one drum at 100 Hz: drawing clips, the median is 50 Hz
     nearly always; drawing the two drums, a quarter of the draws take the 100 Hz drum twice, so the

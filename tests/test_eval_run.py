@@ -92,6 +92,8 @@ def test_eval_end_to_end(checkpoint_dir: Path, tiny_corpus: Path, tmp_path: Path
     assert gen["sanity"]["validation_real"]["finite"] == 1.0
     for rates in gen["sanity"].values():  # a kick loudest > 1 dB after its first 30 ms fails attack
         assert rates["late_3db"] <= rates["late_1db"] <= 1.0 - rates["attack"]
+        low, high = rates["pass_interval"]  # where another draw of as many kicks could land
+        assert 0.0 <= low <= rates["pass"] <= high <= 1.0 and high - low > 0.05
     assert [row["keyword"] for row in gen["keywords"]] == [
         "808",
         "909",
@@ -131,6 +133,7 @@ def test_eval_end_to_end(checkpoint_dir: Path, tiny_corpus: Path, tmp_path: Path
     )
     assert "## The kick benchmark" in report and "| f0_25ms (Hz) |" in report
     assert "real validation, each drum once" in report and "% over drums |" in report
+    assert "| pass (90 % interval) |" in report
     assert "Variation at strength 0 (2 recordings" in report
     for png in ("spectrograms.png", "reconstruction.png", "histograms.png", "pitch_tracks.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"

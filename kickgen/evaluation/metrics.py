@@ -501,6 +501,25 @@ def late_peak_db(waves: torch.Tensor | np.ndarray) -> np.ndarray:
     return np.maximum(-peak_lead_db(waves), 0.0)
 
 
+def pass_interval(passed: int, n: int, level: float = 0.9) -> tuple[float, float]:
+    """The Wilson score interval of a pass rate, ``passed`` of ``n``, at ``level`` coverage.
+
+    128 kicks pin a rate down only to a few percent: 125 of 128 (97.7 %) reads 94.3–99.1 % at
+    90 %, so whether a set clears 98 % is often not settled by one draw of kicks. Unlike the
+    normal approximation, the interval stays inside [0, 1] at rates of 0 and 1.
+    """
+    if n <= 0:
+        return 0.0, 1.0
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(0.5 + level / 2.0)
+    rate, z2 = passed / n, z * z / n
+    centre = (rate + z2 / 2.0) / (1.0 + z2)
+    half = z * math.sqrt(rate * (1.0 - rate) / n + z2 / (4.0 * n)) / (1.0 + z2)
+    low = 0.0 if passed == 0 else max(centre - half, 0.0)  # exact at the ends, not 1 - 1e-16
+    return low, 1.0 if passed == n else min(centre + half, 1.0)
+
+
 def sanity_checks(
     waves: torch.Tensor | np.ndarray, descriptors: Mapping[str, np.ndarray] | None = None
 ) -> dict[str, np.ndarray]:

@@ -464,15 +464,17 @@ def late_key(db: float) -> str:
     return f"late_{db:g}db"
 
 
-def _sanity_summary(
-    waves: torch.Tensor | np.ndarray, descriptors: dict[str, np.ndarray]
-) -> dict[str, float]:
+def _sanity_summary(waves: torch.Tensor | np.ndarray, descriptors: dict[str, np.ndarray]) -> dict:
     """Pass rates of :func:`metrics.sanity_checks` over ``waves`` ``(B, L)``, plus ``late_1db``
     and ``late_3db``: the shares whose loudest sample lies more than 1 and 3 dB above the loudest
     of their first 30 ms (:func:`metrics.late_peak_db`), so a miss of the attack check reads as
-    a plateau or a swell."""
+    a plateau or a swell, and ``pass_interval``, the 90 % interval of the share passing every
+    check (:func:`metrics.pass_interval`)."""
     checks = metrics.sanity_checks(waves, descriptors)
-    out = {name: float(np.mean(v)) for name, v in checks.items()}
+    out: dict = {name: float(np.mean(v)) for name, v in checks.items()}
+    out["pass_interval"] = list(
+        metrics.pass_interval(int(checks["pass"].sum()), len(checks["pass"]))
+    )
     late = metrics.late_peak_db(waves)
     for db in LATE_PEAK_DB:
         out[late_key(db)] = float(np.mean(late > db))

@@ -254,6 +254,10 @@ LATE_NOTE = ("*Late > 1 dB*, *late > 3 dB*: the shares whose loudest sample lies
              "check by a fraction of a dB is a plateau of near-equal cycles; by several dB, a swell.")  # fmt: skip
 
 
+PASS_NOTE = ("*90 % interval*: the Wilson score interval of the share passing every check "
+             "(`metrics.pass_interval`), where another draw of as many kicks could land.")  # fmt: skip
+
+
 def sanity_table(sanity: dict, pass_head: str, label: Callable[[str], str]) -> list[str]:
     """A markdown table of sanity pass rates: a row per set (named by ``label``), the share that
     passes every check (column ``pass_head``), then each of ``metrics.SANITY_CHECKS``, then the
@@ -267,11 +271,20 @@ def sanity_table(sanity: dict, pass_head: str, label: Callable[[str], str]) -> l
     if all(key in rates for rates in sanity.values() for key in late):
         checks += late
         heads += [f"late > {db:g} dB" for db in LATE_PEAK_DB]
+    spans = all("pass_interval" in rates for rates in sanity.values())
+    if spans:
+        pass_head = f"{pass_head} (90 % interval)"
     lines = [f"| set | {pass_head} | " + " | ".join(heads) + " |",
              "| --- | --- | " + " | ".join("---" for _ in checks) + " |"]  # fmt: skip
     for name, rates in sanity.items():
-        cells = [rates["pass"]] + [rates[c] for c in checks]
-        lines.append(f"| {label(name)} | " + " | ".join(_pct(v) for v in cells) + " |")
+        first = _pct(rates["pass"])
+        if spans:
+            low, high = rates["pass_interval"]
+            first += f" ({100 * low:.1f}–{100 * high:.1f})"
+        cells = [first] + [_pct(rates[c]) for c in checks]
+        lines.append(f"| {label(name)} | " + " | ".join(cells) + " |")
+    if spans:
+        lines += ["", PASS_NOTE]
     if late[0] in checks:
         lines += ["", LATE_NOTE]
     return lines
