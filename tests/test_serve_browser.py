@@ -336,7 +336,9 @@ def test_studio_drop_star_reload_morph_ab_export_and_drag_out(server_url, tmp_pa
                 n.split("/", 1)[1] for n in wavs
             )
             assert "kickgen-crate/manifest.csv" in z.namelist()
-            assert answers == [404, 200] and items.nth(0).get_attribute("data-id") != lost
+            packs = [url for url in requests if url.endswith("/api/pack")]  # for the message
+            assert answers == [404, 200], f"route answers {answers}, pack requests {packs}"
+            assert items.nth(0).get_attribute("data-id") != lost
 
             # Take it out: Chromium's DownloadURL drag names the kick's WAV on this server.
             url = page.eval_on_selector(".kick a.download >> nth=0", DRAG_OUT_JS)
