@@ -624,6 +624,8 @@ __all__ = [
     "mel_embedding",
     "memorization",
     "mrstft_distance_db",
+    "pass_interval",
+    "peak_lead_db",
     "roc_auc",
     "sanity_checks",
     "sine_kick",

@@ -177,21 +177,26 @@ def one_per_group(desc: dict[str, np.ndarray], groups: list[str]) -> dict[str, n
     """Each group's median of every descriptor in ``desc`` (one value per drum, in order of first
     appearance), so that a drum recorded in five velocity layers counts once, like a drum
     recorded once."""
-    rows: dict[str, list[int]] = {}  # group → its clips, groups in order of first appearance
-    for i, g in enumerate(groups):
-        rows.setdefault(g, []).append(i)
+    rows = group_rows(groups)
     return {
-        name: np.array([np.median(np.asarray(v)[idx]) for idx in rows.values()])
-        for name, v in desc.items()
+        name: np.array([np.median(np.asarray(v)[idx]) for idx in rows]) for name, v in desc.items()
     }
 
 
-MEDIAN_LEVEL = 0.9  # coverage of the interval of the real validation recordings' medians
-MEDIAN_DRAWS = 2000  # bootstrap draws of that interval
+def group_rows(groups: list[str]) -> list[list[int]]:
+    """The clips of each group (``groups[i]`` is clip i's), groups in order of first appearance."""
+    rows: dict[str, list[int]] = {}
+    for i, g in enumerate(groups):
+        rows.setdefault(g, []).append(i)
+    return list(rows.values())
+
+
+INTERVAL_LEVEL = 0.9  # coverage of the eval's intervals: medians over drums, sanity pass rates
+MEDIAN_DRAWS = 2000  # bootstrap draws of the medians' interval
 
 
 def median_interval(
-    desc: dict[str, np.ndarray], groups: list[str], seed: int, level: float = MEDIAN_LEVEL
+    desc: dict[str, np.ndarray], groups: list[str], seed: int, level: float = INTERVAL_LEVEL
 ) -> dict[str, list[float]]:
     """``{descriptor: [low, high]}`` for ``TABLE_DESCRIPTORS``: the ``level`` interval of the median
     of ``desc`` over clips when their drums (``groups``) are drawn again with replacement
@@ -201,10 +206,7 @@ def median_interval(
     inside this interval is as near as another draw of ten drums would be.
     """
     desc = with_sweep_ratio(desc)
-    members: dict[str, list[int]] = {}
-    for i, g in enumerate(groups):
-        members.setdefault(g, []).append(i)
-    drums = list(members.values())
+    drums = group_rows(groups)
     rng = np.random.default_rng(seed)
     draws = [np.concatenate([drums[j] for j in row])
              for row in rng.integers(0, len(drums), size=(MEDIAN_DRAWS, len(drums)))]  # fmt: skip
@@ -468,12 +470,12 @@ def _sanity_summary(waves: torch.Tensor | np.ndarray, descriptors: dict[str, np.
     """Pass rates of :func:`metrics.sanity_checks` over ``waves`` ``(B, L)``, plus ``late_1db``
     and ``late_3db``: the shares whose loudest sample lies more than 1 and 3 dB above the loudest
     of their first 30 ms (:func:`metrics.late_peak_db`), so a miss of the attack check reads as
-    a plateau or a swell, and ``pass_interval``, the 90 % interval of the share passing every
-    check (:func:`metrics.pass_interval`)."""
+    a plateau or a swell, and ``pass_interval``, the ``INTERVAL_LEVEL`` interval of the share
+    passing every check (:func:`metrics.pass_interval`)."""
     checks = metrics.sanity_checks(waves, descriptors)
     out: dict = {name: float(np.mean(v)) for name, v in checks.items()}
     out["pass_interval"] = list(
-        metrics.pass_interval(int(checks["pass"].sum()), len(checks["pass"]))
+        metrics.pass_interval(int(checks["pass"].sum()), len(checks["pass"]), INTERVAL_LEVEL)
     )
     late = metrics.late_peak_db(waves)
     for db in LATE_PEAK_DB:

@@ -254,7 +254,7 @@ LATE_NOTE = ("*Late > 1 dB*, *late > 3 dB*: the shares whose loudest sample lies
              "check by a fraction of a dB is a plateau of near-equal cycles; by several dB, a swell.")  # fmt: skip
 
 
-PASS_NOTE = ("*90 % interval*: the Wilson score interval of the share passing every check "
+PASS_NOTE = ("*{level:g} % interval*: the Wilson score interval of the share passing every check "
              "(`metrics.pass_interval`), where another draw of as many kicks could land.")  # fmt: skip
 
 
@@ -263,7 +263,7 @@ def sanity_table(sanity: dict, pass_head: str, label: Callable[[str], str]) -> l
     passes every check (column ``pass_head``), then each of ``metrics.SANITY_CHECKS``, then the
     shares loudest more than 1 and 3 dB above their first 30 ms (results written before those
     were measured have no such columns)."""
-    from kickgen.evaluation.quality import LATE_PEAK_DB, late_key
+    from kickgen.evaluation.quality import INTERVAL_LEVEL, LATE_PEAK_DB, late_key
 
     checks = list(metrics.SANITY_CHECKS)
     heads = [c.replace("_", " ") for c in checks]
@@ -273,7 +273,7 @@ def sanity_table(sanity: dict, pass_head: str, label: Callable[[str], str]) -> l
         heads += [f"late > {db:g} dB" for db in LATE_PEAK_DB]
     spans = all("pass_interval" in rates for rates in sanity.values())
     if spans:
-        pass_head = f"{pass_head} (90 % interval)"
+        pass_head = f"{pass_head} ({100 * INTERVAL_LEVEL:g} % interval)"
     lines = [f"| set | {pass_head} | " + " | ".join(heads) + " |",
              "| --- | --- | " + " | ".join("---" for _ in checks) + " |"]  # fmt: skip
     for name, rates in sanity.items():
@@ -284,7 +284,7 @@ def sanity_table(sanity: dict, pass_head: str, label: Callable[[str], str]) -> l
         cells = [first] + [_pct(rates[c]) for c in checks]
         lines.append(f"| {label(name)} | " + " | ".join(cells) + " |")
     if spans:
-        lines += ["", PASS_NOTE]
+        lines += ["", PASS_NOTE.format(level=100 * INTERVAL_LEVEL)]
     if late[0] in checks:
         lines += ["", LATE_NOTE]
     return lines
@@ -308,13 +308,13 @@ MEDIAN_NOTE = ("*Its median, {level:g} % over drums*: where the real validation 
 def benchmark_markdown(bench: dict, reference: str) -> list[str]:
     """The kick-benchmark tables of one comparison: per-descriptor medians (quartiles) of each
     set, then each set against ``reference`` as a whole."""
-    from kickgen.evaluation.quality import MEDIAN_LEVEL, TABLE_DESCRIPTORS
+    from kickgen.evaluation.quality import INTERVAL_LEVEL, TABLE_DESCRIPTORS
 
     table, interval = bench["table"], bench.get("median_interval")
     labels = list(next(iter(table.values())))
     heads = [SET_LABELS.get(k, k) for k in labels]
     if interval:  # results written before the interval was measured have none
-        heads.insert(1, f"its median, {100 * MEDIAN_LEVEL:g} % over drums")
+        heads.insert(1, f"its median, {100 * INTERVAL_LEVEL:g} % over drums")
     lines = ["| descriptor | " + " | ".join(heads) + " |",
              "| --- | " + " | ".join("---" for _ in heads) + " |"]  # fmt: skip
     for name, unit in TABLE_DESCRIPTORS:
@@ -326,7 +326,7 @@ def benchmark_markdown(bench: dict, reference: str) -> list[str]:
         lines.append(f"| {head} | " + " | ".join(cells) + " |")
     ref = SET_LABELS.get(reference, reference)
     if interval:
-        lines += ["", MEDIAN_NOTE.format(level=100 * MEDIAN_LEVEL)]
+        lines += ["", MEDIAN_NOTE.format(level=100 * INTERVAL_LEVEL)]
     lines += ["", f"Each set against the {ref} ({bench['realism']['reference']['n']} clips) on the standardised "
               "descriptors: kernel distance (unbiased MMD², Gaussian kernel at the reference's median pairwise "
               "distance, ×100; 0 = same distribution; ± its spread over random halves), classifier two-sample "
