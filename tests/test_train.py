@@ -72,6 +72,20 @@ def test_diffusion_one_step(vae_ckpt, corpus, tmp_path):
     assert list(tmp_path.glob("preview_*.png"))
 
 
+def test_diffusion_onset_weight_weighs_the_first_latent_column():
+    target = torch.zeros(2, 4, 8, 11)
+    pred = target.clone()
+    pred[0, :, :, 0] = 1.0  # an error in the first column only
+    pred[1, :, :, 5] = 1.0  # as large an error in a later column
+    plain = train_diffusion.onset_weighted_error(pred, target, 0.0)
+    assert torch.allclose(plain, (pred - target).square().mean(dim=(1, 2, 3)))
+    weighted = train_diffusion.onset_weighted_error(pred, target, 3.0)
+    assert weighted[0] == pytest.approx(4.0 / 14.0)  # column 0 counts 4 of the 14 weights
+    assert weighted[1] == pytest.approx(1.0 / 14.0)
+    ones = train_diffusion.onset_weighted_error(pred + 1.0, target + 1.0, 3.0)
+    assert torch.allclose(ones, train_diffusion.onset_weighted_error(pred, target, 3.0))
+
+
 def test_keyword_dropout_drops_single_words_and_whole_prompts():
     cfg = DiffusionConfig(prompt_dropout=0.3, keyword_dropout=0.3)
     gen = torch.Generator().manual_seed(0)

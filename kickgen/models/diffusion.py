@@ -37,6 +37,9 @@ class DiffusionConfig:
     prompt_dropout: float = 0.15  # probability of training on the empty prompt (classifier-free)
     keyword_dropout: float = 0.2  # probability of dropping each single keyword of a prompt
     min_snr_gamma: float = 5.0  # min-SNR loss weighting (Hang et al. 2023); 0 disables it
+    # extra loss weight of the latent's first column (the first 186 ms: click, pitch drop and
+    # whether the body swells after the hit), relative to the other columns; 0 weighs all alike
+    onset_weight: float = 0.0
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:

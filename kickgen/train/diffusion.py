@@ -117,6 +117,17 @@ def drop_keywords(
     return out
 
 
+def onset_weighted_error(
+    pred: torch.Tensor, target: torch.Tensor, onset_weight: float
+) -> torch.Tensor:
+    """Squared error (B, C, 8, W) → (B,), the first latent column weighted ``1 + onset_weight``
+    times the others, normalised so that equal errors everywhere give their plain mean."""
+    per_column = (pred - target).square().mean(dim=(1, 2))  # (B, W)
+    weights = torch.ones(per_column.shape[1], device=per_column.device)
+    weights[0] += onset_weight
+    return (per_column * weights).sum(dim=1) / weights.sum()
+
+
 def diffusion_loss(
     model: nn.Module,
     sched: NoiseScheduler,
@@ -132,7 +143,10 @@ def diffusion_loss(
     xt = sched.add_noise(z0, noise, t)
     pred = model(xt, t, token_ids)
     target = sched.velocity(z0, noise, t) if cfg.prediction_type == "v" else noise
-    per_sample = (pred - target).square().mean(dim=(1, 2, 3))  # (B,)
+    if cfg.onset_weight > 0:
+        per_sample = onset_weighted_error(pred, target, cfg.onset_weight)  # (B,)
+    else:
+        per_sample = (pred - target).square().mean(dim=(1, 2, 3))  # (B,)
     if cfg.min_snr_gamma > 0:
         snr = sched.snr(t)
         clipped = snr.clamp(max=cfg.min_snr_gamma)
