@@ -171,4 +171,4 @@ def test_console_entry_points_run_as_subprocesses(repo_root, guide_workdir):
         [sys.executable, str(repo_root / "inference" / "generate.py"), "--steps", "0"],
         cwd=guide_workdir, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert r.returncode == 2 and r.stderr.strip().endswith("use at least 1 (50 is the default)")
+    assert r.returncode == 2 and r.stderr.strip().endswith("use 1 to 200 (50 is the default)")

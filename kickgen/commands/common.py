@@ -202,7 +202,11 @@ def add_sampling_arguments(
         "--cfg-scale", type=float, default=3.0, help="guidance scale, 0 to 20 (default 3.0)"
     )
     parser.add_argument(
-        steps_flag, dest="sample_steps", type=int, default=50, help="sampler steps (default 50)"
+        steps_flag,
+        dest="sample_steps",
+        type=int,
+        default=50,
+        help="sampler steps, 1 to 200 (default 50)",
     )
     parser.add_argument(
         "--sampler", choices=("ddim", "dpm"), default="ddim", help="ddim or dpm (default ddim)"
@@ -211,7 +215,10 @@ def add_sampling_arguments(
         "-s", "--seed", type=int, default=None, help="random seed (default: random)"
     )
     parser.add_argument(
-        "--batch-size", type=int, default=16, help="kicks per batched sampler run (default 16)"
+        "--batch-size",
+        type=int,
+        default=16,
+        help="kicks per batched sampler run, 1 to 92 (default 16)",
     )
 
 
@@ -221,15 +228,16 @@ def check_sampling_values(
     """One-line errors for the sampling flags: ``steps`` (given as ``steps_label``), ``--cfg-scale``,
     ``--batch-size`` and ``--seed`` (seeds seed … seed + count − 1 must fit)."""
     from kickgen.pipeline import MAX_CFG_SCALE, SEED_RANGE
+    from kickgen.producer.recall import MAX_ROWS, MAX_STEPS
 
-    if steps < 1:
-        raise CommandError(f"{steps_label} {steps}: use at least 1 (50 is the default)")
+    if not 1 <= steps <= MAX_STEPS:  # a recipe of more steps would not regenerate
+        raise CommandError(f"{steps_label} {steps}: use 1 to {MAX_STEPS} (50 is the default)")
     if not 0 <= args.cfg_scale <= MAX_CFG_SCALE:  # also rejects NaN and inf
         raise CommandError(
             f"--cfg-scale {args.cfg_scale}: use 0 to {MAX_CFG_SCALE:g} (3.0 is the default; 1 = no guidance)"
         )
-    if args.batch_size < 1:
-        raise CommandError(f"--batch-size {args.batch_size}: use at least 1")
+    if not 1 <= args.batch_size <= MAX_ROWS:  # each kick's recipe holds its whole batch
+        raise CommandError(f"--batch-size {args.batch_size}: use 1 to {MAX_ROWS}")
     if args.seed is not None and not 0 <= args.seed <= SEED_RANGE - count:
         raise CommandError(f"--seed {args.seed}: use a whole number from 0 to {SEED_RANGE - count}")
 

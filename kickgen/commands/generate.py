@@ -53,7 +53,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
         help="guidance scale, 0 to 20; 1 = no guidance (default 3.0)",
     )
     parser.add_argument(
-        "--steps", type=int, default=50, help="sampler steps, at least 1 (default 50)"
+        "--steps", type=int, default=50, help="sampler steps, 1 to 200 (default 50)"
     )
     parser.add_argument(
         "-s",
@@ -109,7 +109,10 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
         help="ddim (the reference's) or dpm (DPM-Solver++ 2M, good at ~20 steps)",
     )
     parser.add_argument(
-        "--batch-size", type=int, default=16, help="kicks per batched sampler run (default 16)"
+        "--batch-size",
+        type=int,
+        default=16,
+        help="kicks per batched sampler run, 1 to 92 (default 16)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_generate_producer_arguments(parser)

@@ -59,6 +59,12 @@ FORMATS = {
 }  # same names as `generate --format`
 SAMPLE_RATES = (44_100, 48_000)
 MAX_COMMENT_BYTES = 32_000  # libsndfile silently drops a longer LIST/INFO comment
+# A recipe asks for no more work than the requests that make one (checked when it is read, before
+# any model runs): the server's and the CLI's step cap, and a batch of at most a pack's worth of
+# rows (92 MIDI keys; the server's n (8) and morph frames (16) and the CLI's default batch of 16
+# are smaller). ``--batch-size`` and ``--steps`` refuse more, so every kick kickgen writes recalls.
+MAX_STEPS = 200
+MAX_ROWS = 92
 
 
 # --------------------------------------------------------------------------- recipes
@@ -214,7 +220,7 @@ RECIPE_SCHEMA: dict[str, tuple[Check | None, bool]] = {
 }
 SETTINGS_SCHEMA: dict[str, Check] = {
     "cfg_scale": number(),
-    "steps": whole(1, 100_000),
+    "steps": whole(1, MAX_STEPS),
     "sampler": choice(SAMPLERS),
     "strength": number(),
 }
@@ -296,6 +302,8 @@ def _parse(recipe: object) -> Recipe:
     raw_rows = recipe["rows"]
     if not isinstance(raw_rows, list) or not raw_rows:
         raise _Bad(f"rows is {_short(raw_rows)}: it should be a list of at least one row")
+    if len(raw_rows) > MAX_ROWS:
+        raise _Bad(f"rows holds {len(raw_rows)} rows: a batch has at most {MAX_ROWS}")
     rows = [Row(**_fields(r, f"rows[{i}]", ROW_SCHEMA, ("seed",))) for i, r in enumerate(raw_rows)]
     index = recipe["index"]
     if index >= len(rows):
@@ -554,10 +562,12 @@ def render_recipe_raw(
     recipe: dict[str, object] | Recipe,
     source: Path | None = None,
     audio: dict[str, torch.Tensor] | None = None,
+    callback: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """Re-run a recipe's batch and return its kick's raw vocoder output ``(88200,)``.
 
-    ``audio`` holds the waveforms of init kicks kept in memory (``memory:…`` names).
+    ``audio`` holds the waveforms of init kicks kept in memory (``memory:…`` names);
+    ``callback(i, n)`` runs after each sampler step (an exception it raises stops the run).
     """
     r = recipe if isinstance(recipe, Recipe) else check_recipe(recipe, source)
     audio = dict(audio or {})
@@ -577,7 +587,7 @@ def render_recipe_raw(
             raise ProducerError(
                 f"{source}: its init audio {name} has changed since (sha256 {sha} expected)"
             )
-    return render_rows(pipe, r.rows, r.settings, audio=audio).raw[r.index]
+    return render_rows(pipe, r.rows, r.settings, callback=callback, audio=audio).raw[r.index]
 
 
 def render_recipe(

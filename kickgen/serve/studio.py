@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import threading
 import time
 import urllib.parse
 from typing import Any, Literal
@@ -37,7 +38,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from kickgen.audio import SAMPLE_RATE, resample
 from kickgen.errors import KickgenError
-from kickgen.producer.engine import memory_name
+from kickgen.producer.engine import is_memory_name, memory_name
 from kickgen.producer.kicks import Kick as ProducerKick
 from kickgen.producer.pack import FIRST_KEY, LAST_KEY, measure_kick, pack_zip, slug
 from kickgen.producer.recall import FORMATS, SAMPLE_RATES, finish
@@ -46,6 +47,7 @@ from kickgen.serve.app import (
     DEFAULT_CFG,
     DEFAULT_N,
     DEFAULT_STEPS,
+    DISCONNECT_POLL_S,
     MAX_CFG,
     MAX_FRAMES,
     MAX_N,
@@ -57,6 +59,7 @@ from kickgen.serve.app import (
     MIN_CFG,
     MIN_STEPS,
     RANDOM_SEEDS,
+    ClientGone,
     GenerateResponse,
     Hygiene,
     KickRequest,
@@ -371,7 +374,12 @@ def add_studio_routes(app: FastAPI, ctx: StudioContext) -> None:
 
     @app.post("/api/regenerate", response_model=GenerateResponse)
     async def regenerate_route(req: RegenerateRequest, request: Request) -> GenerateResponse:
-        """The kick a recipe describes, rendered again (bit for bit on the same device type)."""
+        """The kick a recipe describes, rendered again (bit for bit on the same device type).
+
+        The recipe's limits (rows, steps) are checked before anything runs, and only kicks
+        uploaded to this server (``memory:`` names) may be its init: a server path would tell
+        the client whether a file exists and what it holds. The run stops at the next sampler
+        step once the client has gone."""
         from kickgen.producer.recall import check_model, check_recipe, render_recipe_raw
 
         try:
@@ -379,19 +387,36 @@ def add_studio_routes(app: FastAPI, ctx: StudioContext) -> None:
             check_model(pipe, recipe, "recipe")
         except KickgenError as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from None
+        if any(not is_memory_name(name) for name in recipe.init):
+            raise HTTPException(status_code=422, detail="recipe: its init kick is not an upload to this server: "
+                                "only uploaded kicks (memory: names) can be regenerated here; use kickgen regenerate")  # fmt: skip
         audio = {name: wave for name in recipe.init if (wave := inits.get(name)) is not None}
         row = recipe.rows[recipe.index]
+        left = threading.Event()  # set once the client has disconnected
+
+        def step(_i: int, _n: int) -> None:
+            if left.is_set():
+                raise ClientGone()
 
         def job() -> tuple[list[Any], float]:
             start = time.perf_counter()
-            raw = render_recipe_raw(pipe, recipe, "recipe", audio)
+            raw = render_recipe_raw(pipe, recipe, "recipe", audio, callback=step)
             kick = ProducerKick(finish(raw, recipe.hygiene), raw, req.recipe)
             return ctx.keep([kick], words_of(row.prompt)), time.perf_counter() - start
 
-        kicks, seconds = await ctx.queued(job, request, work=recipe.settings.steps)
+        async def watch() -> None:
+            while not await request.is_disconnected():
+                await asyncio.sleep(DISCONNECT_POLL_S)
+            left.set()
+
+        watching = asyncio.create_task(watch())
+        try:
+            kicks, seconds = await ctx.queued(job, request, work=recipe.settings.steps)
+        finally:
+            watching.cancel()
         settings = recipe.settings
-        return ctx.answer(kicks, KickRequest(prompt=row.prompt[:MAX_PROMPT_CHARS], cfg_scale=min(settings.cfg_scale, MAX_CFG),
-                                             steps=min(settings.steps, MAX_STEPS)), ctx.parse(row.prompt), seconds)  # fmt: skip
+        return ctx.answer(kicks, KickRequest(prompt=row.prompt[:MAX_PROMPT_CHARS], cfg_scale=settings.cfg_scale,
+                                             steps=settings.steps), ctx.parse(row.prompt), seconds)  # fmt: skip
 
     @app.post("/api/pack", response_class=Response,
               responses={200: {"content": {"application/zip": {}}, "description": "WAVs with their recipes, manifest.csv, an .sfz"}})  # fmt: skip

@@ -1,0 +1,188 @@
+"""Hostile files, recipes and CLI runs (issue 38, its file half): each test names the point it
+checks and fails without its fix. Requests go to a stub pipeline; files are tiny."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from kickgen.audio import SAMPLE_RATE as SR
+from kickgen.cli import main
+
+
+def kick_wave(seconds: float = 0.5, freq: float = 55.0) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    return (0.8 * np.sin(2 * np.pi * freq * t) * np.exp(-t / 0.08)).astype(np.float32)
+
+
+def stub_recipe(rows: int = 1, steps: int = 2, **extra) -> dict:
+    """A recipe the stub pipeline below regenerates (it was made from no checkpoint files)."""
+    return {
+        "recipe": 1, "settings": {"cfg_scale": 3.0, "steps": steps, "sampler": "ddim", "strength": 1.0},
+        "rows": [{"seed": i, "prompt": "deep"} for i in range(rows)], "index": 0,
+        "model": {"diffusion": None, "vae": None, "vocoder": None}, **extra,
+    }  # fmt: skip
+
+
+def wav_with_recipe(path: Path, recipe: dict) -> Path:
+    """A WAV whose LIST/INFO comment holds ``recipe`` (as kickgen or an editor would write it)."""
+    with sf.SoundFile(str(path), "w", SR, 1, "FLOAT", format="WAV") as f:
+        f.comment = json.dumps(recipe, separators=(",", ":"))
+        f.write(kick_wave())
+    return path
+
+
+class StubPipeline:
+    """Stands in for KickPipeline in the server; ``render`` calls ``callback`` after each of its
+    ``steps`` (``step_s`` apart) and counts the rows and steps it ran."""
+
+    vocab = ["808", "deep"]
+
+    def __init__(self, step_s: float = 0.0):
+        import torch
+
+        self.device = torch.device("cpu")
+        self.step_s, self.rendered, self.steps_run = step_s, [], 0
+
+    def parse_prompt(self, prompt):
+        return SimpleNamespace(matched=prompt.split(), unknown=[], suggestions={})
+
+    def render(self, rows, cfg_scale, steps, *args, callback=None, **kwargs):
+        import time
+
+        import torch
+
+        self.rendered.append(len(rows))
+        for i in range(steps):
+            time.sleep(self.step_s)
+            self.steps_run += 1
+            if callback is not None:
+                callback(i, steps)
+        return SimpleNamespace(raw=torch.full((len(rows), SR * 2), 0.1))
+
+
+def serve_client(pipe):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from kickgen.serve.app import create_app
+
+    return TestClient(create_app(pipe), raise_server_exceptions=False)
+
+
+def one_line_error(capsys, *parts: str) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    for part in parts:
+        assert part in err, err
+    return err
+
+
+# --------------------------------------------------------------------------- 1: recipe limits
+
+
+@pytest.mark.parametrize(
+    "recipe, message",
+    [
+        (stub_recipe(rows=500), "rows holds 500 rows: a batch has at most 92"),
+        (stub_recipe(steps=1000), "settings.steps is 1000: use a whole number from 1 to 200"),
+        (stub_recipe(steps=201), "settings.steps is 201"),
+    ],
+)
+def test_1_recipes_over_the_request_limits_are_refused_when_read(tmp_path, capsys, recipe, message):
+    from kickgen.producer.engine import ProducerError
+    from kickgen.producer.recall import read_recipe
+
+    wav = wav_with_recipe(tmp_path / "k.wav", recipe)
+    with pytest.raises(ProducerError, match="its kickgen recipe is damaged or edited") as err:
+        read_recipe(wav)
+    assert message in str(err.value)
+    assert main(["regenerate", str(wav), "-q"]) == 2  # refused before any model is loaded
+    one_line_error(capsys, message)
+    pipe = StubPipeline()
+    with serve_client(pipe) as c:
+        res = c.post("/api/regenerate", json={"recipe": recipe})
+    assert res.status_code == 422 and message in res.json()["detail"]
+    assert pipe.rendered == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.wav"]
+
+
+def test_1_the_largest_recipes_kickgen_writes_still_regenerate():
+    from kickgen.producer.pack import FIRST_KEY, LAST_KEY
+    from kickgen.producer.recall import MAX_ROWS, MAX_STEPS, check_recipe
+    from kickgen.serve.app import MAX_FRAMES, MAX_N
+    from kickgen.serve.app import MAX_STEPS as SERVE_STEPS
+
+    assert MAX_ROWS == LAST_KEY - FIRST_KEY + 1 >= max(MAX_N, MAX_FRAMES, 16)
+    assert MAX_STEPS == SERVE_STEPS
+    assert len(check_recipe(stub_recipe(rows=MAX_ROWS, steps=MAX_STEPS)).rows) == MAX_ROWS
+    pipe = StubPipeline()
+    with serve_client(pipe) as c:
+        res = c.post("/api/regenerate", json={"recipe": stub_recipe(rows=3, steps=MAX_STEPS)})
+    assert res.status_code == 200 and res.json()["steps"] == MAX_STEPS and pipe.rendered == [3]
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--steps", "201"], "--steps 201: use 1 to 200"),
+        (["--batch-size", "93"], "--batch-size 93: use 1 to 92"),
+    ],
+)
+def test_1_the_cli_makes_no_kick_whose_recipe_it_would_refuse(tmp_path, capsys, flags, message):
+    assert main(["generate", "-n", "1", "-o", str(tmp_path / "k.wav"), "-q", *flags]) == 2
+    one_line_error(capsys, message)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_1_a_regenerate_whose_client_left_stops_at_the_next_step(serve_in_thread):
+    pytest.importorskip("fastapi")
+    import socket
+    import time
+
+    from kickgen.serve.app import create_app
+    from kickgen.serve.server import server_config
+
+    pipe = StubPipeline(step_s=0.02)  # 200 steps: 4 s
+    body = json.dumps({"recipe": stub_recipe(rows=2, steps=200)}).encode()
+    config = server_config(create_app(pipe))
+    with serve_in_thread(config) as (host, port):
+        conn = socket.create_connection((host, port))
+        conn.sendall(b"POST /api/regenerate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))  # fmt: skip
+        deadline = time.monotonic() + 10
+        while pipe.steps_run < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        conn.close()
+        time.sleep(1.0)
+        ran = pipe.steps_run
+        time.sleep(0.5)
+    assert 5 <= ran < 100 and pipe.steps_run == ran  # stopped, not run to its 200th step
+
+
+# --------------------------------------------------------------------------- 4: server paths
+
+
+def test_4_a_recipe_naming_a_server_path_is_refused_alike_whether_it_exists_or_not(tmp_path):
+    from kickgen.producer.engine import file_sha256
+
+    secret = tmp_path / "secret.wav"
+    sf.write(str(secret), kick_wave(), SR)
+    answers = []
+    pipe = StubPipeline()
+    with serve_client(pipe) as c:
+        for name, sha in [(str(secret), file_sha256(secret)), (str(secret), "0" * 16),
+                          ("/etc/passwd", "0" * 16), (str(tmp_path / "missing.wav"), "0" * 16)]:  # fmt: skip
+            recipe = stub_recipe(init={name: sha})
+            recipe["rows"][0]["init"] = name
+            recipe["settings"]["strength"] = 0.5
+            res = c.post("/api/regenerate", json={"recipe": recipe})
+            assert res.status_code == 422
+            answers.append(res.json()["detail"])
+    assert len(set(answers)) == 1 and "only uploaded kicks (memory: names)" in answers[0]
+    assert "secret" not in answers[0] and pipe.rendered == []
