@@ -196,6 +196,7 @@ def load_checkpoint(
         raise CheckpointError(f"{path}: file not found; expected {what} (train or download one)")
     if path.is_dir():
         raise CheckpointError(f"{path}: is a directory; expected {what} file")
+    check_archive(path, what)
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated zip, bad pickle, unsafe globals: all mean "not usable"
@@ -244,6 +245,52 @@ def load_checkpoint(
 
 
 # --------------------------------------------------------------------------- validation
+
+MAX_CHECKPOINT_BYTES = 512 * 2**20  # the shipped files hold 4 to 12 MB
+# The members torch.save writes into its zip archive, under one folder named after the file.
+ARCHIVE_MEMBER = re.compile(
+    r"(data\.pkl|byteorder|version|\.format_version|\.storage_alignment|data/\d+|\.data/[a-z_]+)"
+)
+
+
+def check_archive(path: Path, what: str) -> None:
+    """Check the zip archive ``torch.save`` wrote before ``torch.load`` inflates it: the members
+    it writes and no others, stored (torch never compresses them), and declared sizes that fit
+    inside the file, so loading takes no more memory than the file's size (a few KB of deflated
+    zeros must not become 2 GiB). Raises :class:`CheckpointError`."""
+    import zipfile
+
+    size = path.stat().st_size
+    if size > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(
+            f"{path}: {size} bytes is more than the {MAX_CHECKPOINT_BYTES // 2**20} MiB a kickgen checkpoint holds; expected {what}"
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        reason = str(exc).strip().splitlines()[0][:80] if str(exc).strip() else "not a zip archive"
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint (truncated or corrupt: {reason}); expected {what}"
+        ) from exc
+    roots = {m.filename.split("/", 1)[0] for m in members}
+    declared = 0
+    for m in members:
+        inner = m.filename.split("/", 1)[1] if "/" in m.filename else ""
+        if len(roots) != 1 or not ARCHIVE_MEMBER.fullmatch(inner):
+            raise CheckpointError(
+                f"{path}: holds {_short(m.filename)}, which torch.save never writes; the file is damaged or not from kickgen"
+            )
+        if m.compress_type != zipfile.ZIP_STORED or m.compress_size != m.file_size:
+            raise CheckpointError(
+                f"{path}: {_short(m.filename)} is compressed, which torch.save never does; the file is damaged or not from kickgen"
+            )
+        declared += m.file_size
+        if m.header_offset + m.file_size > size or declared > size:
+            raise CheckpointError(
+                f"{path}: {_short(m.filename)} declares more bytes than the file holds; the file is damaged or not from kickgen"
+            )
+
 
 STATE_KEYS: dict[str, tuple[str, ...]] = {  # kind → the weight tables it holds
     "vae": ("model_state_dict",),

@@ -186,3 +186,65 @@ def test_4_a_recipe_naming_a_server_path_is_refused_alike_whether_it_exists_or_n
             answers.append(res.json()["detail"])
     assert len(set(answers)) == 1 and "only uploaded kicks (memory: names)" in answers[0]
     assert "secret" not in answers[0] and pipe.rendered == []
+
+
+# --------------------------------------------------------------------------- 7: inflating checkpoints
+
+
+def rewritten_archive(src: Path, dst: Path, member: str, deflate: bool = True) -> Path:
+    """``src`` (a torch.save archive) copied to ``dst`` with its storage ``member`` deflated
+    (``deflate``) or with an extra member of that name."""
+    import zipfile
+
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        root = zin.infolist()[0].filename.split("/", 1)[0]
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if deflate and info.filename == f"{root}/{member}":
+                zout.writestr(info.filename, data, compress_type=zipfile.ZIP_DEFLATED)
+            else:
+                zout.writestr(info, data)
+        if not deflate:
+            zout.writestr(f"{root}/{member}", b"\0" * 1024)
+    return dst
+
+
+def test_7_a_checkpoint_whose_members_inflate_is_refused_before_loading(
+    tiny_checkpoint_dir, tmp_path, capsys, monkeypatch
+):
+    import zipfile
+
+    import torch
+
+    from kickgen import checkpoints as C
+
+    ckpt = torch.load(tiny_checkpoint_dir / C.VAE_FILENAME, weights_only=True)
+    ckpt["extra"] = torch.zeros(16 * 2**20)  # 64 MiB of zeros: deflated, about 64 KB
+    torch.save(ckpt, tmp_path / "plain.pt")
+    with zipfile.ZipFile(tmp_path / "plain.pt") as z:
+        extra = max((i for i in z.infolist()), key=lambda i: i.file_size).filename.split("/", 1)[1]
+    bomb = rewritten_archive(tmp_path / "plain.pt", tmp_path / C.VAE_FILENAME, extra)
+    (tmp_path / "plain.pt").unlink()
+    assert bomb.stat().st_size < 8 * 2**20
+    loaded, real_load = [], torch.load
+    with monkeypatch.context() as m:
+        m.setattr(torch, "load", lambda *a, **k: loaded.append(a) or real_load(*a, **k))
+        with pytest.raises(
+            C.CheckpointError, match=f"{extra}' is compressed, which torch.save never"
+        ):
+            C.load_vae(bomb)
+        stray = rewritten_archive(
+            tiny_checkpoint_dir / C.VOCODER_FILENAME, tmp_path / "v.pt", "data/../x", deflate=False
+        )
+        with pytest.raises(C.CheckpointError, match=r"/data/\.\./x', which torch.save never"):
+            C.load_vocoder(stray)
+    assert loaded == []  # refused before torch.load inflated anything
+    flags = ["--diffusion-ckpt", str(tiny_checkpoint_dir / C.DIFFUSION_FILENAME), "--vae-ckpt", str(bomb),
+             "--vocoder-ckpt", str(tiny_checkpoint_dir / C.VOCODER_FILENAME)]  # fmt: skip
+    assert main(["generate", *flags, "--steps", "1", "-o", str(tmp_path / "k.wav"), "-q"]) == 2
+    one_line_error(capsys, "is compressed")
+    for path in (
+        tiny_checkpoint_dir / C.VAE_FILENAME,
+        *Path(C.__file__).parent.glob("weights/*.pt"),
+    ):
+        C.check_archive(path, "a checkpoint")  # what torch.save writes passes
