@@ -248,3 +248,43 @@ def test_7_a_checkpoint_whose_members_inflate_is_refused_before_loading(
         *Path(C.__file__).parent.glob("weights/*.pt"),
     ):
         C.check_archive(path, "a checkpoint")  # what torch.save writes passes
+
+
+# --------------------------------------------------------------------------- 8: silent levels
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("ceiling_dbtp", "-1e300", "ceiling_dbtp=-1e+300: use -30 to 0 dBTP"),
+        ("ceiling_dbtp", "-Infinity", "ceiling_dbtp=-inf: use -30 to 0 dBTP"),
+        ("trim_db", "-Infinity", "trim_db=-inf: use -120 to -20 dB"),
+        ("trim_db", "-1e300", "trim_db=-1e+300"),
+    ],
+)
+def test_8_levels_that_silence_the_kick_are_refused(tmp_path, capsys, field, value, message):
+    from kickgen.producer.hygiene import HygieneConfig, HygieneError
+
+    with pytest.raises(HygieneError) as err:
+        HygieneConfig(**{field: float(value.replace("Infinity", "inf"))}).check()
+    assert message in str(err.value)
+    pipe = StubPipeline()
+    body = (
+        f'{{"n": 1, "steps": 1, "hygiene": {{"level": "lufs", "trim": true, "{field}": {value}}}}}'
+    )
+    with serve_client(pipe) as c:
+        res = c.post("/api/generate", content=body, headers={"Content-Type": "application/json"})
+    assert res.status_code == 422 and message in res.json()["detail"] and pipe.rendered == []
+    recipe = stub_recipe(hygiene={field: float(value.replace("Infinity", "inf"))})
+    if "e300" in value:  # JSON holds no infinity: a recipe file can only carry the huge number
+        wav = wav_with_recipe(tmp_path / "k.wav", recipe)
+        assert main(["regenerate", str(wav), "-q"]) == 2
+        one_line_error(capsys, f"hygiene.{message}")
+    if field == "ceiling_dbtp":
+        flag = f"--ceiling={value.replace('Infinity', 'inf')}"
+        assert (
+            main(["generate", "--normalize", "lufs", flag, "-o", str(tmp_path / "g.wav"), "-q"])
+            == 2
+        )
+        one_line_error(capsys, message)
+        assert not (tmp_path / "g.wav").exists()

@@ -46,6 +46,8 @@ from kickgen.errors import KickgenError
 FADES = ("decay", "reference", "none")
 LEVELS = ("peak", "lufs", "none")
 TRIM_MARGIN_S = 0.010  # kept after the last audible sample when trimming
+MIN_CEILING_DBTP = -30.0  # level="lufs": the lowest true-peak ceiling (-inf would give silence)
+MIN_TRIM_DB, MAX_TRIM_DB = -120.0, -20.0  # trim's "silent" threshold re the peak
 
 # ITU-R BS.1770-4 K-weighting: the analog prototypes of its two 48 kHz biquads, so the filter can
 # be built at any sample rate by the bilinear transform (with pre-warping at f0).
@@ -100,16 +102,20 @@ class HygieneConfig:
             raise HygieneError(
                 f"lufs={self.lufs!r}: use a loudness target between -70 and 0 LUFS, e.g. -22"
             )
-        if not self.ceiling_dbtp <= 0.0:
-            raise HygieneError(f"ceiling_dbtp={self.ceiling_dbtp!r}: use 0 dBTP or less, e.g. -1")
+        if not MIN_CEILING_DBTP <= self.ceiling_dbtp <= 0.0:  # lower, and the kick is silence
+            raise HygieneError(
+                f"ceiling_dbtp={self.ceiling_dbtp!r}: use {MIN_CEILING_DBTP:g} to 0 dBTP, e.g. -1"
+            )
         if not 0.0 <= self.preroll_ms <= 20.0:
             raise HygieneError(f"preroll_ms={self.preroll_ms!r}: use 0 to 20 ms")
         if not 1.0 <= self.decay_fade_ms <= 1000.0:
             raise HygieneError(f"decay_fade_ms={self.decay_fade_ms!r}: use 1 to 1000 ms")
         if self.dc_hz is not None and not 1.0 <= self.dc_hz <= 30.0:
             raise HygieneError(f"dc_hz={self.dc_hz!r}: use a cutoff from 1 to 30 Hz, or None")
-        if not self.trim_db < 0.0:
-            raise HygieneError(f"trim_db={self.trim_db!r}: use a level below 0 dB, e.g. -60")
+        if not MIN_TRIM_DB <= self.trim_db <= MAX_TRIM_DB:
+            raise HygieneError(
+                f"trim_db={self.trim_db!r}: use {MIN_TRIM_DB:g} to {MAX_TRIM_DB:g} dB re the peak, e.g. -60"
+            )
         if self.key is not None:
             from kickgen.producer.tuning import TuningError, parse_key
 
@@ -301,8 +307,8 @@ def apply_hygiene(wave: np.ndarray | torch.Tensor, cfg: HygieneConfig | None = N
 
 
 def sanity_checks(raw: np.ndarray | torch.Tensor) -> dict[str, bool]:
-    """Which of the eval's sanity checks (:data:`kickgen.evaluation.metrics.SANITY_CHECKS`) the
-    raw kick ``(L,)`` passes, by name, measured as ``kickgen eval`` measures a kick: on the
+    """Which of the eval's sanity and shape checks (:data:`kickgen.evaluation.metrics.SANITY_CHECKS`
+    then ``SHAPE_CHECKS``) the raw kick ``(L,)`` passes, by name, measured as ``kickgen eval`` measures a kick: on the
     pipeline's output of it (:func:`kickgen.pipeline.postprocess`: faded, scaled to a 0.95 peak,
     so a raw peak above full scale is no clipping). ``--best-of K`` ranks its candidates by the
     checks the eval reports: one definition of a sane kick serves both."""
@@ -311,7 +317,7 @@ def sanity_checks(raw: np.ndarray | torch.Tensor) -> dict[str, bool]:
 
     out = postprocess(torch.from_numpy(_as_np(raw)).unsqueeze(0))
     checks = metrics.sanity_checks(out)
-    return {name: bool(checks[name][0]) for name in metrics.SANITY_CHECKS}
+    return {name: bool(checks[name][0]) for name in metrics.SANITY_CHECKS + metrics.SHAPE_CHECKS}
 
 
 def _as_np(wave: np.ndarray | torch.Tensor) -> np.ndarray:
