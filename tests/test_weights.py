@@ -265,6 +265,10 @@ def test_wheel_installs_and_generates_from_an_empty_folder(repo_root, tmp_path):
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
     assert {f"kickgen/weights/{n}" for n in FILE_NAMES.values()} <= names
+    # the guide's models/ and inference/ stay at the repository root: the wheel's top level is
+    # kickgen alone, so it never shadows a user's own packages of those names
+    top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert top == {"kickgen"}, top
 
     # a fresh venv that borrows torch, numpy, scipy and soundfile (and pip) from this interpreter,
     # also when this interpreter runs in a venv of its own (--system-site-packages alone would
@@ -320,3 +324,6 @@ def test_wheel_installs_and_generates_from_an_empty_folder(repo_root, tmp_path):
     ]
     assert lines[4] == "True"
     assert sorted(p.name for p in empty.iterdir()) == ["k.wav"]
+    r = subprocess.run([str(python), "-c", "import importlib.util as u; print(u.find_spec('models'), u.find_spec('inference'))"],
+                       cwd=empty, capture_output=True, text=True, timeout=60, env=_child_env())  # fmt: skip
+    assert r.stdout.split() == ["None", "None"], r.stdout + r.stderr
