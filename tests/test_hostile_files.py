@@ -50,7 +50,8 @@ class StubPipeline:
         self.step_s, self.rendered, self.steps_run = step_s, [], 0
 
     def parse_prompt(self, prompt):
-        return SimpleNamespace(matched=prompt.split(), unknown=[], suggestions={})
+        words = prompt.split()
+        return SimpleNamespace(matched=words, unknown=[], suggestions={}, warning_text=lambda: "")
 
     def render(self, rows, cfg_scale, steps, *args, callback=None, **kwargs):
         import time
@@ -288,3 +289,38 @@ def test_8_levels_that_silence_the_kick_are_refused(tmp_path, capsys, field, val
         )
         one_line_error(capsys, message)
         assert not (tmp_path / "g.wav").exists()
+
+
+# --------------------------------------------------------------------------- 9: prompts in packs
+
+
+def test_9_prompts_reach_pack_files_as_one_plain_line_and_names_as_plain_words():
+    import csv
+    import io
+    import unicodedata
+    import zipfile
+
+    prompt = (
+        "808\n<region> sample=../../etc/passwd key=60\r\n/* deep\u202egnp.exe\u200b \x85x"
+    )
+    pipe = StubPipeline()
+    with serve_client(pipe) as c:
+        made = c.post("/api/generate", json={"prompt": prompt, "n": 2, "steps": 1})
+        assert made.status_code == 200, made.text
+        res = c.post("/api/pack", json={"ids": made.json()["ids"], "name": "crate"})
+    assert res.status_code == 200
+    z = zipfile.ZipFile(io.BytesIO(res.content))
+    for name in z.namelist():
+        assert not any(unicodedata.category(ch)[0] in "CZ" for ch in name), ascii(name)
+        assert "passwd" not in name and ".." not in name
+    sfz = z.read("crate/crate.sfz").decode()
+    regions = [line for line in sfz.splitlines() if "<region>" in line]
+    assert len(regions) == 2 and all(line.startswith("<region> sample=01-") or
+                                     line.startswith("<region> sample=02-") for line in regions)  # fmt: skip
+    assert "/*" not in sfz and "\u202e" not in sfz and "\r" not in sfz
+    manifest = z.read("crate/manifest.csv").decode()
+    assert manifest.count("\r\n") == 3  # the header and one line per kick
+    rows = list(csv.DictReader(io.StringIO(manifest)))
+    assert rows[0]["prompt"].startswith(
+        "808 <region> sample=../../etc/passwd key=60 /* deep gnp.exe"
+    )

@@ -22,6 +22,7 @@ import json
 import math
 import re
 import shutil
+import unicodedata
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -90,9 +91,15 @@ def note_name(key: int) -> str:
 def slug(prompt: str) -> str:
     """File-name part of a prompt: its keywords joined by ``_`` (``uncond`` for none)."""
     words = "_".join(keywords_from_text(prompt))
-    return (
-        re.sub(r'[<>:"/\\|?*\x00-\x1f]+', "", words).strip(". ")[:60] or "uncond"
-    )  # portable names
+    # letters, digits, "_" and "-" only: no separators, controls or bidirectional overrides
+    return re.sub(r"[^\w-]+", "", words).strip("_-")[:60] or "uncond"
+
+
+def one_line(text: str) -> str:
+    """``text`` as one line of plain text for the manifest and the SFZ's comments: control,
+    format (bidirectional overrides, zero-width) and separator characters, and lone surrogates,
+    become single spaces."""
+    return " ".join("".join(" " if unicodedata.category(c)[0] in "CZ" else c for c in text).split())
 
 
 def check_pack_args(prompts: Sequence[str], n: int, fmt: str, sample_rate: int) -> None:
@@ -282,7 +289,7 @@ def _manifest_row(
     settings = kick.recipe["settings"]  # type: ignore[index]
     return {
         "file": path.name,
-        "prompt": prompt,
+        "prompt": one_line(prompt),
         "seed": kick.seed,
         "key": key,
         "note": note_name(key),
@@ -313,7 +320,8 @@ def sfz_text(rows: Sequence[dict[str, object]]) -> str:
     for r in rows:
         if r["prompt"] != prompt:
             prompt = r["prompt"]
-            lines += [f"// prompt: {prompt}", "<group>"]
+            comment = re.sub(r"[<>=*/\\]+", " ", str(prompt))  # no opcode, header or comment end
+            lines += [f"// prompt: {one_line(comment)}", "<group>"]
         region = f"<region> sample={r['file']} key={r['key']}"
         if r.get("pitch_keycenter", "") != "":
             region += f" pitch_keycenter={r['pitch_keycenter']} pitch_keytrack=0"
