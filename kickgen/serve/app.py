@@ -80,7 +80,8 @@ MAX_BODY_BYTES = 64 * 1024  # a request body (JSON); larger ones get 413 before 
 MAX_UPLOAD_BYTES = 20 * 2**20  # an uploaded audio file (POST /api/vary)
 MAX_UPLOAD_SECONDS = 30.0  # the longest upload decoded (the loaders' own bound is 60 s)
 UPLOAD_PATHS = ("/api/vary",)  # bodies of these may be an upload plus its form fields
-BODY_TIMEOUT_S = 10.0  # a body that stalls this long between chunks gets 408
+BODY_TIMEOUT_S = 10.0  # a body that stalls this long between chunks gets 408 ...
+BODY_MIN_RATE = 64 * 1024  # ... as does one not in by then plus 1 s per this many bytes (bytes/s)
 WAV_BYTES = 352_880  # one 2 s float32 WAV ...
 KICK_BYTES = WAV_BYTES + 4 * NUM_SAMPLES  # ... and its raw vocoder output: one stored kick
 DISCONNECT_POLL_S = 0.1  # how often a queued request checks that its client is still there
@@ -111,6 +112,8 @@ class ServeConfig:
     # Host headers accepted (None: any). `kickgen serve` on a loopback address accepts only
     # loopback names, so a web page cannot reach the server through DNS rebinding.
     allowed_hosts: tuple[str, ...] | None = None
+    body_timeout_s: float = BODY_TIMEOUT_S  # a request body stalled this long gets 408 ...
+    body_min_rate: float = BODY_MIN_RATE  # ... as does one slower than this on the whole (bytes/s)
 
 
 @dataclass
@@ -321,7 +324,10 @@ def _suggestions(info: Any) -> dict[str, list[str]]:
 class BodyLimit:
     """ASGI middleware: a request body over ``max_bytes`` (``upload_bytes`` on ``upload_paths``)
     is answered 413 before it is parsed (by its Content-Length, or as soon as a chunked body
-    passes the limit), and a body that stalls ``timeout_s`` between chunks is answered 408."""
+    passes the limit), and one that is late is answered 408: it stalls ``timeout_s`` between
+    chunks, or is not all in ``timeout_s + bytes / min_rate`` after its head (trickling bytes
+    buys no more than ``min_rate`` pays for). The server closes such connections gracefully
+    (:mod:`kickgen.serve.server`), so the client reads the answer."""
 
     def __init__(
         self,
@@ -330,8 +336,10 @@ class BodyLimit:
         timeout_s: float,
         upload_bytes: int | None = None,
         upload_paths: tuple[str, ...] = (),
+        min_rate: float = BODY_MIN_RATE,
     ):
-        self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
+        self.app, self.max_bytes = app, max_bytes
+        self.timeout_s, self.min_rate = timeout_s, min_rate
         self.upload_bytes, self.upload_paths = upload_bytes or max_bytes, upload_paths
 
     async def __call__(self, scope, receive, send) -> None:
@@ -347,19 +355,35 @@ class BodyLimit:
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
             return await self._refuse(send, 413, what)
+        start = time.monotonic()
         seen = 0
+        body_done = False
         started = False
 
         async def limited_receive():
-            nonlocal seen
+            nonlocal seen, body_done
+            if body_done:  # later calls wait for a disconnect: no deadline of the body's
+                return await receive()
+            late = start + self.timeout_s + seen / self.min_rate - time.monotonic()
             try:
-                message = await asyncio.wait_for(receive(), self.timeout_s)
+                if late <= 0:
+                    raise asyncio.TimeoutError
+                message = await asyncio.wait_for(receive(), min(self.timeout_s, late))
             except asyncio.TimeoutError:
-                raise _BodyRefused(408, f"request body stalled for {self.timeout_s:g} s") from None
+                detail = (
+                    f"request body stalled for {self.timeout_s:g} s"
+                    if late > self.timeout_s
+                    else f"request body too slow: {seen} bytes in {time.monotonic() - start:.0f} s "
+                    f"(send it within {self.timeout_s:g} s plus 1 s per {self.min_rate / 1024:g} KiB)"
+                )
+                raise _BodyRefused(408, detail) from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
                     raise _BodyRefused(413, what)
+                body_done = not message.get("more_body", False)
+            else:
+                body_done = True
             return message
 
         async def tracked_send(message) -> None:
@@ -413,8 +437,9 @@ def create_app(pipe: Pipeline, config: ServeConfig | None = None) -> FastAPI:
     )
     if config.allowed_hosts is not None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(config.allowed_hosts))
-    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES, timeout_s=BODY_TIMEOUT_S,
-                       upload_bytes=MAX_UPLOAD_BYTES + MAX_BODY_BYTES, upload_paths=UPLOAD_PATHS)  # fmt: skip
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES, timeout_s=config.body_timeout_s,
+                       upload_bytes=MAX_UPLOAD_BYTES + MAX_BODY_BYTES, upload_paths=UPLOAD_PATHS,
+                       min_rate=config.body_min_rate)  # fmt: skip
 
     @app.exception_handler(Exception)
     async def _failed(request: Request, exc: Exception) -> JSONResponse:
