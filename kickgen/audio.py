@@ -32,6 +32,8 @@ LOG_MEL_MIN = math.log(LOG_MEL_FLOOR)  # ≈ -11.513, the value of silence
 PEAK_DBFS = -1.0  # reference preprocessing: peak normalisation target
 FADE_OUT_SECONDS = 0.2  # reference preprocessing: linear fade at the end of the clip
 OUTPUT_PEAK = 0.95  # generated WAVs are peak-normalised to this amplitude
+SILENT_PEAK = 1e-6  # a clip peaking at or below this (-120 dBFS) is silence: never scaled up
+MAX_SAMPLE = 1e3  # largest sample magnitude a file may hold (+60 dBFS; float WAVs may pass 1)
 
 
 class AudioError(ValueError):
@@ -187,6 +189,12 @@ def read_audio(
         raise AudioError(f"{name}: file holds no audio samples")
     if not np.isfinite(data).all():
         raise AudioError(f"{name}: audio holds NaN or infinite samples")
+    peak = float(np.abs(data).max())
+    if peak > MAX_SAMPLE:
+        raise AudioError(
+            f"{name}: samples reach {peak:.3g}, out of the range audio holds (at most {MAX_SAMPLE:g}, "
+            "1 being full scale)"
+        )
     return data, int(sr)
 
 
@@ -217,9 +225,10 @@ def pad_or_trim(wave: np.ndarray, length: int = NUM_SAMPLES) -> np.ndarray:
 
 
 def normalize_peak(wave: np.ndarray, peak_dbfs: float = PEAK_DBFS) -> np.ndarray:
-    """Scale so the absolute peak sits at ``peak_dbfs``; silence is returned unchanged."""
+    """Scale so the absolute peak sits at ``peak_dbfs``; silence (a peak of at most
+    :data:`SILENT_PEAK`) is returned unchanged."""
     peak = float(np.max(np.abs(wave))) if wave.size else 0.0
-    if peak <= 0.0:
+    if peak <= SILENT_PEAK:  # scaling subnormal samples up would overflow float32
         return wave
     return wave * (10.0 ** (peak_dbfs / 20.0) / peak)
 

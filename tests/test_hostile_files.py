@@ -300,9 +300,7 @@ def test_9_prompts_reach_pack_files_as_one_plain_line_and_names_as_plain_words()
     import unicodedata
     import zipfile
 
-    prompt = (
-        "808\n<region> sample=../../etc/passwd key=60\r\n/* deep\u202egnp.exe\u200b \x85x"
-    )
+    prompt = "808\n<region> sample=../../etc/passwd key=60\r\n/* deep\u202egnp.exe\u200b \x85x"
     pipe = StubPipeline()
     with serve_client(pipe) as c:
         made = c.post("/api/generate", json={"prompt": prompt, "n": 2, "steps": 1})
@@ -324,3 +322,103 @@ def test_9_prompts_reach_pack_files_as_one_plain_line_and_names_as_plain_words()
     assert rows[0]["prompt"].startswith(
         "808 <region> sample=../../etc/passwd key=60 /* deep gnp.exe"
     )
+
+
+# --------------------------------------------------------------------------- 10: status and message
+
+
+def float_wav(samples: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    sf.write(buf, samples, SR, format="WAV", subtype="FLOAT")
+    return buf.getvalue()
+
+
+def test_10_hostile_uploads_and_fields_get_422_naming_what_is_wrong(tmp_path):
+    from kickgen.producer.engine import ProducerError, load_init_audio
+
+    subnormal = float_wav(np.full(SR // 2, 1e-40, np.float32))
+    huge = float_wav(np.tile(np.float32([[3.4e38, -3.4e38]]), (SR // 2, 1)))
+    fine = float_wav(kick_wave())
+    deep = "[" * 30_000 + "]" * 30_000
+    pipe = StubPipeline()
+    with serve_client(pipe) as c:
+
+        def vary(payload: bytes, **fields: str):
+            return c.post("/api/vary", data={"n": "1", "steps": "1", **fields},
+                          files={"file": ("k.wav", payload)})  # fmt: skip
+
+        for res, message in [
+            (vary(fine, hygiene=deep), "hygiene: send a JSON object"),
+            (vary(subnormal), "init audio is silent (peak at or below -120 dBFS)"),
+            (vary(huge), "samples reach 3.4e+38, out of the range audio holds"),
+        ]:
+            assert res.status_code == 422 and message in res.json()["detail"], res.text
+        assert pipe.rendered == []
+        surrogate = b'"808 \\ud800"'
+        recipe = json.dumps(stub_recipe()).replace('"deep"', '"808 \\ud800"').encode()
+        for path, body, message in [
+            ("/api/morph", b'{"prompts": [%s, "deep"], "frames": 2, "steps": 1}' % surrogate, "prompts.0"),
+            ("/api/regenerate", b'{"recipe": %s}' % recipe, "use a string of Unicode text"),
+            ("/api/pack", b'{"ids": [%s]}' % surrogate, "ids.0"),
+        ]:  # fmt: skip
+            res = c.post(path, content=body, headers={"Content-Type": "application/json"})
+            assert res.status_code == 422 and message in res.json()["detail"], res.text
+        assert c.get("/healthz").status_code == 200 and pipe.rendered == []
+    (tmp_path / "quiet.wav").write_bytes(subnormal)
+    with pytest.raises(ProducerError, match="is silent"):  # the CLI's --init-audio
+        load_init_audio(tmp_path / "quiet.wav")
+
+
+def test_10_eval_kicks_skips_out_of_range_files_instead_of_scoring_nan(tmp_path):
+    from kickgen.evaluation.quality import load_kicks
+
+    (tmp_path / "huge.wav").write_bytes(
+        float_wav(np.tile(np.float32([[3.4e38, -3.4e38]]), (SR, 1)))
+    )
+    sf.write(str(tmp_path / "good.wav"), kick_wave(), SR)
+    names, waves, skipped = load_kicks(tmp_path)
+    assert names == ["good.wav"] and torch_isfinite(waves)
+    assert len(skipped) == 1 and "out of the range audio holds" in skipped[0][1]
+
+
+def torch_isfinite(waves) -> bool:
+    import torch
+
+    return bool(torch.isfinite(waves).all())
+
+
+def test_10_a_client_leaving_mid_upload_logs_no_traceback(serve_in_thread):
+    pytest.importorskip("fastapi")
+    import logging
+    import socket
+    import time
+
+    from kickgen.serve.app import create_app
+    from kickgen.serve.server import server_config
+
+    pipe = StubPipeline()
+    config = server_config(create_app(pipe))  # configures uvicorn's loggers: listen after it
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("uvicorn.error")
+    logger.addHandler(handler)
+    try:
+        with serve_in_thread(config) as (host, port):
+            for _ in range(3):
+                conn = socket.create_connection((host, port))
+                conn.sendall(b"POST /api/vary HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 500000\r\n"
+                             b"Content-Type: multipart/form-data; boundary=x\r\n\r\n--x\r\n" + b"a" * 5000)  # fmt: skip
+                time.sleep(0.2)
+                conn.close()
+            time.sleep(0.5)
+            conn = socket.create_connection((host, port))
+            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert conn.recv(100).startswith(b"HTTP/1.1 200")
+            conn.close()
+    finally:
+        logger.removeHandler(handler)
+    assert not [r for r in records if r.exc_info], [r.getMessage() for r in records]
+    assert pipe.rendered == []

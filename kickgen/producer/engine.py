@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from kickgen.audio import AudioError, load_audio
+from kickgen.audio import SILENT_PEAK, AudioError, load_audio
 from kickgen.pipeline import (  # the kick descriptions and their maths live with the engine
     MAX_CFG_SCALE,
     PipelineError,
@@ -109,8 +109,10 @@ def load_init_audio(path: str | Path) -> torch.Tensor:
         wave = load_audio(path)
     except AudioError as exc:
         raise ProducerError(f"{exc}; pass a readable audio file") from exc
-    if float(wave.abs().max()) == 0.0:
-        raise ProducerError(f"init audio {path} is silent: pass a kick that makes a sound")
+    if float(wave.abs().max()) <= SILENT_PEAK:
+        raise ProducerError(
+            f"init audio {path} is silent (peak at or below -120 dBFS): pass a kick that makes a sound"
+        )
     return wave
 
 

@@ -174,7 +174,13 @@ def number(lo: float = -math.inf, hi: float = math.inf) -> Check:
 
 
 def text(v: object) -> str | None:
-    return None if isinstance(v, str) else "use a string"
+    if not isinstance(v, str):
+        return "use a string"
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\\ud800" in the JSON)
+        return "use a string of Unicode text"
+    return None
 
 
 def flag(v: object) -> str | None:
@@ -333,6 +339,8 @@ def _parse(recipe: object) -> Recipe:
     if not isinstance(init, dict):
         raise _Bad(f"init is {_short(init)}: it should map init files to SHA-256 prefixes")
     for name, sha in init.items():
+        if text(name) is not None:
+            raise _Bad(f"init names {_short(name)}: {text(name)}")
         if hex16(sha) is not None:
             raise _Bad(f"init[{_short(name)}] is {_short(sha)}: {hex16(sha)}")
     for i, r in enumerate(rows):

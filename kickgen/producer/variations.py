@@ -32,6 +32,8 @@ import torch
 
 from kickgen.audio import (
     MAX_FILE_SECONDS,
+    MAX_SAMPLE,
+    SILENT_PEAK,
     AudioError,
     check_audio_header,
     preprocess,
@@ -72,7 +74,7 @@ def init_from_samples(wave: np.ndarray | torch.Tensor, sample_rate: int) -> torc
     """Samples ``(L,)`` or ``(L, channels)`` at ``sample_rate`` Hz → the init kick as the model sees
     it (:func:`kickgen.audio.preprocess`: mono, 44.1 kHz, 2 s, -1 dBFS peak, 0.2 s fade) ``(88200,)``."""
     x = wave.detach().cpu().numpy() if isinstance(wave, torch.Tensor) else np.asarray(wave)
-    x = np.asarray(x, dtype=np.float32)
+    x = np.asarray(x, dtype=np.float64)  # channels mixed without overflow, then float32
     if x.ndim == 2:
         x = x.mean(axis=1)
     if x.ndim != 1 or x.size == 0:
@@ -81,6 +83,12 @@ def init_from_samples(wave: np.ndarray | torch.Tensor, sample_rate: int) -> torc
         )
     if not np.isfinite(x).all():
         raise ProducerError("init audio holds NaN or infinite samples: pass finite samples")
+    if np.abs(x).max() > MAX_SAMPLE:
+        raise ProducerError(
+            f"init audio samples reach {np.abs(x).max():.3g}, out of the range audio holds "
+            f"(at most {MAX_SAMPLE:g}, 1 being full scale)"
+        )
+    x = x.astype(np.float32)
     if not isinstance(sample_rate, int) or isinstance(sample_rate, bool):
         raise ProducerError(
             f"sample_rate={sample_rate!r}: pass the audio's rate in Hz as a whole number"
@@ -89,8 +97,10 @@ def init_from_samples(wave: np.ndarray | torch.Tensor, sample_rate: int) -> torc
         check_audio_header("init audio", sample_rate, x.size, 1)
     except AudioError as exc:
         raise ProducerError(str(exc)) from exc
-    if not np.any(x):
-        raise ProducerError("init audio is silent: pass a kick that makes a sound")
+    if np.abs(x).max() <= SILENT_PEAK:
+        raise ProducerError(
+            "init audio is silent (peak at or below -120 dBFS): pass a kick that makes a sound"
+        )
     return torch.from_numpy(preprocess(x, sample_rate))
 
 

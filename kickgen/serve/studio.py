@@ -27,7 +27,7 @@ import secrets
 import threading
 import time
 import urllib.parse
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from fastapi import FastAPI, HTTPException, Request
@@ -35,6 +35,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect
 
 from kickgen.audio import SAMPLE_RATE, resample
 from kickgen.errors import KickgenError
@@ -104,7 +105,9 @@ class MorphRequest(BaseModel):
     a: str | None = Field(None, pattern=KICK_ID)
     b: str | None = Field(None, pattern=KICK_ID)
     seeds: list[int] | None = Field(None, min_length=2, max_length=2)
-    prompts: list[str] | None = Field(None, min_length=2, max_length=2)
+    prompts: list[Annotated[str, Field(max_length=MAX_PROMPT_CHARS)]] | None = Field(
+        None, min_length=2, max_length=2
+    )
     prompt: str = Field("", max_length=MAX_PROMPT_CHARS)
     seed: int | None = Field(None, ge=0, le=MAX_SEED)
     frames: int = Field(8, ge=2, le=MAX_FRAMES)
@@ -120,7 +123,7 @@ class RegenerateRequest(BaseModel):
 
 class PackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    ids: list[str] = Field(min_length=1, max_length=MAX_PACK)
+    ids: list[Annotated[str, Field(pattern=KICK_ID)]] = Field(min_length=1, max_length=MAX_PACK)
     format: Literal[tuple(FORMATS)] = "pcm24"  # type: ignore[valid-type]
     sample_rate: Literal[SAMPLE_RATES] = SAMPLE_RATE  # type: ignore[valid-type]
     hygiene: Hygiene | None = Field(  # type: ignore[valid-type]
@@ -247,7 +250,11 @@ def add_studio_routes(app: FastAPI, ctx: StudioContext) -> None:
         from kickgen.producer.variations import decode_upload, vary_init
 
         try:
-            form = read_form(await request.body(), request.headers.get("content-type", ""))
+            body = await request.body()
+        except ClientDisconnect:  # the client left mid-upload: nobody to answer, nothing to log
+            raise HTTPException(status_code=400, detail="client disconnected") from None
+        try:
+            form = read_form(body, request.headers.get("content-type", ""))
         except FormError as exc:
             raise HTTPException(status_code=422, detail=f"body: {exc}") from None
         unknown = sorted(set(form) - set(UPLOAD_FIELDS))
@@ -264,7 +271,7 @@ def add_studio_routes(app: FastAPI, ctx: StudioContext) -> None:
         if "hygiene" in fields:
             try:
                 fields["hygiene"] = json.loads(fields["hygiene"])
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested too deep to read
                 raise HTTPException(status_code=422, detail="hygiene: send a JSON object") from None
         try:
             req = VaryForm.model_validate(fields)
