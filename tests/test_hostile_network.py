@@ -213,3 +213,136 @@ def test_3_a_client_that_never_reads_its_answers_is_dropped(real_server):
                 got += len(chunk)
         assert got < 400 * 45_000 / 2
         conn.close()
+
+
+# --------------------------------------------------------------------------- 5: cross-site requests
+
+
+def cross_site_client():
+    from fastapi.testclient import TestClient
+
+    from kickgen.serve.app import create_app
+
+    pipe = StubPipeline()
+    return pipe, TestClient(create_app(pipe), base_url="http://127.0.0.1:8000")
+
+
+def test_5_state_changing_requests_from_another_origin_are_refused():
+    """A page on another origin POSTed a URL-encoded form to /api/vary (no CORS preflight for
+    forms) and the studio generated the kicks."""
+    pipe, c = cross_site_client()
+    with c:
+        kick = c.post("/api/generate", json={"n": 1, "steps": 1}).json()["ids"][0]
+        pipe.rendered = 0
+        form = {"kick": kick, "n": "8", "steps": "1"}
+        for origin in ("http://evil.example", "http://127.0.0.1:8001", "null"):
+            res = c.post("/api/vary", data=form, headers={"Origin": origin})
+            assert res.status_code == 403 and "cross-site" in res.json()["detail"], origin
+        res = c.post("/api/vary", files={"file": ("k.wav", b"RIFF")}, data={"n": "8"},
+                     headers={"Origin": "http://evil.example"})  # fmt: skip
+        assert res.status_code == 403
+        res = c.post("/api/vary", data=form, headers={"Sec-Fetch-Site": "cross-site"})
+        assert res.status_code == 403
+        for path in (
+            "/api/generate",
+            "/api/generate.wav",
+            "/api/morph",
+            "/api/regenerate",
+            "/api/pack",
+        ):
+            res = c.post(path, json={}, headers={"Origin": "https://evil.example"})
+            assert res.status_code == 403, path
+        assert pipe.rendered == 0
+        own = c.post("/api/vary", data=form, headers={"Origin": "http://127.0.0.1:8000"})
+        assert own.status_code == 200 and pipe.rendered == 8  # the studio's own page
+        assert c.post("/api/vary", data=form).status_code == 200  # curl, scripts: no Origin
+        assert c.get("/healthz", headers={"Origin": "http://evil.example"}).status_code == 200
+
+
+# --------------------------------------------------------------------------- 6: beyond loopback
+
+
+def token_client(base_url: str = "http://192.168.1.5:8000", token: str = "s3cret-token"):
+    from fastapi.testclient import TestClient
+
+    from kickgen.serve.app import ServeConfig, create_app
+    from kickgen.serve.cli import access_config
+
+    config = ServeConfig(**access_config("0.0.0.0", ("studio.lan",), token=token))
+    return TestClient(create_app(StubPipeline(), config), base_url=base_url, follow_redirects=False)
+
+
+def test_6_a_server_beyond_loopback_needs_its_token_and_its_own_names():
+    """--host 0.0.0.0 used to answer anyone on the network, under any Host."""
+    from kickgen.serve.cli import access_config
+
+    assert access_config("127.0.0.1")["token"] is None
+    tokens = {access_config(host)["token"] for host in ("0.0.0.0", "::", "192.168.1.5")}
+    assert len(tokens) == 3 and all(t and len(t) >= 32 for t in tokens)  # random, unguessable
+
+    with token_client() as c:
+        for path in ("/", "/healthz", "/api/vocab", "/static/app.js", "/openapi.json"):
+            assert c.get(path).status_code == 401, path
+        assert c.post("/api/generate", json={"n": 1, "steps": 1}).status_code == 401
+        assert c.get("/healthz", params={"token": "wrong"}).status_code == 401
+        assert (
+            c.get("/healthz", headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
+        )
+        assert c.get("/healthz", params={"token": "s3cret-token"}).status_code == 200
+        signed_in = c.get("/", params={"token": "s3cret-token"})  # the URL kickgen serve prints
+        assert signed_in.status_code == 303 and signed_in.headers["location"] == "/"
+        cookie = signed_in.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        assert c.get("/").status_code == 200  # the page, by the cookie alone
+        made = c.post("/api/generate", json={"n": 1, "steps": 1})
+        assert made.status_code == 200
+        assert c.get(made.json()["urls"][0]).status_code == 200
+    for base, status in [
+        ("http://192.168.1.5:8000", 200),
+        ("http://[fe80::1]:8000", 200),
+        ("http://studio.lan:8000", 200),  # --allow-host
+        (f"http://{socket.gethostname()}:8000", 200),
+        ("http://attacker.example:8000", 400),  # a rebound name, even with the token
+    ]:
+        with token_client(base) as c:
+            assert c.get("/healthz", params={"token": "s3cret-token"}).status_code == status, base
+
+
+@pytest.mark.slow  # one interpreter start and checkpoint load
+def test_6_serve_beyond_loopback_prints_the_url_with_its_token(tiny_checkpoint_dir, repo_root):
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "kickgen", "serve", "--host", "0.0.0.0", "--port", str(port),
+           "--checkpoints", str(tiny_checkpoint_dir)]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=repo_root, stderr=subprocess.PIPE, text=True)
+    try:
+        url = None
+        deadline = time.monotonic() + 120
+        while url is None and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            assert line, "kickgen serve exited before it served"
+            if line.startswith("kickgen serving on http://127.0.0.1:"):
+                url = line.split()[3]
+        assert url is not None and "/?token=" in url
+        plain = url.split("?")[0]
+        for _ in range(100):  # the URL is printed just before uvicorn starts
+            try:
+                assert httpx.get(plain + "healthz").status_code == 401
+                break
+            except httpx.ConnectError:
+                time.sleep(0.1)
+        with httpx.Client() as c:
+            page = c.get(url, follow_redirects=True)  # the cookie carries the token on
+            assert page.status_code == 200 and "/static/app.js" in page.text
+            assert c.get(plain + "api/vocab").status_code == 200
+        assert (
+            httpx.get(plain + "api/vocab", headers={"Host": "attacker.example"}).status_code == 400
+        )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        proc.stderr.close()

@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import math
 import secrets
 import threading
@@ -51,7 +50,6 @@ import numpy as np
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.middleware.trustedhost import TrustedHostMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -63,6 +61,7 @@ from kickgen.pipeline import MAX_CFG_SCALE
 from kickgen.producer.hygiene import HygieneConfig, HygieneError
 from kickgen.producer.pack import measure_kick
 from kickgen.producer.recall import kick_bytes
+from kickgen.serve.guard import RequestGuard, answer
 from kickgen.serve.store import InitStore, KickStore, kick_filename
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -85,6 +84,7 @@ BODY_MIN_RATE = 64 * 1024  # ... as does one not in by then plus 1 s per this ma
 WAV_BYTES = 352_880  # one 2 s float32 WAV ...
 KICK_BYTES = WAV_BYTES + 4 * NUM_SAMPLES  # ... and its raw vocoder output: one stored kick
 DISCONNECT_POLL_S = 0.1  # how often a queued request checks that its client is still there
+PRIVATE_CONFIG = ("allowed_hosts", "ip_hosts", "token")  # ServeConfig fields /api/limits leaves out
 
 T = TypeVar("T")
 
@@ -112,6 +112,8 @@ class ServeConfig:
     # Host headers accepted (None: any). `kickgen serve` on a loopback address accepts only
     # loopback names, so a web page cannot reach the server through DNS rebinding.
     allowed_hosts: tuple[str, ...] | None = None
+    ip_hosts: bool = False  # also accept any IP address as Host (`kickgen serve` beyond loopback)
+    token: str | None = None  # every request must carry it (`kickgen serve` beyond loopback)
     body_timeout_s: float = BODY_TIMEOUT_S  # a request body stalled this long gets 408 ...
     body_min_rate: float = BODY_MIN_RATE  # ... as does one slower than this on the whole (bytes/s)
 
@@ -354,7 +356,7 @@ class BodyLimit:
         )
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
-            return await self._refuse(send, 413, what)
+            return await answer(send, 413, what)
         start = time.monotonic()
         seen = 0
         body_done = False
@@ -395,15 +397,7 @@ class BodyLimit:
             await self.app(scope, limited_receive, tracked_send)
         except _BodyRefused as refused:
             if not started:
-                await self._refuse(send, refused.status, refused.detail)
-
-    @staticmethod
-    async def _refuse(send, status: int, detail: str) -> None:
-        body = json.dumps({"detail": detail}).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})  # fmt: skip
-        await send({"type": "http.response.body", "body": body})
+                await answer(send, refused.status, refused.detail)
 
 
 class _BodyRefused(HTTPException):
@@ -435,11 +429,12 @@ def create_app(pipe: Pipeline, config: ServeConfig | None = None) -> FastAPI:
         version=__version__,
         description="Kick-drum one-shots (2 s, 44.1 kHz mono WAV) from keywords.",
     )
-    if config.allowed_hosts is not None:
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(config.allowed_hosts))
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES, timeout_s=config.body_timeout_s,
                        upload_bytes=MAX_UPLOAD_BYTES + MAX_BODY_BYTES, upload_paths=UPLOAD_PATHS,
                        min_rate=config.body_min_rate)  # fmt: skip
+    # outermost: strangers, other sites' pages and rebound names are refused before any body is read
+    app.add_middleware(RequestGuard, allowed_hosts=config.allowed_hosts, ip_hosts=config.ip_hosts,
+                       token=config.token)  # fmt: skip
 
     @app.exception_handler(Exception)
     async def _failed(request: Request, exc: Exception) -> JSONResponse:
@@ -589,7 +584,7 @@ def create_app(pipe: Pipeline, config: ServeConfig | None = None) -> FastAPI:
             "seed": {"min": 0, "max": MAX_SEED},
             "upload": {"max_bytes": MAX_UPLOAD_BYTES, "max_seconds": MAX_UPLOAD_SECONDS},
             "hygiene": HygieneConfig().to_dict(),
-            "server": {k: v for k, v in asdict(config).items() if k != "allowed_hosts"},
+            "server": {k: v for k, v in asdict(config).items() if k not in PRIVATE_CONFIG},
         }
 
     @app.get("/api/parse", response_model=ParseResponse)

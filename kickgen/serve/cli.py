@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import secrets
 import socket
 import sys
+import urllib.parse
 import warnings
+from typing import Any
 
 from kickgen.errors import CommandError
 
@@ -20,7 +23,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="serve the API and the studio page (serve extra)",
         description="Load the pipeline once and serve the HTTP API and the studio page (generate, vary, morph, crate, export).",
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: localhost only)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default: localhost only); beyond loopback, requests need the token "
+        "printed at start",
+    )
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests whose Host is NAME (e.g. a name your DNS or a proxy gives the "
+        "machine); may be repeated",
+    )
     p.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
     add_checkpoints_argument(p, "vae_epoch_100.pt, diffusion_step_100000.pt, vocoder_epoch_50.pt")
     p.add_argument(
@@ -52,15 +68,31 @@ LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]", "::1")
 MIN_STORE_MB = 11  # MiB: 16 kicks (a morph) of 705,680 bytes, so no answer's kicks are evicted before it is read
 HEAD_TIMEOUT_S = 10.0  # a connection's request line and headers must arrive within this
 MAX_CONNECTIONS = 256  # connections served at once (well under the usual limit of 1024 open files)
+TOKEN_ENV = "KICKGEN_SERVE_TOKEN"  # a fixed token for a server beyond loopback (else a random one)
 
 
-def allowed_hosts(host: str) -> tuple[str, ...] | None:
-    """Host headers answered on ``host``: loopback names and the bound address itself (e.g.
-    127.0.0.2) on a loopback address, any on another."""
-    if not is_loopback(host):
-        return None
-    own = (f"[{host}]",) if ":" in host else (host,)
-    return tuple(dict.fromkeys((*LOOPBACK_NAMES, *own)))
+def access_config(
+    host: str, allow_hosts: tuple[str, ...] = (), token: str | None = None
+) -> dict[str, Any]:
+    """The :class:`~kickgen.serve.app.ServeConfig` fields that say who may use a server bound
+    to ``host``: on loopback, loopback host names and no token; beyond, a token (``token``,
+    else $KICKGEN_SERVE_TOKEN, else a random one) and the Host names of :func:`allowed_hosts`
+    plus any IP address."""
+    if is_loopback(host):
+        return {"allowed_hosts": allowed_hosts(host, allow_hosts), "ip_hosts": False, "token": None}
+    token = token or os.environ.get(TOKEN_ENV) or secrets.token_urlsafe(24)
+    return {"allowed_hosts": allowed_hosts(host, allow_hosts), "ip_hosts": True, "token": token}
+
+
+def allowed_hosts(host: str, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Host names answered on ``host``: loopback names, the bound address itself (e.g.
+    127.0.0.2) and the ``extra`` names (``--allow-host``); beyond loopback also the machine's
+    name (``gethostname()``, and with ``.local``). A page whose DNS name an attacker rebinds to
+    this machine names none of them."""
+    names = [*LOOPBACK_NAMES, f"[{host}]" if ":" in host else host, *extra]
+    if not is_loopback(host) and socket.gethostname():
+        names += [socket.gethostname(), f"{socket.gethostname()}.local"]
+    return tuple(dict.fromkeys(name.lower() for name in names))
 
 
 def is_loopback(host: str) -> bool:
@@ -71,6 +103,17 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def server_urls(host: str, port: int, token: str | None) -> list[str]:
+    """The URLs to open: with ``?token=`` beyond loopback; a wildcard address (0.0.0.0, ::)
+    as the machine's name and as 127.0.0.1."""
+    query = f"?token={urllib.parse.quote(token)}" if token else ""
+    if host in ("0.0.0.0", "::"):
+        names = [socket.gethostname() or "localhost", "127.0.0.1"]
+    else:
+        names = [f"[{host}]" if ":" in host else host]
+    return [f"http://{name}:{port}/{query}" for name in names]
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -113,21 +156,21 @@ def serve(args: argparse.Namespace) -> int:
     with sock:
         print(f"loading checkpoints from {files.directory} ...", file=sys.stderr)
         pipe = KickPipeline.from_checkpoints(files.diffusion, files.vae, files.vocoder, args.device)
+        access = access_config(args.host, tuple(args.allow_host))
         config = ServeConfig(
-            queue_size=args.queue_size,
-            store_bytes=args.store_mb * 2**20,
-            allowed_hosts=allowed_hosts(args.host),
+            queue_size=args.queue_size, store_bytes=args.store_mb * 2**20, **access
         )
         app = create_app(pipe, config)
         # Each answer lists the prompt words the model ignored; the server log need not warn too.
         warnings.filterwarnings("ignore", category=UnknownKeywordWarning)
-        if not is_loopback(args.host):
+        for url in server_urls(args.host, args.port, access["token"]):
+            print(f"kickgen serving on {url} (Ctrl-C stops)", file=sys.stderr)
+        if access["token"] is not None:
             print(
-                f"warning: serving on {args.host}: anyone who can reach this machine can generate",
+                f"serving on {args.host}: anyone on the network who has this token can generate; "
+                "requests without it get 401",
                 file=sys.stderr,
             )
-        shown = f"[{args.host}]" if ":" in args.host else args.host
-        print(f"kickgen serving on http://{shown}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
         http = server_config(app, args.head_timeout, args.max_connections)
         uvicorn.Server(http).run(sockets=[sock])
     return 0
