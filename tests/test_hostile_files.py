@@ -422,3 +422,50 @@ def test_10_a_client_leaving_mid_upload_logs_no_traceback(serve_in_thread):
         logger.removeHandler(handler)
     assert not [r for r in records if r.exc_info], [r.getMessage() for r in records]
     assert pipe.rendered == []
+
+
+# --------------------------------------------------------------------------- 12: streaming WAVs
+
+
+def streaming_wav(samples: np.ndarray) -> bytes:
+    """A PCM WAV as a streaming writer leaves it (ffmpeg to a pipe): RIFF and data sizes 0xFFFFFFFF."""
+    import io
+    import struct
+
+    buf = io.BytesIO()
+    sf.write(buf, samples, SR, format="WAV", subtype="PCM_16")
+    data = bytearray(buf.getvalue())
+    data[4:8] = b"\xff" * 4
+    pos = 12
+    while data[pos : pos + 4] != b"data":
+        pos += 8 + struct.unpack("<I", data[pos + 4 : pos + 8])[0]
+    data[pos + 4 : pos + 8] = b"\xff" * 4
+    return bytes(data)
+
+
+def test_12_streaming_wavs_read_alike_on_the_command_line_and_the_server(tmp_path):
+    from kickgen.audio import read_audio
+    from kickgen.producer.engine import load_init_audio
+    from kickgen.producer.variations import decode_upload
+
+    payload = streaming_wav(kick_wave())
+    (tmp_path / "stream.wav").write_bytes(payload)
+    on_disk, rate = read_audio(tmp_path / "stream.wav")
+    uploaded, upload_rate = decode_upload(payload)
+    assert rate == upload_rate == SR and np.array_equal(on_disk[:, 0], uploaded)
+    assert load_init_audio(tmp_path / "stream.wav").shape == (2 * SR,)
+    pipe = StubPipeline()
+    with serve_client(pipe) as c:
+        res = c.post("/api/vary", data={"n": "1", "steps": "1"}, files={"file": ("s.wav", payload)})
+        assert res.status_code == 200, res.text
+        cut = c.post("/api/vary", data={"n": "1", "steps": "1"},
+                     files={"file": ("c.wav", sf_bytes(kick_wave())[:-1000])})  # fmt: skip
+        assert cut.status_code == 422 and "truncated WAV (1000 bytes" in cut.json()["detail"]
+
+
+def sf_bytes(samples: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    sf.write(buf, samples, SR, format="WAV", subtype="PCM_16")
+    return buf.getvalue()

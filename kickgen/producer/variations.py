@@ -136,19 +136,24 @@ def init_from_bytes(
     return init_from_samples(*decode_upload(payload, name, max_seconds))
 
 
+STREAMING_SIZE = 0xFFFFFFFF  # a size field a streaming writer could not fill in: "to the end"
+
+
 def wav_truncation(payload: bytes) -> int:
     """Bytes missing from a RIFF/WAVE file: what its RIFF header or its ``data`` chunk declare
-    beyond the bytes present (0 when complete or not a WAV)."""
+    beyond the bytes present (0 when complete or not a WAV). A size of ``0xFFFFFFFF`` is a
+    streaming writer's (ffmpeg to a pipe): the chunk runs to the end of the file, as libsndfile,
+    and so the command line, reads it."""
     if len(payload) < 12 or payload[:4] != b"RIFF" or payload[8:12] != b"WAVE":
         return 0
-    riff = struct.unpack("<I", payload[4:8])[0] + 8
-    if riff > len(payload):
-        return riff - len(payload)
+    riff_size = struct.unpack("<I", payload[4:8])[0]
+    if riff_size != STREAMING_SIZE and riff_size + 8 > len(payload):
+        return riff_size + 8 - len(payload)
     pos = 12
     while pos + 8 <= len(payload):
         cid, size = payload[pos : pos + 4], struct.unpack("<I", payload[pos + 4 : pos + 8])[0]
         if cid == b"data":
-            return max(pos + 8 + size - len(payload), 0)
+            return 0 if size == STREAMING_SIZE else max(pos + 8 + size - len(payload), 0)
         pos += 8 + size + (size & 1)
     return 0
 
