@@ -125,6 +125,12 @@ def test_2_httpx_clients_receive_every_413_and_408(real_server):
             assert late.status_code == 408 and "stalled" in late.json()["detail"]
             assert c.get("/healthz").status_code == 200
 
+        async def async_trickled_upload():
+            yield b"\0" * 65536
+            await asyncio.sleep(0.6)
+            for _ in range(160):
+                yield b"\0" * 65536
+
         async def async_client() -> list[int]:
             async with httpx.AsyncClient(base_url=base, timeout=30) as c:
                 statuses = []
@@ -133,9 +139,10 @@ def test_2_httpx_clients_receive_every_413_and_408(real_server):
                     statuses.append(res.status_code)
                     res = await c.post("/api/vary", files={"file": ("k.wav", BIG_UPLOAD)})
                     statuses.append(res.status_code)
-                return statuses
+                res = await c.post("/api/vary", content=async_trickled_upload())
+                return [*statuses, res.status_code]
 
-        assert asyncio.run(async_client()) == [413] * 4
+        assert asyncio.run(async_client()) == [413] * 4 + [408]
 
 
 def test_2_expect_100_continue_gets_the_refusal_before_the_body(real_server):
