@@ -28,6 +28,8 @@ loops over clips. About 15 ms per 2 s clip on one idle core.
 | ``low_ratio`` | 0..1 | share of the clip's energy below 150 Hz |
 | ``harmonic_db`` | dB | harmonics 2–8 of the body pitch (minus the noise halfway between them) over the fundamental, a THD: below -60 dB for a clean sine, above -20 dB when clipped |
 | ``crest_db`` | dB | peak over RMS from the onset to the -40 dB point |
+| ``hit_harmonic_db`` | dB | the hit's grit: energy of the first 50 ms after the onset between the sweeping fundamental (1.5 × the pitch track's highest value there, at least 40 Hz above it) and 1 kHz (where ``click_db`` begins), over the energy below it |
+| ``swell_db`` | dB | how far the 5-ms RMS envelope's maximum 30–250 ms after the onset lies above its maximum in the first 30 ms: negative when the hit leads its body, above 1 dB when the body swells after the hit |
 
 The pitch envelope (``f0_*``, ``sweep_time``) is what makes a kick a kick: a body that starts
 high and falls to its resting pitch over the first 30–100 ms. ``pitch_glide`` compares only the
@@ -73,12 +75,16 @@ LOW_HZ = 150.0
 HARMONIC_WINDOW = (0.030, 0.330)  # s after the onset where harmonics are measured
 HARMONICS = range(2, 9)  # harmonics counted by harmonic_db
 HARMONIC_BAND = 0.04  # ± relative band around each harmonic (glides widen all partials alike)
+HIT_WINDOW = 0.050  # s after the onset: the hit, where hit_harmonic_db is measured
+HIT_FUNDAMENTAL = (1.5, 40.0)  # the hit's fundamental band: below max(1.5 × f0, f0 + 40 Hz)
+SWELL_WINDOW = 0.005  # s: the RMS envelope swell_db reads
+SWELL_SPAN = (0.030, 0.250)  # s after the onset: the hit before the first, the body to the second
 
 DESCRIPTOR_NAMES: tuple[str, ...] = (
     "peak_dbfs", "rms_dbfs", "silent", "clip_fraction", "clipped", "onset", "attack",
     "decay_6", "decay_20", "decay_40", "body_pitch", "start_pitch", "pitch_glide",
     "click_db", "punch", "centroid", "sub_ratio", "low_ratio", "harmonic_db", "crest_db",
-    "f0_10ms", "f0_25ms", "f0_50ms", "f0_100ms", "sweep_time",
+    "f0_10ms", "f0_25ms", "f0_50ms", "f0_100ms", "sweep_time", "hit_harmonic_db", "swell_db",
 )  # fmt: skip
 PITCH_ENVELOPE_NAMES: tuple[str, ...] = tuple(f"f0_{round(t * 1000)}ms" for t in PITCH_TIMES)
 
@@ -227,6 +233,34 @@ def _band_power(power: np.ndarray, freqs: np.ndarray, f: float) -> float:
     return float(power[np.abs(freqs - f) <= HARMONIC_BAND * f].sum())
 
 
+def _swell_db(wave: np.ndarray, onset: int, sample_rate: int) -> float:
+    """``swell_db`` of one clip ``(L,)`` whose onset is sample ``onset``."""
+    env = rms_envelope(wave, max(int(round(SWELL_WINDOW * sample_rate)), 1))
+    split, end = (onset + int(round(t * sample_rate)) for t in SWELL_SPAN)
+    hit, body = env[onset:split], env[split:end]
+    if not hit.size or not body.size:
+        return -100.0
+    return float(_db((float(body.max()) / max(float(hit.max()), _EPS)) ** 2))  # amplitudes
+
+
+def _hit_harmonic_db(
+    wave: np.ndarray, onset: int, times: np.ndarray, freqs: np.ndarray, sample_rate: int
+) -> float:
+    """``hit_harmonic_db`` of one clip ``(L,)``: its pitch track ``(times, freqs)`` (s after the
+    onset, Hz) gives the fundamental's highest frequency in the hit."""
+    seg = wave[onset : onset + int(round(HIT_WINDOW * sample_rate))]
+    in_hit = freqs[times <= HIT_WINDOW]
+    if seg.size < 256 or not in_hit.size:
+        return -100.0
+    top = float(in_hit.max())
+    edge = max(HIT_FUNDAMENTAL[0] * top, top + HIT_FUNDAMENTAL[1])
+    power = np.abs(np.fft.rfft(seg * np.hanning(seg.size), n=1 << 14)) ** 2
+    f = np.fft.rfftfreq(1 << 14, 1.0 / sample_rate)
+    fundamental = float(power[f < edge].sum())
+    harmonics = float(power[(f >= edge) & (f < CLICK_HZ)].sum())
+    return float(_db(harmonics / max(fundamental, _EPS)))
+
+
 def describe_batch(
     waves: np.ndarray | torch.Tensor, sample_rate: int = SAMPLE_RATE
 ) -> dict[str, np.ndarray]:
@@ -261,6 +295,8 @@ def describe_batch(
             for name, t in zip(PITCH_ENVELOPE_NAMES, PITCH_TIMES, strict=True):
                 out[name][i] = float(np.interp(t, times, f_inst))
             out["sweep_time"][i] = sweep_time(times, f_inst, out["body_pitch"][i])
+        out["swell_db"][i] = _swell_db(x[i], o, sample_rate)
+        out["hit_harmonic_db"][i] = _hit_harmonic_db(x[i], o, times, f_inst, sample_rate)
         f0 = out["body_pitch"][i]
         window = sample_rate / f0 if f0 > 0 else ENVELOPE_WINDOW[1] * sample_rate
         window = float(np.clip(window, *(w * sample_rate for w in ENVELOPE_WINDOW)))

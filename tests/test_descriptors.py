@@ -138,3 +138,25 @@ def test_one_fast_cycle_then_a_steady_tone_is_not_a_sweep():
     assert d["pitch_glide"] > 3.0
     assert d["f0_25ms"] == pytest.approx(60.0, rel=0.03)
     assert d["sweep_time"] < 0.020  # a real sweep takes 30–100 ms
+
+
+def test_swell_db_tells_a_body_that_swells_from_one_that_decays():
+    t = np.maximum(T - 0.1, 0.0)
+    decaying = tone(freq=55.0, tau=0.15, glide=100.0)
+    body = np.sin(2 * np.pi * 55.0 * t) * (T >= 0.1)
+    swelling = body * np.minimum(0.3 + t / 0.1, 1.5) * np.exp(-t / 0.2)  # rises for 120 ms
+    d = describe_batch(np.stack([decaying, 0.9 * swelling / np.abs(swelling).max()]))
+    assert d["swell_db"][0] < -1.0  # the hit leads its body
+    assert d["swell_db"][1] > 1.0
+
+
+def test_hit_harmonic_db_rises_with_drive_and_ignores_the_click():
+    clean = tone(freq=55.0, tau=0.2, glide=100.0)
+    driven = np.tanh(6.0 * clean) / np.tanh(6.0)
+    clicked = clean.copy()
+    start = int(0.1 * SAMPLE_RATE)
+    clicked[start : start + 100] += 0.3 * np.random.default_rng(0).standard_normal(100)
+    d = describe_batch(np.stack([clean, driven, clicked]))
+    assert d["hit_harmonic_db"][1] > d["hit_harmonic_db"][0] + 20.0
+    assert d["click_db"][2] > d["click_db"][0] + 20.0  # the click lies above 1 kHz ...
+    assert abs(d["hit_harmonic_db"][2] - d["hit_harmonic_db"][0]) < 6.0  # ... not in the grit

@@ -109,8 +109,20 @@ def test_eval_end_to_end(checkpoint_dir: Path, tiny_corpus: Path, tmp_path: Path
     assert all(
         row["note"].startswith("not in the vocabulary") for row in adh if row not in measured
     )
-    # 1 unconditional set + 6 prompts × 2 scales × 2 kicks (keyword sets reuse the same seeds)
-    assert results["kicks_generated"] == 3 + 6 * 2 * 2
+    # 1 unconditional set + 6 prompts × 2 scales × 2 kicks (keyword sets reuse the same seeds),
+    # then the styles the adherence prompts lack, at guidance 3
+    styles = results["styles"]
+    words = [row["keyword"] for row in styles]
+    assert words[:2] == ["808", "909"]  # STYLE_KEYWORDS in the vocabulary first
+    adherence_words = {w for row in adh for w in (row["prompt"], row["baseline"])}
+    assert results["kicks_generated"] == 3 + 6 * 2 * 2 + 2 * len(set(words) - adherence_words)
+    for row in styles:
+        assert row["n"] == 2 and 0.0 <= row["swell_generated"] <= 1.0
+        assert row["against"] == (
+            "style" if row["real_clips"] >= quality.STYLE_MIN_CLIPS else "all real"
+        )
+        assert (row["punch_real_style"] is None) == (row["real_clips"] == 0)
+        assert np.isfinite(row["frechet"])
 
     # the kick benchmark: per-descriptor quartiles for every set, each set against its reference
     chain = rec["benchmark"]
@@ -133,7 +145,8 @@ def test_eval_end_to_end(checkpoint_dir: Path, tiny_corpus: Path, tmp_path: Path
     )
     assert "## The kick benchmark" in report and "| f0_25ms (Hz) |" in report
     assert "real validation, each drum once" in report and "% over drums |" in report
-    assert "| pass (90 % interval) |" in report
+    assert "| pass (90 % interval) |" in report and "| one hit |" in report
+    assert "## Styles against real recordings" in report and "| 808 |" in report
     assert "Variation at strength 0 (2 recordings" in report
     for png in ("spectrograms.png", "reconstruction.png", "histograms.png", "pitch_tracks.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"

@@ -49,6 +49,7 @@ from kickgen.producer import (
 )
 from kickgen.producer.engine import encode_audio, load_init_audio
 from kickgen.producer.hygiene import HygieneError, k_weighting, to_db
+from kickgen.producer.kicks import check_score
 from kickgen.producer.morph import endpoint_kind
 
 STEPS = 4  # sampler steps in these tests
@@ -196,7 +197,9 @@ def test_sanity_checks_are_the_evals_on_the_pipeline_output():
     from kickgen.evaluation import metrics
 
     good = sanity_checks(synth_kick())
-    assert list(good) == list(metrics.SANITY_CHECKS) and all(good.values()), good
+    assert list(good) == [*metrics.SANITY_CHECKS, *metrics.SHAPE_CHECKS] and all(good.values()), (
+        good
+    )
     assert all(sanity_checks(1.7 * synth_kick()).values())  # a raw peak over full scale is scaled
     noise = sanity_checks(0.5 * np.random.default_rng(1).standard_normal(88_200))
     assert not noise["quiet_tail"] and not noise["body_pitch"]
@@ -401,10 +404,20 @@ def test_best_of_keeps_the_candidate_passing_most_checks(ppipe):
         ppipe, "808", n=1, seed=20, steps=STEPS, best_of=3, hygiene=HygieneConfig()
     )
     candidates = generate_kicks(ppipe, "808", n=3, seed=20, steps=STEPS, hygiene=HygieneConfig())
-    scores = [sum(sanity_checks(c.raw).values()) for c in candidates]
-    best = int(np.argmax(scores))
+    scores = [check_score(sanity_checks(c.raw)) for c in candidates]
+    best = scores.index(max(scores))
     assert kicks[0].seed == 20 + best
-    assert sum(kicks[0].checks.values()) == max(scores) and kicks[0].candidates == 3
+    assert check_score(kicks[0].checks) == max(scores) and kicks[0].candidates == 3
+
+
+def test_best_of_ranks_defects_before_shape():
+    from kickgen.evaluation import metrics
+
+    every = dict.fromkeys((*metrics.SANITY_CHECKS, *metrics.SHAPE_CHECKS), True)
+    late_and_low = {**every, "attack": False, "body_pitch": False}  # a shape the eval judges
+    ringing = {**every, "quiet_tail": False}  # a defect
+    assert check_score(late_and_low) == (len(metrics.SANITY_CHECKS), 1)
+    assert check_score(late_and_low) > check_score(ringing)
 
 
 @pytest.mark.parametrize("fmt, rate", [("float32", 44_100), ("pcm16", 48_000)])

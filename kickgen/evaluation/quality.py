@@ -39,6 +39,7 @@ import argparse
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -162,8 +163,14 @@ def _ci95(x: np.ndarray) -> float:
 TABLE_DESCRIPTORS: tuple[tuple[str, str], ...] = (
     ("f0_10ms", "Hz"), ("f0_25ms", "Hz"), ("f0_50ms", "Hz"), ("f0_100ms", "Hz"),
     ("sweep_ratio", "×"), ("sweep_time", "s"), ("body_pitch", "Hz"), ("click_db", "dB"),
-    ("punch", ""), ("decay_20", "s"), ("harmonic_db", "dB"), ("centroid", "Hz"),
+    ("punch", ""), ("hit_harmonic_db", "dB"), ("swell_db", "dB"), ("decay_20", "s"),
+    ("harmonic_db", "dB"), ("centroid", "Hz"),
 )  # fmt: skip
+SWELL_DB = 1.0  # a kick whose body rises this far above its hit swells (descriptors.swell_db)
+# The styles producers type most: each gets its own row against real recordings in the benchmark,
+# beside every keyword that real validation recordings carry.
+STYLE_KEYWORDS = ("808", "909", "house", "techno", "punchy")
+STYLE_MIN_CLIPS = 5  # a style's own recordings are its reference from this many clips on
 
 
 def with_sweep_ratio(desc: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -480,6 +487,7 @@ def _sanity_summary(waves: torch.Tensor | np.ndarray, descriptors: dict[str, np.
     late = metrics.late_peak_db(waves)
     for db in LATE_PEAK_DB:
         out[late_key(db)] = float(np.mean(late > db))
+    out["swell"] = float(np.mean(np.asarray(descriptors["swell_db"]) > SWELL_DB))
     return out
 
 
@@ -499,7 +507,8 @@ def top_keywords(counts: dict[str, int], vocab: list[str], k: int) -> list[str]:
     return known[:k] if known else list(vocab)[:k]
 
 
-def plan_sets(config: EvalConfig, vocab: list[str], top: list[str]) -> dict[tuple[str, float], int]:
+def plan_sets(config: EvalConfig, vocab: list[str], top: list[str],
+              styles: Sequence[str] = ()) -> dict[tuple[str, float], int]:  # fmt: skip
     """Kicks each (prompt, guidance) set will need over the whole run: generated up front in
     full batches, and the progress bar's total."""
     from kickgen.evaluation.report import GRID_PROMPTS
@@ -521,6 +530,8 @@ def plan_sets(config: EvalConfig, vocab: list[str], top: list[str]) -> dict[tupl
     for prompt in GRID_PROMPTS:
         if prompt in vocab:
             need(prompt, config.cfg_scale, config.examples)
+    for prompt in styles:
+        need(prompt, config.cfg_scale, config.n_keyword)
     return plan
 
 
@@ -673,6 +684,43 @@ def generation(
     }
 
 
+STYLE_DESCRIPTORS = ("punch", "click_db", "f0_10ms", "f0_25ms", "f0_100ms", "hit_harmonic_db")
+
+
+def style_words(val: EvalSplit, vocab: list[str], reference: Reference) -> list[str]:
+    """``STYLE_KEYWORDS`` in the vocabulary, then the other words real validation recordings carry."""
+    carried = sorted({w for i in reference.real(val)[0] for w in val.keywords[int(i)]})
+    return list(dict.fromkeys(w for w in (*STYLE_KEYWORDS, *carried) if w in vocab))
+
+
+def styles(sets: KickSets, val: EvalSplit, vocab: list[str], config: EvalConfig,
+           reference: Reference) -> list[dict]:  # fmt: skip
+    """Each style keyword (``STYLE_KEYWORDS``, then every vocabulary word that real validation
+    recordings carry) generated at ``cfg_scale`` against real recordings: the transient's
+    medians (``STYLE_DESCRIPTORS``) and the share that swells after the hit, for the kicks and
+    for the style's own real validation recordings and all of them; kernel distance and
+    classifier AUC against the style's recordings when there are ``STYLE_MIN_CLIPS`` or more,
+    else against all real validation recordings (``against`` says which)."""
+    rows_all, desc_all = reference.real(val)
+    out = []
+    for word in style_words(val, vocab, reference):
+        waves, desc = sets.get(word, config.cfg_scale, config.n_keyword)
+        own = [p for p, i in enumerate(rows_all) if word in val.keywords[int(i)]]
+        own_desc = {k: v[own] for k, v in desc_all.items()}
+        ref = own_desc if len(own) >= STYLE_MIN_CLIPS else desc_all
+        row = {"keyword": word, "n": len(waves), "real_clips": len(own),
+               "real_drums": len({val.groups[int(rows_all[p])] for p in own}),
+               "against": "style" if len(own) >= STYLE_MIN_CLIPS else "all real"}  # fmt: skip
+        for label, d in (("generated", desc), ("real_style", own_desc), ("real_all", desc_all)):
+            empty = not len(d["punch"])
+            for name in STYLE_DESCRIPTORS:
+                row[f"{name}_{label}"] = None if empty else float(np.median(d[name]))
+            row[f"swell_{label}"] = None if empty else float(np.mean(d["swell_db"] > SWELL_DB))
+        row.update(realism(reference.std, ref, {"generated": desc}, config.seed)["generated"])
+        out.append(row)
+    return out
+
+
 def adherence(sets: KickSets, vocab: list[str], config: EvalConfig) -> list[dict]:
     """Effect sizes of ``ADHERENCE`` at each guidance scale, same seeds for prompt and baseline."""
     rows = []
@@ -770,9 +818,8 @@ def _run(
     recon["variation_strength_0"] = variation_at_zero(pipe, val, config)
     timings["reconstruction"] = time.perf_counter() - t
 
-    plan = plan_sets(
-        config, pipe.vocab, top_keywords(keyword_counts(train), pipe.vocab, config.keywords)
-    )
+    top = top_keywords(keyword_counts(train), pipe.vocab, config.keywords)
+    plan = plan_sets(config, pipe.vocab, top, style_words(val, pipe.vocab, reference))
     with Progress(sum(plan.values()), "eval: generation (kicks)") as bar:
         sets = KickSets(pipe, config, bar, plan)
         t = time.perf_counter()
@@ -781,6 +828,9 @@ def _run(
         t = time.perf_counter()
         adh = adherence(sets, pipe.vocab, config)
         timings["adherence"] = time.perf_counter() - t
+        t = time.perf_counter()
+        sty = styles(sets, val, pipe.vocab, config, reference)
+        timings["styles"] = time.perf_counter() - t
 
     t = time.perf_counter()
     from kickgen.evaluation import report
@@ -804,6 +854,7 @@ def _run(
         "reconstruction": recon,
         "generation": gen,
         "adherence": adh,
+        "styles": sty,
         "figures": figures,
     }
     results = _to_json(results)

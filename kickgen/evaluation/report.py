@@ -260,17 +260,24 @@ PASS_NOTE = ("*{level:g} % interval*: the Wilson score interval of the share pas
 
 def sanity_table(sanity: dict, pass_head: str, label: Callable[[str], str]) -> list[str]:
     """A markdown table of sanity pass rates: a row per set (named by ``label``), the share that
-    passes every check (column ``pass_head``), then each of ``metrics.SANITY_CHECKS``, then the
-    shares loudest more than 1 and 3 dB above their first 30 ms (results written before those
-    were measured have no such columns)."""
-    from kickgen.evaluation.quality import INTERVAL_LEVEL, LATE_PEAK_DB, late_key
+    passes every check (column ``pass_head``), then each of ``metrics.SANITY_CHECKS`` and
+    ``metrics.SHAPE_CHECKS``, then the shares loudest more than 1 and 3 dB above their first
+    30 ms and the share whose body swells after the hit (results written before a column was
+    measured have no such column)."""
+    from kickgen.evaluation.quality import INTERVAL_LEVEL, LATE_PEAK_DB, SWELL_DB, late_key
 
-    checks = list(metrics.SANITY_CHECKS)
+    checks = [c for c in metrics.SANITY_CHECKS if all(c in rates for rates in sanity.values())]
     heads = [c.replace("_", " ") for c in checks]
+    shape = [c for c in metrics.SHAPE_CHECKS if all(c in rates for rates in sanity.values())]
+    checks += shape
+    heads += [c.replace("_", " ") for c in shape]
     late = [late_key(db) for db in LATE_PEAK_DB]
     if all(key in rates for rates in sanity.values() for key in late):
         checks += late
         heads += [f"late > {db:g} dB" for db in LATE_PEAK_DB]
+    if all("swell" in rates for rates in sanity.values()):
+        checks.append("swell")
+        heads.append(f"swells > {SWELL_DB:g} dB")
     spans = all("pass_interval" in rates for rates in sanity.values())
     if spans:
         pass_head = f"{pass_head} ({100 * INTERVAL_LEVEL:g} % interval)"
@@ -305,6 +312,46 @@ MEDIAN_NOTE = ("*Its median, {level:g} % over drums*: where the real validation 
                "drums would be.")  # fmt: skip
 
 
+SWELL_NOTE = ("*Swells*: the share whose 5-ms RMS envelope rises more than {db:g} dB above its maximum in the "
+              "first 30 ms after the onset, 30–250 ms after it (`descriptors.swell_db`).")  # fmt: skip
+
+
+def styles_markdown(rows: list[dict] | None, cfg: dict) -> list[str]:
+    """The styles' table: each style keyword's kicks against real validation recordings."""
+    from kickgen.evaluation.quality import STYLE_MIN_CLIPS, SWELL_DB
+
+    if not rows:  # results written before styles were measured
+        return []
+    lines = ["", "## Styles against real recordings", "",
+             f"{rows[0]['n']} kicks per keyword at guidance {cfg['cfg_scale']:g}; medians of the generated kicks / "
+             "the real validation recordings that carry the keyword / all real validation recordings (– where none "
+             f"carries it). Kernel distance and classifier AUC against the keyword's own recordings from "
+             f"{STYLE_MIN_CLIPS} clips on, else against all real validation recordings (*against*).", "",
+             "| keyword | real clips (drums) | punch | click dB | f0 10 ms Hz | f0 25 ms Hz | f0 100 ms Hz | "
+             "hit harmonics dB | swells | against | kernel distance | classifier AUC |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for row in rows:
+
+        def trio(name: str, digits: int, row=row) -> str:
+            return " / ".join(
+                _f(row[f"{name}_{k}"], digits) for k in ("generated", "real_style", "real_all")
+            )
+
+        swell = " / ".join(_pct(row[f"swell_{k}"]) for k in ("generated", "real_style", "real_all"))
+        kd, auc = row.get("kernel"), row.get("classifier")
+        lines.append(
+            f"| {row['keyword']} | {row['real_clips']} ({row['real_drums']}) | {trio('punch', 2)} | "
+            f"{trio('click_db', 1)} | {trio('f0_10ms', 0)} | {trio('f0_25ms', 0)} | {trio('f0_100ms', 0)} | "
+            f"{trio('hit_harmonic_db', 1)} | {swell} | {row['against']} | "
+            + (f"{kd['value']:.2f} ± {kd['spread']:.2f}" if kd else "–")
+            + " | "
+            + (f"**{auc['auc']:.2f}** ± {auc['spread']:.2f}" if auc else "–")
+            + " |"
+        )
+    lines += ["", SWELL_NOTE.format(db=SWELL_DB)]
+    return lines
+
+
 def benchmark_markdown(bench: dict, reference: str) -> list[str]:
     """The kick-benchmark tables of one comparison: per-descriptor medians (quartiles) of each
     set, then each set against ``reference`` as a whole."""
@@ -318,6 +365,8 @@ def benchmark_markdown(bench: dict, reference: str) -> list[str]:
     lines = ["| descriptor | " + " | ".join(heads) + " |",
              "| --- | " + " | ".join("---" for _ in heads) + " |"]  # fmt: skip
     for name, unit in TABLE_DESCRIPTORS:
+        if name not in table:  # results written before the descriptor was measured
+            continue
         head = f"{name} ({unit})" if unit else name
         cells = [_quartiles(table[name][k], unit) for k in labels]
         if interval:
@@ -533,8 +582,10 @@ def markdown(results: dict) -> str:
         f"nearest-neighbour distance ratio {mem['generated']['nn_ratio']:.2f} (validation "
         f"{mem['validation']['nn_ratio']:.2f}).",
         "",
-        "Sanity checks (onset ≤ 30 ms, loudest sample ≤ 30 ms after the onset, body pitch 30–160 Hz, "
-        "RMS 0.9–1.0 s ≥ 18 dB below peak, finite, peak ≥ −60 dBFS, not clipped):",
+        "Sanity checks, the defects a producer hears at once (*pass* is all of them): finite, peak ≥ −60 dBFS, "
+        "not clipped, RMS 0.9–1.0 s ≥ 18 dB below peak, one hit (the envelope never falls and rises again by "
+        "12 dB after the hit). Then the shape checks, which the benchmark judges against real kicks instead: "
+        "onset ≤ 30 ms, loudest sample ≤ 30 ms after the onset, body pitch 30–160 Hz.",
         "",
         *sanity_table(gen["sanity"], "pass", lambda name: name.replace("_", " ")),
     ]
@@ -559,6 +610,7 @@ def markdown(results: dict) -> str:
                     f"{'**' if row['passed'] else ''}{row['effect_size']:.2f}{'**' if row['passed'] else ''}"
                 )
         lines.append(f"| {p} | {b} | {d} | {e} | " + " | ".join(cells) + " |")
+    lines += styles_markdown(results.get("styles"), cfg)
     lines += ["", "## Per keyword (generated median / validation median, all kinds)", "",
               "| keyword | train clips | val clips | sanity | body pitch Hz | decay −20 dB s | click dB | harmonics dB |",
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip

@@ -9,8 +9,8 @@
 
 Kick i of ``seed`` s without best-of uses seed s + i, as the pipeline does. With ``best_of=K``
 kick i draws candidates from seeds s + i·K … s + i·K + K − 1 and keeps the one that passes the
-most of the eval's sanity checks (:data:`kickgen.evaluation.metrics.SANITY_CHECKS`; the first
-on a tie).
+most of the eval's sanity checks (:data:`kickgen.evaluation.metrics.SANITY_CHECKS`), then the
+most of its shape checks (``SHAPE_CHECKS``: onset, attack, body pitch); the first on a tie.
 """
 
 from __future__ import annotations
@@ -100,11 +100,19 @@ def render_kicks(
     for g in range(0, len(candidates), best_of):
         group = candidates[g : g + best_of]
         checks = [sanity_checks(k.raw) for k in group]
-        scores = [sum(c.values()) for c in checks]
-        best = int(np.argmax(scores))  # first of the best on a tie
+        scores = [check_score(c) for c in checks]
+        best = scores.index(max(scores))  # first of the best on a tie
         group[best].checks, group[best].candidates = checks[best], best_of
         kicks.append(group[best])
     return kicks
+
+
+def check_score(checks: dict[str, bool]) -> tuple[int, int]:
+    """How a best-of candidate ranks: sanity checks passed (defects), then shape checks."""
+    from kickgen.evaluation.metrics import SANITY_CHECKS
+
+    sane = sum(v for k, v in checks.items() if k in SANITY_CHECKS)
+    return sane, sum(checks.values()) - sane
 
 
 def _first(settings: Settings, rows: Sequence[Row]) -> int:
