@@ -469,3 +469,78 @@ def sf_bytes(samples: np.ndarray) -> bytes:
     buf = io.BytesIO()
     sf.write(buf, samples, SR, format="WAV", subtype="PCM_16")
     return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- 11: many kicks
+
+
+def test_11_generate_writes_batch_by_batch_and_the_kicks_stay_the_same(
+    tiny_checkpoint_dir, tmp_path, capsys, monkeypatch
+):
+    from kickgen.pipeline import KickPipeline
+
+    out_dir = tmp_path / "out"
+    calls: list[tuple[int, int]] = []  # (kicks asked for, files already staged on disk)
+    real_call = KickPipeline.__call__
+
+    def spy(self, prompt, n=1, *args, **kwargs):
+        staged = len(list(out_dir.glob(".*"))) if out_dir.exists() else 0
+        calls.append((n, staged))
+        return real_call(self, prompt, n, *args, **kwargs)
+
+    monkeypatch.setattr(KickPipeline, "__call__", spy)
+    flags = ["--checkpoints", str(tiny_checkpoint_dir), "--steps", "1", "--seed", "3", "-q"]
+    assert (
+        main(
+            [
+                "generate",
+                "-p",
+                "808",
+                "-n",
+                "5",
+                "--batch-size",
+                "2",
+                "-o",
+                str(out_dir / "k.wav"),
+                *flags,
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert calls == [(2, 0), (2, 2), (1, 4)]  # each batch is on disk before the next is made
+    monkeypatch.setattr(KickPipeline, "__call__", real_call)
+    pipe = KickPipeline.from_pretrained(tiny_checkpoint_dir, device="cpu")
+    whole = pipe("808", n=5, seed=3, steps=1, batch_size=2, warn_unknown=False).waveforms
+    for i in range(5):
+        wave, _ = sf.read(str(out_dir / f"k_{i}.wav"), dtype="float32")
+        assert np.array_equal(wave, whole[i].numpy())
+    assert (
+        main(
+            [
+                "regenerate",
+                str(out_dir / "k_4.wav"),
+                "--checkpoints",
+                str(tiny_checkpoint_dir),
+                "--check",
+                "-q",
+            ]
+        )
+        == 0
+    )
+
+
+def test_11_generate_refuses_up_front_what_the_disk_cannot_hold(
+    tiny_checkpoint_dir, tmp_path, capsys, monkeypatch
+):
+    import shutil
+
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: real(p)._replace(free=10 * 2**20))
+    flags = ["--checkpoints", str(tiny_checkpoint_dir), "--steps", "1", "-q"]
+    out = tmp_path / "new" / "folder"
+    assert main(["generate", "-n", "100", "-o", str(out), *flags]) == 2
+    one_line_error(capsys, f"{out}: 100 kicks need about 34 MiB and only 10 MiB are free there")
+    assert not (tmp_path / "new").exists()
+    assert main(["generate", "-n", "2", "-o", str(out), *flags]) == 0  # 0.7 MB fits
+    assert len(list(out.glob("*.wav"))) == 2

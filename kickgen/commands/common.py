@@ -242,6 +242,34 @@ def check_sampling_values(
         raise CommandError(f"--seed {args.seed}: use a whole number from 0 to {SEED_RANGE - count}")
 
 
+# Bytes of a 2 s WAV at 44.1 kHz besides its samples: header, PEAK chunk, LIST/INFO title and
+# software; the recipe comes on top (:func:`check_free_space`).
+WAV_OVERHEAD = 1024
+SAMPLE_BYTES = {"float32": 4, "pcm16": 2, "pcm24": 3}
+
+
+def check_free_space(
+    directory: Path, count: int, fmt: str, recipe_bytes: int, extra_bytes: int = 0
+) -> None:
+    """Refuse, before anything is made, ``count`` kicks that the disk holding ``directory`` has no
+    room for: every file of a run is on disk (staged) before any is put in place. Each kick is a
+    2 s WAV of ``fmt`` with a recipe of about ``recipe_bytes``, plus ``extra_bytes`` (sidecar, plot)."""
+    import shutil
+
+    from kickgen.audio import NUM_SAMPLES
+
+    existing = Path(directory).absolute()
+    while not existing.exists():  # the folder is made later; its disk is a parent's
+        existing = existing.parent
+    free = shutil.disk_usage(existing).free
+    need = count * (NUM_SAMPLES * SAMPLE_BYTES[fmt] + WAV_OVERHEAD + recipe_bytes + extra_bytes)
+    if need > free:
+        raise CommandError(
+            f"{directory}: {count} kicks need about {need / 2**20:,.0f} MiB and only {free / 2**20:,.0f} MiB "
+            "are free there: ask for fewer kicks (-n) or free some space"
+        )
+
+
 def check_sampling_args(args: argparse.Namespace) -> None:
     """The sampling flags of ``morph`` and ``pack`` (:func:`add_sampling_arguments`)."""
     check_sampling_values(args, args.sample_steps, "sampler steps")

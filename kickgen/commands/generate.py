@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kickgen.commands.common import (
     FORMATS,
@@ -23,6 +26,7 @@ from kickgen.commands.common import (
     add_hygiene_arguments,
     add_output_arguments,
     bar_callback,
+    check_free_space,
     check_readable,
     check_sampling_values,
     hygiene_from_args,
@@ -145,7 +149,14 @@ def check_generate_args(args: argparse.Namespace) -> None:
         raise CommandError(f"-n/--num {args.num}: ask for at least 1 kick")
     check_sampling_values(args, args.steps, "--steps", count=args.num)
     resolve_checkpoint_args(args)
-    plan_outputs(args.output, args.num)  # a bad --output fails here, before any loading
+    directory, _ = plan_outputs(
+        args.output, args.num
+    )  # a bad --output fails here, before any loading
+    rows = min(args.batch_size * getattr(args, "best_of", 1), args.num)  # a recipe holds its batch
+    recipe = 1024 + rows * (48 + len(args.prompt.encode("utf-8", "replace")))
+    extra = 3 * recipe if getattr(args, "sidecar", False) else 0
+    extra += 512 * 1024 if getattr(args, "plot", False) else 0  # a PNG of waveform and mel
+    check_free_space(directory, args.num, args.format or "float32", recipe, extra)
 
 
 # --------------------------------------------------------------------------- commands
@@ -176,36 +187,17 @@ def run_generate(args: argparse.Namespace) -> int:
         return run_producer_generate(args)
     check_generate_args(args)
     from kickgen.pipeline import auto_output_path, output_key
-    from kickgen.progress import Progress
 
     pipe, info, seed, directory, paths, created = open_run(args, args.num)
     try:
-        batches = -(-args.num // args.batch_size)
-        with Progress(
-            batches * args.steps, f"generating {args.num} kick(s)", disable=args.quiet
-        ) as bar:
-            out = pipe(
-                args.prompt,
-                n=args.num,
-                seed=seed,
-                cfg_scale=args.cfg_scale,
-                steps=args.steps,
-                sampler=args.sampler,
-                batch_size=args.batch_size,
-                callback=lambda done, total: bar.update(done - bar.count),
-                warn_unknown=False,
-            )
+        out = PlainRun(pipe, args, seed)  # its seeds now, its kicks batch by batch as written
         if paths is None:
             keys = [
                 output_key(args.prompt, s, args.cfg_scale, args.steps, pipe.sources, args.sampler)
                 for s in out.seeds
             ]
             paths = [directory / auto_output_path(info, key).name for key in keys]
-        from kickgen.producer.recall import plain_recipes  # every WAV carries its recipe
-
-        recipes = plain_recipes(pipe, args.prompt, out.seeds, args.cfg_scale, args.steps, args.sampler,
-                                args.batch_size, args.format)  # fmt: skip
-        write_all(paths, out.waveforms, FORMATS[args.format], recipes)
+        write_all(paths, out, FORMATS[args.format])
     except BaseException:
         remove_dirs(created)
         raise
@@ -216,13 +208,45 @@ def run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_all(
-    paths: list[Path], waveforms, subtype: str, recipes: list[dict] | None = None
-) -> None:
-    """Write each waveform ``(88200,)``: all of them or none (:class:`kickgen.output.OutputTransaction`:
-    a failure leaves the folder as it was, files it would have replaced included).
+@dataclass
+class PlainRun:
+    """The kicks of a plain ``generate``: its ``seeds`` at once, then ``(waveform (88200,),
+    recipe)`` pairs made batch by batch (``--batch-size``) as they are iterated, with the progress
+    bar; only one batch is held in memory, however many kicks are asked for. The batches are the
+    ones a single ``pipe(prompt, n, ...)`` call runs, so the kicks and recipes are the same."""
 
-    With ``recipes`` each WAV carries its recipe in LIST/INFO (``kickgen regenerate`` reads it).
+    pipe: Any
+    args: argparse.Namespace
+    seed: int
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(range(self.seed, self.seed + self.args.num))
+
+    def __iter__(self) -> Iterator[tuple[Any, dict]]:
+        from kickgen.producer.recall import plain_recipes  # every WAV carries its recipe
+        from kickgen.progress import Progress
+
+        a, size = self.args, self.args.batch_size
+        total = -(-a.num // size) * a.steps
+        with Progress(total, f"generating {a.num} kick(s)", disable=a.quiet) as bar:
+            for first in range(0, a.num, size):
+                before = bar.count
+                out = self.pipe(a.prompt, n=min(size, a.num - first), seed=self.seed + first,
+                                cfg_scale=a.cfg_scale, steps=a.steps, sampler=a.sampler, batch_size=size,
+                                callback=lambda done, _total, b=before: bar.update(b + done - bar.count),
+                                warn_unknown=False)  # fmt: skip
+                recipes = plain_recipes(self.pipe, a.prompt, out.seeds, a.cfg_scale, a.steps,
+                                        a.sampler, size, a.format)  # fmt: skip
+                yield from zip(out.waveforms, recipes, strict=True)
+
+
+def write_all(paths: list[Path], kicks: Iterable[tuple[Any, dict | None]], subtype: str) -> None:
+    """Write each kick ``(waveform (88200,), recipe or None)`` as it comes (a run's batches are
+    made while this writes): all of them or none (:class:`kickgen.output.OutputTransaction`: a
+    failure leaves the folder as it was, files it would have replaced included).
+
+    A kick with a recipe carries it in LIST/INFO (``kickgen regenerate`` reads it).
     """
     from kickgen.audio import write_wav
     from kickgen.output import OutputTransaction
@@ -230,11 +254,11 @@ def write_all(
 
     fmt = {v: k for k, v in FORMATS.items()}[subtype]
     with OutputTransaction() as out:
-        for i, (path, wave) in enumerate(zip(paths, waveforms, strict=True)):
-            if recipes is None:
+        for path, (wave, recipe) in zip(paths, kicks, strict=True):
+            if recipe is None:
                 write_wav(out.stage(path), wave, subtype=subtype)
             else:
-                write_kick(out.stage(path), wave.numpy(), recipes[i], fmt)
+                write_kick(out.stage(path), wave.numpy(), recipe, fmt)
         out.commit()
 
 
