@@ -3,8 +3,10 @@
 One call of :func:`build_corpus` (``kickgen data build``) does everything, deterministically for
 a given seed and whatever the number of workers:
 
-1. **Sources**: the open Debian kicks (``--open CACHE``, see :mod:`kickgen.data.open_sources`),
-   a producer's library (``--library DIR``), source manifests (``--sources CSV``).
+1. **Sources**: the open kicks (``--open CACHE``: Debian packages, see
+   :mod:`kickgen.data.open_sources`; a PyPI archive and, with ``--git-mirror DIR``, GitHub
+   repositories, see :mod:`kickgen.data.open_archives`), a producer's library (``--library DIR``),
+   source manifests (``--sources CSV``).
 2. **Clips**: each source file as it is; ``augment`` variants of every real recording
    (:mod:`kickgen.data.augment`).
 3. **Fits**: the kick model of :mod:`kickgen.data.fit` fitted to every real *training* recording
@@ -32,8 +34,9 @@ a given seed and whatever the number of workers:
 8. **Splits by group**: within each kind of source, groups are ordered by a seeded hash and the
    first ``val_fraction`` of them go to validation, with all their layers, variants and
    augmentations. Real recordings are held out kit by kit (:func:`hold_out_real`): at least
-   ``val_real_fraction`` of their groups, ``val_real`` recordings and ``val_kits`` kits, so the
-   real validation figures rest on many drums, not a handful of layers of one.
+   ``val_real_fraction`` of their groups, of the acoustic drums' and of the others' alike, and
+   ``val_real`` recordings and ``val_kits`` kits, so the real validation figures rest on many
+   drums, electronic ones among them, not a handful of layers of one.
 9. **Output**: ``clips/{kind}/{id}.wav`` (float32), ``metadata.csv``, ``vocab.json``,
    ``cache/{train,val}.pt`` (float16 waves and log-mels), ``fits.json`` and ``build_report.json``.
 """
@@ -108,7 +111,8 @@ class BuildConfig:
     """What ``kickgen data build`` makes; the defaults build the shipped corpus."""
 
     out: Path  # corpus folder
-    open_cache: Path | None = None  # fetch and use the open Debian kicks, cached here
+    open_cache: Path | None = None  # fetch and use the open kicks, cached here
+    git_mirrors: tuple[Path, ...] = ()  # clones/mirrors of the open GitHub sources (open_archives)
     library: tuple[Path, ...] = ()  # sample-library folders to collect
     sources: tuple[Path, ...] = ()  # source manifests (collect / fetch-open / synth output)
     synth: int = 3800  # procedural kicks
@@ -457,14 +461,18 @@ def hold_out_real(
     seed: int,
     min_recordings: int,
     min_kits: int,
+    acoustic: set[str] | frozenset[str] = frozenset(),
 ) -> set[str]:
     """The real groups that go to validation: ``{group: (kit, recordings)}`` → groups.
 
     Kits are visited in a seeded hash order, one group of each kit per round (each kit's groups
     in hash order too), until validation holds at least ``round(val_fraction · groups)`` groups,
     ``min_recordings`` recordings and groups of ``min_kits`` kits, so the held-out recordings
-    spread over many kits instead of piling up in one. Takes nothing when ``val_fraction`` is 0,
-    and never more than half of the groups.
+    spread over many kits instead of piling up in one. When some groups are ``acoustic``, the
+    acoustic drums and the others are first visited apart, each until ``round(val_fraction · n)``
+    of its ``n`` groups are held out (at least one of four or more), so that multi-layer
+    acoustic drums cannot fill validation alone. Takes nothing when ``val_fraction`` is 0, and
+    never more than half of the groups (of each kind, in the first visits).
     """
     if val_fraction <= 0 or not groups:
         return set()
@@ -472,28 +480,44 @@ def hold_out_real(
     def order(items):
         return sorted(items, key=lambda g: hashlib.sha1(f"{seed}:{g}".encode()).hexdigest())
 
-    by_kit: dict[str, list[str]] = {}
-    for group, (kit, _) in groups.items():
-        by_kit.setdefault(kit, []).append(group)
-    queues = [order(by_kit[kit]) for kit in order(list(by_kit))]
-    want_groups = max(int(round(val_fraction * len(groups))), 1)
-    cap = len(groups) // 2
     chosen: list[str] = []
     recordings, kits = 0, set()
+
+    def visit(members: list[str], enough) -> None:
+        """Round-robin over the kits of ``members`` not yet chosen until ``enough()``."""
+        nonlocal recordings
+        by_kit: dict[str, list[str]] = {}
+        for group in members:
+            if group not in chosen:
+                by_kit.setdefault(groups[group][0], []).append(group)
+        queues = [order(by_kit[kit]) for kit in order(list(by_kit))]
+        while not enough() and any(queues):
+            for queue in queues:
+                if queue and not enough():
+                    group = queue.pop(0)
+                    chosen.append(group)
+                    kit, count = groups[group]
+                    recordings += count
+                    kits.add(kit)
+
+    if acoustic and set(groups) - set(acoustic):
+        for stratum in (
+            [g for g in groups if g in acoustic],
+            [g for g in groups if g not in acoustic],
+        ):
+            n = len(stratum)
+            want = min(max(int(round(val_fraction * n)), 1 if n >= 4 else 0), n // 2)
+            stop = len(chosen) + want
+            visit(stratum, lambda stop=stop: len(chosen) >= stop)
+    want_groups = max(int(round(val_fraction * len(groups))), 1)
+    cap = len(groups) // 2
 
     def enough() -> bool:
         return len(chosen) >= cap or (
             len(chosen) >= want_groups and recordings >= min_recordings and len(kits) >= min_kits
         )
 
-    while not enough() and any(queues):
-        for queue in queues:
-            if queue and not enough():
-                group = queue.pop(0)
-                chosen.append(group)
-                kit, count = groups[group]
-                recordings += count
-                kits.add(kit)
+    visit(list(groups), enough)
     return set(chosen)
 
 
@@ -508,14 +532,22 @@ def build_vocab(keyword_groups: dict[str, set[str]], min_count: int) -> list[str
 
 def gather_sources(
     config: BuildConfig, log=print
-) -> tuple[list[SourceClip], list[tuple[str, str]]]:
-    """All source files of a build, and the files skipped while finding them."""
+) -> tuple[list[SourceClip], list[tuple[str, str]], dict[str, str]]:
+    """All source files of a build, the files skipped while finding them, and a status line
+    per open source (found or missing; empty without ``open_cache``)."""
     sources: list[SourceClip] = []
     skipped: list[tuple[str, str]] = []
+    status: dict[str, str] = {}
     if config.open_cache is not None:
         from kickgen.data.open_sources import fetch_open
 
-        clips, skip = fetch_open(config.open_cache, progress=lambda m: log(f"fetch-open: {m}"))
+        clips, skip, status = fetch_open(
+            config.open_cache, git_mirrors=config.git_mirrors,
+            progress=lambda m: log(f"fetch-open: {m}"),
+        )  # fmt: skip
+        for name, line in status.items():
+            if line.startswith("missing"):
+                log(f"fetch-open: {name}: {line}")
         sources += clips
         skipped += skip
     if config.library:
@@ -524,7 +556,7 @@ def gather_sources(
         skipped += skip
     for path in config.sources:
         sources += read_sources(path)
-    return sources, skipped
+    return sources, skipped, status
 
 
 def _prepare_out(out: Path) -> None:
@@ -543,7 +575,7 @@ def build_corpus(config: BuildConfig, *, quiet: bool = False, command: str = "")
     log = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
     start = time.perf_counter()
     out = Path(config.out).expanduser().resolve()
-    sources, skipped = gather_sources(config, log)
+    sources, skipped, open_status = gather_sources(config, log)
     t_sources = time.perf_counter() - start
     if not sources and config.synth <= 0:
         raise BuildError("no sources: pass --open CACHE, --library DIR, --sources CSV or --synth N")
@@ -584,6 +616,7 @@ def build_corpus(config: BuildConfig, *, quiet: bool = False, command: str = "")
         "splits": counts,
         "kinds": dict(Counter(m["kind"] for m in metadata)),
         "real_recordings": sum(1 for m in metadata if m["kind"] == "real"),
+        "open_sources": open_status,
         "vocab_size": len(vocab),
         "max_onset_ms": round(1000 * max(float(m["onset"]) for m in metadata), 3),
         "silent": sum(1 for m in metadata if float(m["silent"])),
@@ -736,14 +769,18 @@ def _group(r: ClipResult) -> str:
 def held_out_real(kept: list[ClipResult], config: BuildConfig) -> set[str]:
     """The groups of the kept real recordings that go to validation (:func:`hold_out_real`)."""
     real_groups: dict[str, tuple[str, int]] = {}
+    acoustic = set()
     for r in kept:
         if r.task.kind == "real":
             kit = f"{r.task.source.source}/{r.task.source.kit}"
             count = real_groups.get(_group(r), (kit, 0))[1]
             real_groups[_group(r)] = (kit, count + 1)
+            if "acoustic" in r.task.source.keywords.split():
+                acoustic.add(_group(r))
     return hold_out_real(
-        real_groups, config.val_real_fraction, config.seed, config.val_real, config.val_kits
-    )
+        real_groups, config.val_real_fraction, config.seed, config.val_real, config.val_kits,
+        acoustic,
+    )  # fmt: skip
 
 
 def label_clips(
@@ -842,6 +879,9 @@ def summary(report: dict) -> str:
     fits = report.get("fits", {})
     if fits.get("n"):
         lines.insert(3, f"fits: {fits['n']} real training recordings, median log-mel distance {fits['median_log_mel_db']:.2f} dB, f0 at 25 ms within 10 % for {100 * fits['f0_25ms_within_10pct']:.0f} %")  # fmt: skip
+    for name, line in report.get("open_sources", {}).items():
+        if line.startswith("missing"):
+            lines.append(f"  open source {name} {line}")
     for item in report["skipped"][:12]:
         lines.append(f"  skipped {item['file']}: {item['reason']}")
     return "\n".join(lines)

@@ -214,6 +214,37 @@ def fit_section(corpus: Path, rows: list[dict[str, str]], png_rel: str | None) -
     return out
 
 
+def archive_notes(sources: set[str], status: dict[str, str]) -> list[str]:
+    """The card's notes on the licences of the sources outside Debian's sample packages that
+    the corpus holds, and the open sources its build did not find."""
+    from kickgen.data.open_archives import FOXDOT, FOXDOT_NOTE, REPOSITORIES
+    from kickgen.data.open_sources import STK_LICENCE
+
+    notes = [
+        f"- **{r.source}** (github.com/{r.repo}, {r.licence}): {r.note}."
+        for r in REPOSITORIES
+        if r.source in sources
+    ]
+    if "foxdot" in sources:
+        notes.append(f"- **foxdot** (PyPI `{FOXDOT}` source archive, CC-BY-SA-4.0): {FOXDOT_NOTE}.")
+    if "stk" in sources:
+        notes.append(
+            f"- **stk** (Debian stk, `rawwaves/bassdrum.raw`, {STK_LICENCE}): the copyright file's "
+            "licence is the MIT licence's text plus a request, which it calls not binding, to send "
+            "changes to the authors; the file is headerless big-endian 16-bit at 22,050 Hz."
+        )
+    missing = [
+        f"- **{name}** {line}" for name, line in status.items() if line.startswith("missing")
+    ]
+    out = []
+    if notes:
+        out += ["Sources outside Debian's sample packages:", "", *notes, ""]
+    if missing:
+        out += ["Open sources the build did not find (the corpus has none of their kicks):", ""]
+        out += [*missing, ""]
+    return out
+
+
 def render_card(corpus: Path, png_rel: str, fits_png_rel: str | None = None) -> str:
     """The card's markdown for the corpus in ``corpus``."""
     rows = read_metadata(corpus)
@@ -229,14 +260,18 @@ def render_card(corpus: Path, png_rel: str, fits_png_rel: str | None = None) -> 
     out = ["# Dataset card: the kickgen kick corpus", ""]
     out += [
         "The corpus the shipped kickgen models are trained on: open kick recordings from Debian "
-        "packages (see `../shared/DATA.md`), their augmentations, renders of open DrumSynth and "
+        "packages and, where the build found them, two GitHub repositories and a PyPI source "
+        "archive (see `../shared/DATA.md`), their augmentations, renders of open DrumSynth and "
         "LMMS Kicker patches, and kicks from kickgen's own synthesizer. This card is generated "
         "by `kickgen data card` from the corpus folder; every number below comes from it.",
         "",
         "## How it was built",
         "",
         "```bash",
-        (report.get("command") or "python -m kickgen data build --open CACHE --out CORPUS")
+        (
+            report.get("command")
+            or "python -m kickgen data build --open CACHE --git-mirror DIR --out CORPUS"
+        )
         + "   # from nothing: downloads, renders, builds",
         f"python -m kickgen data card {corpus} --out DATASET.md --png docs/dataset_examples.png",
         "```",
@@ -272,7 +307,9 @@ def render_card(corpus: Path, png_rel: str, fits_png_rel: str | None = None) -> 
     out += [_table(["kind", "train clips", "val clips", "groups"], count_rows), ""]
     onsets = [float(r["onset"]) * 1000 for r in rows]
     out += [
-        f"- Distinct real recordings: **{len(real)}** (after removing byte-identical copies), "
+        f"- Distinct real recordings: **{len(real)}** (after removing byte-identical files and "
+        "recordings whose first 0.4 s after the attack correlate 0.97 or more with a recording "
+        "of another drum), "
         f"each with {cfg.get('augment', '?')} augmented variants in its group.",
         f"- Onsets: latest {max(onsets):.2f} ms after the clip start (limit 5 ms); "
         f"silent clips: {sum(1 for r in rows if float(r['silent']))}; clipped clips: "
@@ -287,7 +324,8 @@ def render_card(corpus: Path, png_rel: str, fits_png_rel: str | None = None) -> 
         f"every augmentation of one recording share a split. Validation takes {cfg.get('val_fraction', '?')} "
         "of the groups of each synthesized or rendered kind, chosen by a seeded hash. Real recordings "
         "are held out kit by kit (one group of each kit per round, kits and groups in a seeded hash "
-        f"order) until validation holds {cfg.get('val_real_fraction', '?')} of their groups, at least "
+        "order), first the acoustic drums (named acoustic) and the others apart until each holds "
+        f"{cfg.get('val_real_fraction', '?')} of its groups, then all together until validation holds at least "
         f"{cfg.get('val_real', '?')} recordings and at least {cfg.get('val_kits', '?')} kits; the "
         "augmentations of a held-out recording go with it.",
         "",
@@ -317,13 +355,14 @@ def render_card(corpus: Path, png_rel: str, fits_png_rel: str | None = None) -> 
         originals = [m for m in members if m["kind"] != "augmented"]
         src_rows.append([source, package, licence, len(originals), len(members)])
     out += [
-        _table(["source", "Debian package", "licence", "files / renders", "clips (with augmentations)"], src_rows),
+        _table(["source", "origin (Debian package, repository@commit, PyPI)", "licence", "files / renders", "clips (with augmentations)"], src_rows),
         "",
-        "Licences come from each package's `usr/share/doc/PKG/copyright` (the DEP-5 paragraph that "
-        "matches the file or its kit) and, for the freepats kick whose notes name one, from its "
+        "Licences come from each Debian package's `usr/share/doc/PKG/copyright` (the DEP-5 paragraph "
+        "that matches the file or its kit) and, for the freepats kick whose notes name one, from its "
         "`.txt` notes. The synthesized kicks are kickgen's own (MIT).",
         "",
     ]  # fmt: skip
+    out += archive_notes({r["source"] for r in rows}, report.get("open_sources", {}))
     declipped = [r for r in rows if r["kind"] == "real" and "declipped=" in r["augmentation"]]
     if declipped:
         out += [
@@ -404,7 +443,7 @@ def render_card(corpus: Path, png_rel: str, fits_png_rel: str | None = None) -> 
         "## Limits",
         "",
         f"- Only {len(real)} distinct real kick recordings are available from the allowed "
-        "packages; many are velocity layers of the same drum. Synthesis and augmentation carry "
+        "sources; many are velocity layers of the same drum. Synthesis and augmentation carry "
         "most of the corpus, so the model learns kickgen's synthesizer's styles more than any "
         "commercial library's.",
         "- Names are the designers' words; measured keywords can disagree with them (a kit's "

@@ -60,10 +60,18 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_collect)
 
     p = sub.add_parser(
-        "fetch-open", help="download the allowed Debian packages and collect their kicks"
+        "fetch-open",
+        help="download the allowed open sources and collect their kicks",
+        description="Collect the open kicks: Debian packages (apt-get download), the FoxDot "
+        "source archive (pip download) and the GitHub repositories found in CACHE/git or "
+        "among the --git-mirror folders (a repository found nowhere is reported missing).",
     )
-    p.add_argument("cache", type=Path, help="cache folder (debs, unpacked files, renders)")
-    p.add_argument("--packages", nargs="+", default=None, help="only these packages")
+    p.add_argument(
+        "cache", type=Path, help="cache folder (debs, archives, unpacked files, renders)"
+    )
+    p.add_argument("--packages", nargs="+", default=None, metavar="SOURCE",
+                   help="only these sources (Debian packages, foxdot, uzu-drumkit, web-audio-samples)")  # fmt: skip
+    _add_git_mirror(p)
     p.set_defaults(func=cmd_fetch_open)
 
     p = sub.add_parser("synth", help="synthesize N kicks into a folder (WAVs + source manifest)")
@@ -77,12 +85,13 @@ def register(subparsers) -> None:
         "build",
         help="build the corpus: clips, metadata.csv, vocab.json, cache/",
         description="Build a training corpus. The shipped corpus, from nothing (downloads the "
-        "Debian packages, renders their patches, synthesizes, augments, checks, caches): "
-        "kickgen data build --open CACHE --out CORPUS",
+        "open sources, renders their patches, synthesizes, augments, checks, caches): "
+        "kickgen data build --open CACHE --git-mirror DIR --out CORPUS",
     )
     p.add_argument("--out", type=Path, required=True, help="corpus folder")
     p.add_argument("--open", dest="open_cache", type=Path, default=None, metavar="CACHE",
-                   help="fetch the open Debian kicks into CACHE and use them")  # fmt: skip
+                   help="fetch the open kicks into CACHE and use them (see fetch-open)")  # fmt: skip
+    _add_git_mirror(p)
     p.add_argument("--library", type=Path, action="append", default=[], metavar="DIR",
                    help="collect this sample-library folder (repeatable)")  # fmt: skip
     p.add_argument("--sources", type=Path, action="append", default=[], metavar="CSV",
@@ -113,6 +122,13 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_card)
 
 
+def _add_git_mirror(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--git-mirror", dest="git_mirrors", type=Path, action="append", default=[],
+                   metavar="DIR", help="a clone or mirror of an open GitHub source "
+                   "(tidalcycles/uzu-drumkit, GoogleChromeLabs/web-audio-samples), or a folder "
+                   "holding them as OWNER+NAME, NAME or OWNER/NAME (repeatable)")  # fmt: skip
+
+
 def _print_skipped(skipped: list[tuple[str, str]], limit: int = 20) -> None:
     for path, reason in skipped[:limit]:
         print(f"  skipped {path}: {reason}")
@@ -140,21 +156,25 @@ def cmd_collect(args: argparse.Namespace) -> int:
 def cmd_fetch_open(args: argparse.Namespace) -> int:
     from collections import Counter
 
-    from kickgen.data.open_sources import PACKAGES, fetch_open
+    from kickgen.data.open_sources import PACKAGES, SOURCES, fetch_open
     from kickgen.progress import Progress
 
-    packages = tuple(args.packages) if args.packages else PACKAGES
-    with Progress(len(packages), "fetch-open") as bar:
+    sources = tuple(args.packages) if args.packages else SOURCES
+    with Progress(sum(s in PACKAGES for s in sources), "fetch-open") as bar:
 
         def step(message: str) -> None:
-            if message.endswith("download and unpack"):
+            if message.endswith("download and unpack") and message.split(":")[0] in PACKAGES:
                 bar.update(1, package=message.split(":")[0])
 
-        clips, skipped = fetch_open(args.cache, packages, progress=step)
+        clips, skipped, status = fetch_open(
+            args.cache, sources, git_mirrors=tuple(args.git_mirrors), progress=step
+        )
     print(f"fetch-open: {len(clips)} kicks in {args.cache / 'open_sources.csv'}")
+    for name, line in status.items():
+        print(f"  {name:26s} {line}")
     for (source, kind), n in sorted(Counter((c.source, c.kind) for c in clips).items()):
-        print(f"  {source:10s} {kind:10s} {n}")
-    print(f"skipped {len(skipped)} files (unreadable, silent, loops, duplicates):")
+        print(f"  {source:18s} {kind:10s} {n}")
+    print(f"skipped {len(skipped)} files (unreadable, silent, loops, duplicates, copies):")
     _print_skipped(skipped)
     return 0
 
@@ -196,7 +216,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     from kickgen.data.build import BuildConfig, build_corpus, summary
 
     config = BuildConfig(
-        out=args.out, open_cache=args.open_cache, library=tuple(args.library),
+        out=args.out, open_cache=args.open_cache, git_mirrors=tuple(args.git_mirrors),
+        library=tuple(args.library),
         sources=tuple(args.sources), synth=args.synth, augment=args.augment,
         val_fraction=args.val_fraction, val_real_fraction=args.val_real_fraction,
         val_real=args.val_real,

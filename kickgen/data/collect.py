@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from kickgen.audio import SAMPLE_RATE, AudioError, read_audio, resample, to_mono
+from kickgen.descriptors import onset_index
 from kickgen.errors import KickgenError
 from kickgen.keywords import keywords_from_text
 
@@ -29,6 +30,10 @@ MIN_SECONDS = 0.03  # shortest source accepted: a kick's body needs a few 40-100
 SILENT_DBFS = -60.0  # a source whose raw peak is below this is silent
 HIT_FRAME = 0.010  # s, RMS frames used to count hits
 HIT_LOW_DB, HIT_HIGH_DB = -30.0, -12.0  # a new hit: down below -30 dB, then back above -12 dB
+
+COPY_WINDOW_S = 0.4  # s after the attack that find_copies compares
+COPY_LAG_S = 0.002  # s by which the attacks of two copies may disagree
+COPY_CORRELATION = 0.97  # copies correlate above this; distinct drums of the open sources <= 0.94
 
 _KICK_NAME = re.compile(r"kick|(?<![a-z])bd(?![a-z])|bass[ _-]?drum")
 _OTHER_DRUM = re.compile(r"snare|hat|clap|tom|cymbal|crash|ride|perc|rim|shaker|cowbell|conga")
@@ -158,6 +163,54 @@ def is_kick_path(path: Path, root: Path | None = None) -> bool:
 def is_loop_path(path: Path) -> bool:
     """Loops and BPM-tagged files: "loop", "bpm" or "break(s)" in the file name."""
     return bool(_LOOP_NAME.search(path.stem.lower()))
+
+
+_COUNTER = re.compile(r"(?<=[a-z]{3})\d{1,2}\b|(?<=[a-z]{2})\d\b")
+
+
+def name_keywords(text: str) -> str:
+    """Space-separated keywords of a name; 1-2 digits glued to a word are counters
+    ("kick_distorted01", "bd1"), unlike "tr808"."""
+    return " ".join(keywords_from_text(_COUNTER.sub("", text.lower())))
+
+
+def attack_window(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """The first ``COPY_WINDOW_S`` of ``wave`` ``(L,)`` from its onset, zero-padded: float64."""
+    start = int(onset_index(wave)[0])
+    out = np.zeros(int(round(COPY_WINDOW_S * sample_rate)))
+    part = np.asarray(wave[start : start + out.size], dtype=np.float64)
+    out[: part.size] = part
+    return out
+
+
+def find_copies(
+    waves: list[np.ndarray], groups: list[str], sample_rate: int = SAMPLE_RATE
+) -> dict[int, tuple[int, float]]:
+    """Recordings that copy an earlier one: ``{index: (index of the original, correlation)}``.
+
+    Two recordings are one when their attack windows (:func:`attack_window`) correlate above
+    ``COPY_CORRELATION`` (normalised cross-correlation, either polarity, best lag within
+    ``COPY_LAG_S``): a copy re-encoded, resampled, trimmed or at another gain. Velocity layers
+    of one drum correlate as well (0.97-1.0), so recordings of one group are never compared;
+    the first of a set of copies is the original. ``waves`` are mono ``(L,)`` at ``sample_rate``.
+    """
+    windows = [attack_window(w, sample_rate) for w in waves]
+    size = 2 * windows[0].size if windows else 0
+    spectra = [np.fft.rfft(w, size) for w in windows]
+    norms = [float(np.linalg.norm(w)) for w in windows]
+    lag = int(round(COPY_LAG_S * sample_rate))
+    copies: dict[int, tuple[int, float]] = {}
+    for i in range(len(waves)):
+        for j in range(i):
+            if j in copies or groups[j] == groups[i] or norms[i] * norms[j] <= 0:
+                continue
+            xc = np.fft.irfft(spectra[i] * np.conj(spectra[j]), size)
+            best = max(np.abs(xc[: lag + 1]).max(), np.abs(xc[-lag:]).max()) if lag else abs(xc[0])
+            corr = float(best / (norms[i] * norms[j]))
+            if corr >= COPY_CORRELATION:
+                copies[i] = (j, corr)
+                break
+    return copies
 
 
 _GROUP_STRIP = re.compile(

@@ -11,11 +11,15 @@ find the kicks of each package:
 | sonic-pi-samples | ``bd_*``, ``*kick*`` and ``drum_bass_*`` |
 | exadrums | ``BD_*`` |
 | freepats | ``Drum_000/*Kick*.pat`` (GUS patches, read by :func:`read_gus_patch`) |
+| stk | ``rawwaves/bassdrum.raw`` (headerless big-endian 16-bit at 22,050 Hz, read by :func:`read_raw_pcm`) |
 
 Every file's licence comes from the package's ``usr/share/doc/PKG/copyright`` (the DEP-5
-paragraph whose ``Files:`` matches it; the last match wins). Identical files in two kits count
-once. Rendered patches are written under ``CACHE/rendered-vN``: each patch at the tunings and
-stretches of ``RENDER_VARIANTS`` (DrumSynth's and Kicker's own controls), all in the patch's group.
+paragraph whose ``Files:`` matches it; the last match wins). :func:`fetch_open` adds the kicks of
+:mod:`kickgen.data.open_archives` (GitHub repositories, a PyPI archive). Identical files count
+once, and a recording whose attack copies one of another drum is left out
+(:func:`kickgen.data.collect.find_copies`). Rendered patches are written under
+``CACHE/rendered-vN``: each patch at the tunings and stretches of ``RENDER_VARIANTS``
+(DrumSynth's and Kicker's own controls), all in the patch's group.
 """
 
 from __future__ import annotations
@@ -33,10 +37,17 @@ from pathlib import Path
 import numpy as np
 
 from kickgen.audio import SAMPLE_RATE, AudioError, resample, write_wav
-from kickgen.data import drumsynth, kicker
-from kickgen.data.collect import SourceClip, file_digest, is_loop_path, load_source, write_sources
+from kickgen.data import drumsynth, kicker, open_archives
+from kickgen.data.collect import (
+    SourceClip,
+    file_digest,
+    find_copies,
+    is_loop_path,
+    load_source,
+    name_keywords,
+    write_sources,
+)
 from kickgen.errors import KickgenError
-from kickgen.keywords import keywords_from_text
 
 PACKAGES: tuple[str, ...] = (
     "hydrogen-drumkits",
@@ -46,7 +57,9 @@ PACKAGES: tuple[str, ...] = (
     "sonic-pi-samples",
     "exadrums",
     "freepats",
+    "stk",
 )
+SOURCES: tuple[str, ...] = (*PACKAGES, *open_archives.ARCHIVE_SOURCES)  # what fetch-open takes
 
 RENDER_VERSION = 1  # bump when a renderer changes: cached renders are then redone
 
@@ -62,6 +75,9 @@ KIT_KEYWORDS: dict[str, str] = {
     "ForzeeStereo": "acoustic",
     "BJA_Pacific": "acoustic",
     "ColomboAcousticDrumkit": "acoustic",
+    "Millo-Drums_v.1": "acoustic",  # the drumkit.xml: "recording my ludwig set"
+    "Millo_MultiLayered2": "acoustic",
+    "Millo_MultiLayered3": "acoustic",
     "TR808EmulationKit": "808 analog",
     "ElectricEmpireKit": "electro",
     "HardElectro1": "electro house",
@@ -82,7 +98,11 @@ DRUMSYNTH_FOLDER_KEYWORDS: dict[str, str] = {
 SOURCE_KEYWORDS: dict[str, str] = {  # what every kick of a source is
     "exadrums": "acoustic",
     "freepats": "acoustic",  # General MIDI notes 35/36: (acoustic) bass drum
+    "stk": "acoustic",  # the bass drum of STK's Drummer instrument
 }
+STK_RAW_RATE = 22050  # Hz of STK's rawwaves
+# the copyright file's "License: other": the MIT licence's words plus a non-binding request
+STK_LICENCE = "STK (MIT-style)"
 
 Log = Callable[[str], None]  # reports a skipped patch or a step
 
@@ -260,15 +280,21 @@ def read_gus_patch(path: str | Path) -> tuple[np.ndarray, int]:
     return wave.astype(np.float32), int(rate)
 
 
+def read_raw_pcm(path: str | Path, dtype: str = ">i2") -> np.ndarray:
+    """A headerless 16-bit PCM file (STK's rawwaves: big-endian) as float32 ``(L,)``."""
+    path = Path(path)
+    data = path.read_bytes()
+    if len(data) < 4:
+        raise AudioError(f"{path}: empty raw wave")
+    return (np.frombuffer(data[: len(data) // 2 * 2], dtype=dtype) / 32768.0).astype(np.float32)
+
+
 def _camel_words(text: str) -> str:
     """``KickPower`` → ``Kick Power`` (preset names glue words together)."""
     return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", text)
 
 
 # --------------------------------------------------------------------------- collectors
-
-
-_COUNTER = re.compile(r"(?<=[a-z]{3})\d{1,2}\b|(?<=[a-z]{2})\d\b")
 
 
 def _clip(
@@ -283,12 +309,8 @@ def _clip(
     kind: str = "real",
     params: str = "",
 ) -> SourceClip:
-    # 1-2 digits glued to a word are counters ("kick_distorted01", "bd1"), unlike "tr808"
-    text = _COUNTER.sub("", f"{name} {extra}".lower())
-    keywords = keywords_from_text(text)
-    return SourceClip(
-        str(path), source, package, kit, licence, name, " ".join(keywords), group, kind, params
-    )
+    keywords = name_keywords(f"{name} {extra}")
+    return SourceClip(str(path), source, package, kit, licence, name, keywords, group, kind, params)
 
 
 def collect_hydrogen(root: Path, package: str) -> list[SourceClip]:
@@ -467,6 +489,23 @@ def collect_freepats(root: Path, package: str, rendered: Path) -> list[SourceCli
     return clips
 
 
+def collect_stk(root: Path, package: str, rendered: Path) -> list[SourceClip]:
+    """STK's bass drum, converted to WAV under ``rendered/stk`` (the samples as they are)."""
+    text = _copyright(root, package)
+    raw = root / "usr/share/stk/rawwaves/bassdrum.raw"
+    if not raw.is_file():
+        return []
+    target = rendered / "stk" / "bassdrum.wav"
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_wav(target, resample(read_raw_pcm(raw), STK_RAW_RATE, SAMPLE_RATE))
+    licence = licence_for(text, ["rawwaves/bassdrum.raw", raw.name])
+    if licence == "other" and "permission is hereby granted, free of charge" in text.lower():
+        licence = STK_LICENCE
+    return [_clip(target, "stk", package, "rawwaves", licence, raw.stem, SOURCE_KEYWORDS["stk"],
+                  f"stk:{raw.stem}")]  # fmt: skip
+
+
 COLLECTORS = {
     "hydrogen-drumkits": "hydrogen",
     "hydrogen-drumkits-effects": "hydrogen",
@@ -475,30 +514,38 @@ COLLECTORS = {
     "sonic-pi-samples": "sonic-pi",
     "exadrums": "exadrums",
     "freepats": "freepats",
+    "stk": "stk",
 }
 
 
 def fetch_open(
     cache: str | Path,
-    packages: tuple[str, ...] = PACKAGES,
+    sources: tuple[str, ...] = SOURCES,
     *,
+    git_mirrors: tuple[str | Path, ...] = (),
     progress: Callable[[str], None] | None = None,
-) -> tuple[list[SourceClip], list[tuple[str, str]]]:
-    """Download, unpack and collect the open kicks into ``cache``.
+) -> tuple[list[SourceClip], list[tuple[str, str]], dict[str, str]]:
+    """Download, unpack and collect the open kicks of ``sources`` (Debian packages and the
+    names of :data:`kickgen.data.open_archives.ARCHIVE_SOURCES`) into ``cache``; the GitHub
+    repositories come from ``git_mirrors`` or ``cache/git`` (see :mod:`~kickgen.data.open_archives`).
 
-    Returns the usable kicks and ``(file, reason)`` for each skipped one (unreadable, silent,
-    a loop, a duplicate). Writes ``cache/open_sources.csv`` and ``cache/fetch_report.json``.
+    Returns the usable kicks, ``(file, reason)`` for each skipped one (unreadable, silent, a loop,
+    a duplicate, a copy of another drum) and a status line per source (``found: ...`` or
+    ``missing: ...``). Writes ``cache/open_sources.csv`` and ``cache/fetch_report.json``.
     """
     cache = Path(cache).expanduser().resolve()
     rendered = cache / f"rendered-v{RENDER_VERSION}"  # a renderer change renders afresh
+    unknown = [s for s in sources if s not in SOURCES]
+    if unknown:
+        raise FetchError(f"unknown source {unknown[0]!r}; choose from {', '.join(SOURCES)}")
     found: list[SourceClip] = []
-    for package in packages:
-        if package not in COLLECTORS:
-            raise FetchError(f"unknown package {package!r}; choose from {', '.join(PACKAGES)}")
+    status: dict[str, str] = {}
+    for package in (p for p in PACKAGES if p in sources):
         if progress:
             progress(f"{package}: download and unpack")
         root = extract(download(package, cache / "debs"), cache / "extract" / package)
         kind = COLLECTORS[package]
+        before = len(found)
         if kind == "hydrogen":
             found += collect_hydrogen(root, package)
         elif kind == "lmms":
@@ -507,9 +554,32 @@ def fetch_open(
             found += collect_sonic_pi(root, package)
         elif kind == "exadrums":
             found += collect_exadrums(root, package)
+        elif kind == "stk":
+            found += collect_stk(root, package, rendered)
         else:
             found += collect_freepats(root, package, rendered)
-    clips, skipped = [], []
+        status[package] = f"found: {len(found) - before} kicks and patches from Debian {package}"
+    mirrors = tuple(Path(m) for m in git_mirrors)
+    clips, repo_status = open_archives.collect_repositories(cache, mirrors, sources, progress)
+    found += clips
+    status.update(repo_status)
+    if "foxdot" in sources:
+        if progress:
+            progress("foxdot: download and unpack")
+        clips, status["foxdot"] = open_archives.fetch_foxdot(cache, progress)
+        found += clips
+    clips, skipped = _usable(found)
+    write_sources(cache / "open_sources.csv", clips)
+    report = {"sources": len(clips), "origins": status,
+              "skipped": [{"file": f, "reason": r} for f, r in skipped]}  # fmt: skip
+    (cache / "fetch_report.json").write_text(json.dumps(report, indent=1))
+    return clips, skipped, status
+
+
+def _usable(found: list[SourceClip]) -> tuple[list[SourceClip], list[tuple[str, str]]]:
+    """The kicks of ``found`` that load as one-shots, without identical files or recordings that
+    copy a recording of another drum (:func:`find_copies`); the others with their reasons."""
+    clips, skipped, waves = [], [], []
     seen: dict[str, str] = {}
     for clip in found:
         path = Path(clip.file)
@@ -517,7 +587,7 @@ def fetch_open(
             skipped.append((clip.file, "loop name"))
             continue
         try:
-            load_source(path)
+            wave = load_source(path)
         except AudioError as exc:
             skipped.append((clip.file, str(exc).removeprefix(f"{path}: ")))
             continue
@@ -527,7 +597,11 @@ def fetch_open(
             continue
         seen[digest] = clip.file
         clips.append(clip)
-    write_sources(cache / "open_sources.csv", clips)
-    report = {"sources": len(clips), "skipped": [{"file": f, "reason": r} for f, r in skipped]}
-    (cache / "fetch_report.json").write_text(json.dumps(report, indent=1))
-    return clips, skipped
+        waves.append(wave if clip.kind == "real" else None)
+    real = [i for i, w in enumerate(waves) if w is not None]
+    copies = find_copies([waves[i] for i in real], [clips[i].group for i in real])
+    for k, (original, corr) in copies.items():
+        reason = f"copy of {clips[real[original]].file} (attack correlation {corr:.3f})"
+        skipped.append((clips[real[k]].file, reason))
+    dropped = {real[k] for k in copies}
+    return [c for i, c in enumerate(clips) if i not in dropped], skipped
