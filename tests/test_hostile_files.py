@@ -544,3 +544,33 @@ def test_11_generate_refuses_up_front_what_the_disk_cannot_hold(
     assert not (tmp_path / "new").exists()
     assert main(["generate", "-n", "2", "-o", str(out), *flags]) == 0  # 0.7 MB fits
     assert len(list(out.glob("*.wav"))) == 2
+
+
+def test_11_generate_with_producer_options_writes_chunk_by_chunk_too(
+    tiny_checkpoint_dir, tmp_path, capsys, monkeypatch
+):
+    import kickgen.producer.kicks as K
+    from kickgen.pipeline import KickPipeline
+    from kickgen.producer.hygiene import HygieneConfig
+
+    out_dir = tmp_path / "out"
+    calls: list[tuple[int, int]] = []  # (kicks asked for, files already staged on disk)
+    real = K.generate_kicks
+
+    def spy(pipe, prompt="", n=1, *args, **kwargs):
+        calls.append((n, len(list(out_dir.glob(".*"))) if out_dir.exists() else 0))
+        return real(pipe, prompt, n, *args, **kwargs)
+
+    monkeypatch.setattr(K, "generate_kicks", spy)
+    flags = ["--checkpoints", str(tiny_checkpoint_dir), "--steps", "1", "--seed", "3"]
+    args = ["-p", "808", "-n", "5", "--batch-size", "2", "--best-of", "2", "--hygiene"]
+    assert main(["generate", *args, "-o", str(out_dir / "k.wav"), *flags]) == 0
+    assert calls == [(2, 0), (2, 2), (1, 4)]
+    assert capsys.readouterr().err.count("(best of 2: ") == 5
+    pipe = KickPipeline.from_pretrained(tiny_checkpoint_dir, device="cpu")
+    whole = real(
+        pipe, "808", n=5, seed=3, steps=1, hygiene=HygieneConfig(), best_of=2, batch_size=2
+    )
+    for i, kick in enumerate(whole):
+        wave, _ = sf.read(str(out_dir / f"k_{i}.wav"), dtype="float32")
+        assert np.array_equal(wave, kick.wave)

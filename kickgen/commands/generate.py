@@ -25,7 +25,6 @@ from kickgen.commands.common import (
     add_checkpoints_argument,
     add_hygiene_arguments,
     add_output_arguments,
-    bar_callback,
     check_free_space,
     check_readable,
     check_sampling_values,
@@ -34,7 +33,7 @@ from kickgen.commands.common import (
     prepare_output_dir,
     remove_dirs,
     resolve_checkpoint_args,
-    write_outputs,
+    stage_kick,
 )
 from kickgen.errors import CommandError
 
@@ -318,43 +317,60 @@ def run_producer_generate(args: argparse.Namespace) -> int:
         except ProducerError as exc:
             raise CommandError(f"--init-audio: {exc}") from exc
     pipe, info, seed, directory, paths, created = open_run(args, args.num * args.best_of)
+    # Kicks are made and written a chunk at a time, so only one chunk is held in memory: a chunk
+    # of --batch-size kicks has --batch-size x best-of rows, whole batches of the full run, whose
+    # kicks and recipes are therefore the same.
+    chunk, made = args.batch_size, []  # made: (path, seed, note) of each kick written
     try:
         with Progress(None, f"generating {args.num} kick(s)", disable=args.quiet) as bar:
             import warnings
 
-            with warnings.catch_warnings():
+            from kickgen.output import OutputTransaction
+
+            with warnings.catch_warnings(), OutputTransaction() as out:
                 warnings.simplefilter("ignore")  # unknown words were reported above
-                kicks = generate_kicks(
-                    pipe, args.prompt, n=args.num, seed=seed, cfg_scale=args.cfg_scale, steps=args.steps,
-                    sampler=args.sampler, hygiene=hygiene, best_of=args.best_of, init_audio=args.init_audio,
-                    strength=strength, batch_size=args.batch_size, callback=bar_callback(bar),
-                )  # fmt: skip
-        if paths is None:
-            extra = f"|init={args.init_audio}|strength={strength}|best_of={args.best_of}|hygiene={hygiene}"
-            keys = [
-                output_key(
-                    args.prompt, k.seed, args.cfg_scale, args.steps, pipe.sources, args.sampler
-                )
-                + extra
-                for k in kicks
-            ]
-            paths = [directory / auto_output_path(info, key).name for key in keys]
-        write_outputs(paths, kicks, args.format, 44100, args.sidecar, args.plot)
+                for first in range(0, args.num, chunk):
+                    count = min(chunk, args.num - first)
+                    before = bar.count
+                    kicks = generate_kicks(
+                        pipe, args.prompt, n=count, seed=seed + first * args.best_of, cfg_scale=args.cfg_scale,
+                        steps=args.steps, sampler=args.sampler, hygiene=hygiene, best_of=args.best_of,
+                        init_audio=args.init_audio, strength=strength, batch_size=args.batch_size,
+                        callback=lambda done, _total, b=before: bar.update(b + done - bar.count),
+                    )  # fmt: skip
+                    if paths is not None:
+                        names = paths[first : first + count]
+                    else:
+                        extra = f"|init={args.init_audio}|strength={strength}|best_of={args.best_of}|hygiene={hygiene}"
+                        keys = [
+                            output_key(
+                                args.prompt,
+                                k.seed,
+                                args.cfg_scale,
+                                args.steps,
+                                pipe.sources,
+                                args.sampler,
+                            )
+                            + extra
+                            for k in kicks
+                        ]
+                        names = [directory / auto_output_path(info, key).name for key in keys]
+                    for path, kick in zip(names, kicks, strict=True):
+                        stage_kick(out, path, kick, args.format, 44100, args.sidecar, args.plot)
+                        checks = f"{sum(kick.checks.values())}/{len(kick.checks)} checks"
+                        note = f" (best of {kick.candidates}: {checks})" if kick.checks else ""
+                        made.append((path, kick.seed, note))
+                out.commit()
     except ProducerError as exc:
         remove_dirs(created)
         raise CommandError(str(exc)) from exc
     except BaseException:
         remove_dirs(created)
         raise
-    for path, kick in zip(paths, kicks, strict=True):
+    for path, kick_seed, note in made:
         print(path)
         if not args.quiet:
-            note = (
-                f" (best of {kick.candidates}: {sum(kick.checks.values())}/{len(kick.checks)} checks)"
-                if kick.checks
-                else ""
-            )
-            print(f"  seed {kick.seed}{note}", file=sys.stderr)
+            print(f"  seed {kick_seed}{note}", file=sys.stderr)
     return 0
 
 
