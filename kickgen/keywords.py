@@ -56,6 +56,21 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "lite": ("soft",),
 }
 
+# Producers' everyday words, read in prompts (never in corpus file names) as the keywords whose
+# measured effect they name: Cohen's d against no keyword, 32 kicks each, guidance 3, model
+# 2026.12.3 (docs/keywords.md, made by scripts/make_examples.py). A word the model's own vocabulary
+# holds keeps its own meaning.
+PRODUCER_WORDS: dict[str, tuple[str, ...]] = {
+    "boomy": ("deep", "long"),  # body pitch -1.6, decay +1.7, centroid -1.4
+    "tight": ("short",),  # decay -0.8, punch +0.8
+    "dark": ("soft",),  # click -3.7, harmonics -1.5, centroid -1.0
+    "fat": ("sub",),  # centroid -1.2, body pitch -1.1
+    "snappy": ("clicky", "short"),  # click +2.6, centroid +1.5, punch +1.0, decay -0.8
+    "thumpy": ("short", "punchy"),  # punch +1.1, decay -0.9
+    "subby": ("sub",),  # (also a corpus alias)
+    "crisp": ("clicky",),  # click +3.1, centroid +1.6, harmonics +1.2
+}
+
 # Tokens that say nothing a listener could hear.
 STOPWORDS: frozenset[str] = frozenset(
     {

@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import math
 import os
+import re
 import secrets
 import threading
 import warnings
@@ -371,7 +372,7 @@ class KickPipeline:
             n=n, steps=steps, cfg_scale=cfg_scale, seed=seed, batch_size=batch_size
         )
         info = self.parse_prompt(prompt)
-        if warn_unknown and info.unknown:
+        if warn_unknown and info.warning_text():
             warnings.warn(info.warning_text(), UnknownKeywordWarning, stacklevel=2)
         if seed is None:
             seed = secrets.randbelow(SEED_RANGE - n)
@@ -612,25 +613,44 @@ def check_generation_args(
 # --------------------------------------------------------------------------- files
 
 
-def auto_output_path(info: PromptInfo, key: str, directory: str | Path = "generations") -> Path:
-    """``generations/kick_<keywords>_<hash>.wav``: matched keywords (or "uncond") and an 8-hex hash of ``key``."""
-    words = "_".join(info.matched) or "uncond"
-    digest = hashlib.sha1(key.encode()).hexdigest()[:8]
-    return Path(directory) / f"kick_{words}_{digest}.wav"
+def kick_file_name(keywords: Sequence[str], seed: int, variant: str = "") -> str:
+    """``kick_<keywords>_s<seed>[_<variant>].wav``, the one name of a generated kick (CLI, page).
+
+    Only the keywords the model knows name a file (``uncond`` for none); the seed is zero-padded to
+    10 digits (seeds stay below 2³¹) so a folder lists a prompt's kicks in seed order. Letters,
+    digits, ``_``, ``.`` and ``-`` only, safe in any file system and HTTP header.
+    """
+    words = [re.sub(r"[^a-z0-9]+", "", kw.lower()) for kw in keywords]
+    stem = "_".join(w for w in words if w)[:80] or "uncond"
+    tail = "_" + re.sub(r"[^a-z0-9._-]+", "", variant.lower()) if variant else ""
+    return f"kick_{stem}_s{seed:010d}{tail}.wav"
 
 
-def output_key(
-    prompt: str,
-    seed: int,
-    cfg_scale: float,
-    steps: int,
-    sources: dict[str, object],
-    sampler: str = "ddim",
+def variant_tag(
+    cfg_scale: float = 3.0, steps: int = 50, sampler: str = "ddim", **options: object
 ) -> str:
-    """The string a generated kick's auto file name hashes: everything that determines the kick."""
-    names = ",".join(f"{k}={Path(v).name if v else None}" for k, v in sorted(sources.items()))
-    solver = "" if sampler == "ddim" else f"|{sampler}"
-    return f"{prompt}|{seed}|{cfg_scale}|{steps}|{names}{solver}"
+    """What sets a kick's file name apart from the default settings' kick of the same seed:
+    ``""`` at the defaults, else ``g5_st20_dpm`` (guidance, steps, solver that differ) and a 6-hex
+    digest of any other ``options`` that are not None (init kick, strength, best-of, hygiene), so
+    runs with different settings never overwrite each other's files."""
+    parts = []
+    if cfg_scale != 3.0:
+        parts.append(f"g{cfg_scale:g}")
+    if steps != 50:
+        parts.append(f"st{steps}")
+    if sampler != "ddim":
+        parts.append(sampler)
+    given = sorted((k, repr(v)) for k, v in options.items() if v is not None)
+    if given:
+        parts.append(hashlib.sha1(repr(given).encode()).hexdigest()[:6])
+    return "_".join(parts)
+
+
+def auto_output_path(
+    info: PromptInfo, seed: int, variant: str = "", directory: str | Path = "generations"
+) -> Path:
+    """``generations/kick_<keywords>_s<seed>[_<variant>].wav`` (:func:`kick_file_name`)."""
+    return Path(directory) / kick_file_name(info.matched, seed, variant)
 
 
 def _file_key(path: Path | None) -> tuple:
@@ -686,7 +706,7 @@ def generate(
     """Generate one kick and write it as a WAV (44.1 kHz, mono, float32, 88,200 samples, peak 0.95).
 
     The guide's API: ``vocoder_checkpoint=None`` uses Griffin-Lim; ``output_path=None`` writes
-    ``generations/kick_<keywords>_<hash>.wav``; ``seed=None`` draws a seed. A diffusion or VAE
+    ``generations/kick_<keywords>_s<seed>.wav``; ``seed=None`` draws a seed. A diffusion or VAE
     checkpoint left at None is found by kickgen's lookup order (``$KICKGEN_CHECKPOINTS``,
     ``./checkpoints``, the packaged weights; see :mod:`kickgen.weights`). The pipeline for these
     checkpoints is cached between calls. Returns the path of the written file.
@@ -698,13 +718,11 @@ def generate(
     if seed is None:
         seed = secrets.randbelow(SEED_RANGE)
     info = pipe.parse_prompt(prompt)
-    if info.unknown:
+    if info.warning_text():
         warnings.warn(info.warning_text(), UnknownKeywordWarning, stacklevel=2)
     out = pipe(prompt, n=1, seed=seed, cfg_scale=cfg_scale, steps=ddim_steps, warn_unknown=False)
     if output_path is None:
-        output_path = auto_output_path(
-            info, output_key(prompt, seed, cfg_scale, ddim_steps, pipe.sources)
-        )
+        output_path = auto_output_path(info, seed, variant_tag(cfg_scale, ddim_steps))
     output_path = Path(output_path)
     try:
         output_path.parent.mkdir(parents=True, exist_ok=True)
@@ -732,10 +750,12 @@ __all__ = [
     "check_generation_args",
     "clear_cache",
     "generate",
+    "kick_file_name",
     "postprocess",
     "resolve_device",
     "resolve_vocoder_path",
     "seed_noise",
     "slerp",
     "start_index",
+    "variant_tag",
 ]

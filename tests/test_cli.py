@@ -13,6 +13,7 @@ import soundfile as sf
 from kickgen.audio import NUM_SAMPLES, SAMPLE_RATE
 from kickgen.checkpoints import DEFAULT_TEST_VOCAB
 from kickgen.cli import main
+from kickgen.pipeline import kick_file_name, variant_tag
 
 
 def _ckpt_args(d) -> list[str]:
@@ -57,11 +58,55 @@ def test_generate_numbered_files_pcm24_and_same_seed_same_audio(checkpoint_dir, 
 
 
 def test_unknown_words_are_warned_about(checkpoint_dir, tmp_path, capsys):
-    rc = main(["generate", *_ckpt_args(checkpoint_dir), "--prompt", "punchi 808", "--steps", "1",
+    rc = main(["generate", *_ckpt_args(checkpoint_dir), "--prompt", "punchi 808 zorb", "--steps", "1",
                "--seed", "0", "--output", str(tmp_path / "k.wav"), "-q"])  # fmt: skip
     assert rc == 0
     err = capsys.readouterr().err
-    assert "warning" in err and "'punchi' (did you mean punchy?)" in err
+    # a near-miss is read as its keyword and said so; a word with no close keyword is ignored
+    assert "warning" in err and "'punchi' as punchy" in err and "ignored: 'zorb'" in err
+
+
+def test_auto_names_sort_by_seed_and_hold_only_known_words(checkpoint_dir, tmp_path, capsys):
+    # "808s" is read as 808 (a plural), "zorb" is ignored and stays out of the names, "boomy" is
+    # a producer word for deep long; seeds are zero-padded so a listing is in seed order
+    rc = main(["generate", *_ckpt_args(checkpoint_dir), "--prompt", "zorb 808s boomy", "-n", "3",
+               "--steps", "1", "--seed", "8", "--output", str(tmp_path), "-q"])  # fmt: skip
+    assert rc == 0
+    out, err = capsys.readouterr()
+    names = [os.path.basename(p) for p in out.split()]
+    assert names == [f"kick_808_deep_long_s{s:010d}_st1.wav" for s in (8, 9, 10)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == names  # 10 after 9
+    assert "'808s' as 808" in err and "'zorb'" in err and "boomy" not in err
+    # other settings get a tag, so they never overwrite the defaults' files
+    rc = main(["generate", *_ckpt_args(checkpoint_dir), "--prompt", "808", "--steps", "2",
+               "--cfg-scale", "5", "--seed", "8", "--output", str(tmp_path), "-q"])  # fmt: skip
+    assert rc == 0 and capsys.readouterr().out.strip().endswith("kick_808_s0000000008_g5_st2.wav")
+    # the default settings (guidance 3, 50 DDIM steps) add nothing to the name
+    assert variant_tag() == "" and kick_file_name(["808"], 42) == "kick_808_s0000000042.wav"
+
+
+def test_producer_words_read_as_the_keywords_they_name():
+    from kickgen.keywords import PRODUCER_WORDS
+    from kickgen.prompts import analyze_prompt
+
+    vocab = sorted({k for keywords in PRODUCER_WORDS.values() for k in keywords}) + ["808"]
+    assert set(PRODUCER_WORDS) >= {
+        "boomy",
+        "tight",
+        "dark",
+        "fat",
+        "snappy",
+        "thumpy",
+        "subby",
+        "crisp",
+    }
+    for word, keywords in PRODUCER_WORDS.items():
+        info = analyze_prompt(f"{word} 808", vocab)
+        assert info.matched == [*keywords, "808"] and not info.unknown and not info.warning_text()
+    info = analyze_prompt("dark", ["dark", "soft"])  # a model that learned the word keeps it
+    assert info.matched == ["dark"] and not info.read_as
+    info = analyze_prompt("808s 909", ["808", "909"])
+    assert info.matched == ["808", "909"] and info.guessed == {"808s": ["808"]}
 
 
 def test_vocab_lists_the_checkpoint_vocabulary(checkpoint_dir, capsys):

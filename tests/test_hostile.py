@@ -202,7 +202,7 @@ def test_2_failed_pack_force_restores_the_earlier_pack(
 def test_2_failed_morph_removes_what_it_made(tiny_ckpts, tmp_path, capsys, disk_full_after):
     out = tmp_path / "morph"
     disk_full_after(2)
-    rc = main(["morph", "1", "2", "--steps", "3", "--sample-steps", str(STEPS), "--out", str(out),
+    rc = main(["morph", "--seeds", "1", "2", "--frames", "3", "--steps", str(STEPS), "--out", str(out),
                "--checkpoints", str(tiny_ckpts), "-q"])  # fmt: skip
     assert rc == 2 and "morph_02.wav" in capsys.readouterr().err
     assert not out.exists()
@@ -247,7 +247,7 @@ def test_4_cfg_scale_is_bounded_on_every_path(tiny_ckpts, tmp_path, capsys):
             )
             == 2
         )
-        assert main(["morph", "1", "2", "--cfg-scale", value, "--out", str(tmp_path / "m"),
+        assert main(["morph", "--seeds", "1", "2", "--cfg-scale", value, "--out", str(tmp_path / "m"),
                      "--checkpoints", str(tiny_ckpts)]) == 2  # fmt: skip
         assert "--cfg-scale" in capsys.readouterr().err
     with pytest.raises(ProducerError, match="cfg_scale=inf"):
@@ -547,7 +547,7 @@ def test_15_prompt_files_with_a_bom_nul_or_windows_characters(tmp_path):
 
 def test_18_morph_name_cannot_leave_the_output_folder(tiny_ckpts, tmp_path, capsys):
     for name in ("../x", "/tmp/x", "..", "a\\b"):
-        assert main(["morph", "1", "2", "--name", name, "--out", str(tmp_path / "m"),
+        assert main(["morph", "--seeds", "1", "2", "--name", name, "--out", str(tmp_path / "m"),
                      "--checkpoints", str(tiny_ckpts)]) == 2  # fmt: skip
         assert "--name" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []

@@ -579,7 +579,7 @@ def test_cli_generate_variation_regenerate_pack_morph(
     regions = parse_sfz((tmp_path / "Pack" / "Pack.sfz").read_text())
     assert [(tmp_path / "Pack" / x["sample"]).is_file() for x in regions] == [True, True]
 
-    r = run_cli(["morph", "1", "2", "--steps", "3", "--prompt", "808", "--sample-steps", str(STEPS),
+    r = run_cli(["morph", "--seeds", "1", "2", "--frames", "3", "--prompt", "808", "--steps", str(STEPS),
                  "--out", "m", "--checkpoints", str(producer_ckpts), "-q"], tmp_path, repo_root)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["m/morph_00.wav", "m/morph_01.wav", "m/morph_02.wav"]
@@ -630,9 +630,13 @@ def test_plain_generate_writes_recipes_that_regenerate(producer_ckpts, tmp_path,
             "--lufs -14.0 needs --normalize lufs",
         ),
         (["generate", "--lufs", "5"], "lufs=5.0"),
-        (["morph", "1", "deep"], "cannot morph a seed"),
-        (["morph", "1", "2", "--steps", "1"], "--steps 1"),
-        (["morph", "a.wav", "b.wav"], "a.wav not found"),
+        (["morph", "808", "909"], "--seeds 808 909 (two seeds, same --prompt), --prompts 808 909"),
+        (["morph", "1", "2", "--kind", "prompt"], "name what the ends are"),
+        (["morph"], "give one pair of ends"),
+        (["morph", "--seeds", "1", "2", "--prompts", "a", "b"], "give one pair of ends"),
+        (["morph", "--seeds", "1", "2", "--frames", "1"], "--frames 1"),
+        (["morph", "--seeds", "1", "2", "--steps", "0"], "--steps 0: use 1 to"),
+        (["morph", "--audio", "a.wav", "b.wav"], "a.wav not found"),
         (["regenerate", "k.wav"], "carries no kickgen recipe"),
         (["regenerate", "none.wav"], "none.wav not found"),
         (["pack", "--prompts", "none.txt", "--out", "P"], "cannot read prompts file none.txt"),

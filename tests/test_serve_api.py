@@ -42,7 +42,14 @@ def client(pipeline):
 
 
 def test_vocab_health_page_and_schema(client, pipeline):
-    assert client.get("/api/vocab").json() == {"vocab": list(pipeline.vocab)}
+    # the keywords, and the producer words whose keywords this model knows (the page's chips)
+    assert client.get("/api/vocab").json() == {
+        "vocab": list(pipeline.vocab),
+        "aliases": {"boomy": ["deep", "long"], "tight": ["short"], "thumpy": ["short", "punchy"]},
+    }
+    parsed = client.get("/api/parse", params={"prompt": "boomy 808s wobble"}).json()
+    assert parsed["matched"] == ["deep", "long", "808"] and parsed["ignored"] == ["wobble"]
+    assert parsed["read_as"] == {"boomy": ["deep", "long"], "808s": ["808"]}
     health = client.get("/healthz").json()
     assert health["status"] == "ok" and health["vocab_size"] == len(pipeline.vocab)
     assert health["running"] == 0 and health["queued"] == 0
@@ -87,7 +94,8 @@ def test_generate_returns_the_pipelines_kicks(client, pipeline):
         wav = client.get(url)
         assert wav.status_code == 200 and wav.headers["content-type"] == "audio/wav"
         assert (
-            wav.headers["content-disposition"] == f'inline; filename="kick_punchy_808_s{7 + i}.wav"'
+            wav.headers["content-disposition"]
+            == f'inline; filename="kick_punchy_808_s{7 + i:010d}.wav"'
         )
         wave, info = read_wav(wav.content)
         assert (info.samplerate, info.channels, info.frames, info.subtype) == (
@@ -105,7 +113,7 @@ def test_generate_wav_answers_one_kick(client, pipeline):
     res = client.post("/api/generate.wav", json={"prompt": "deep", "seed": 8, "steps": STEPS})
     assert res.status_code == 200 and res.headers["content-type"] == "audio/wav"
     assert res.headers["x-kickgen-seed"] == "8" and res.headers["x-kickgen-matched"] == "deep"
-    assert 'filename="kick_deep_s8.wav"' in res.headers["content-disposition"]
+    assert 'filename="kick_deep_s0000000008.wav"' in res.headers["content-disposition"]
     wave, info = read_wav(res.content)
     assert (info.samplerate, info.frames) == (44100, 88200)
     # batched: equal up to float rounding, which the vocoder's mel refinement carries to ~3e-4 on
@@ -188,9 +196,9 @@ def test_kick_store_bounds_bytes():
     kicks = [store.add(wav, seed=s, keywords=("deep",)) for s in range(5)]
     assert len(store) == 3 and store.nbytes == 3 * len(wav)
     assert store.get(kicks[0].id) is None and store.get(kicks[4].id).seed == 4
-    assert kicks[4].filename == "kick_deep_s4.wav"
-    assert kick_filename(['a"b', "808"], 1) == "kick_ab_808_s1.wav"
-    assert kick_filename([], 3) == "kick_uncond_s3.wav"
+    assert kicks[4].filename == "kick_deep_s0000000004.wav"
+    assert kick_filename(['a"b', "808"], 1) == "kick_ab_808_s0000000001.wav"
+    assert kick_filename([], 3) == "kick_uncond_s0000000003.wav"
     with pytest.raises(ValueError, match="does not fit"):
         KickStore(max_bytes=10).add(wav, seed=0)
 

@@ -129,7 +129,7 @@ def test_a_named_folder_that_lacks_a_file_is_an_error_never_a_fallback(
     [
         ["generate", "--steps", "1", "-o", "k.wav"],
         ["vocab"],
-        ["morph", "1", "2", "--steps", "2", "--sample-steps", "1"],
+        ["morph", "--seeds", "1", "2", "--frames", "2", "--steps", "1"],
         ["pack", "--prompts", "p.txt", "-o", "P", "-n", "1"],
         ["info"],
     ],

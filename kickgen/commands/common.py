@@ -272,7 +272,7 @@ def check_free_space(
 
 def check_sampling_args(args: argparse.Namespace) -> None:
     """The sampling flags of ``morph`` and ``pack`` (:func:`add_sampling_arguments`)."""
-    check_sampling_values(args, args.sample_steps, "sampler steps")
+    check_sampling_values(args, args.sample_steps, "--steps")
 
 
 def load_pipeline(args: argparse.Namespace):

@@ -70,7 +70,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
         "--output",
         type=Path,
         default=None,
-        help="a .wav file, or a directory for auto-named files (default: generations/kick_<keywords>_<hash>.wav)",
+        help="a .wav file, or a directory for auto-named files (default: generations/kick_<keywords>_s<seed>.wav)",
     )
     add_checkpoints_argument(parser)
     parser.add_argument(
@@ -173,7 +173,7 @@ def open_run(args: argparse.Namespace, count: int):
     pipe = KickPipeline.from_checkpoints(args.diffusion_ckpt, args.vae_ckpt,
                                          None if args.no_vocoder else args.vocoder_ckpt, resolve_device(args.device))  # fmt: skip
     info = pipe.parse_prompt(args.prompt)
-    if info.unknown:
+    if info.warning_text():
         print(f"kickgen: warning: {info.warning_text()}", file=sys.stderr)
     seed = resolve_seed(args.seed, count)
     directory, paths = plan_outputs(args.output, args.num)
@@ -185,17 +185,14 @@ def run_generate(args: argparse.Namespace) -> int:
     if producer_requested(args):  # --init-audio, --best-of, --plot, hygiene flags ...
         return run_producer_generate(args)
     check_generate_args(args)
-    from kickgen.pipeline import auto_output_path, output_key
+    from kickgen.pipeline import auto_output_path, variant_tag
 
     pipe, info, seed, directory, paths, created = open_run(args, args.num)
     try:
         out = PlainRun(pipe, args, seed)  # its seeds now, its kicks batch by batch as written
         if paths is None:
-            keys = [
-                output_key(args.prompt, s, args.cfg_scale, args.steps, pipe.sources, args.sampler)
-                for s in out.seeds
-            ]
-            paths = [directory / auto_output_path(info, key).name for key in keys]
+            variant = variant_tag(args.cfg_scale, args.steps, args.sampler)
+            paths = [auto_output_path(info, s, variant, directory) for s in out.seeds]
         write_all(paths, out, FORMATS[args.format])
     except BaseException:
         remove_dirs(created)
@@ -306,7 +303,7 @@ def run_producer_generate(args: argparse.Namespace) -> int:
     if args.best_of < 1:
         raise CommandError(f"--best-of {args.best_of}: use 1 or more candidates per kick")
     hygiene = hygiene_from_args(args)
-    from kickgen.pipeline import auto_output_path, output_key
+    from kickgen.pipeline import auto_output_path, variant_tag
     from kickgen.producer.engine import ProducerError, load_init_audio
     from kickgen.producer.kicks import generate_kicks
     from kickgen.progress import Progress
@@ -341,20 +338,10 @@ def run_producer_generate(args: argparse.Namespace) -> int:
                     if paths is not None:
                         names = paths[first : first + count]
                     else:
-                        extra = f"|init={args.init_audio}|strength={strength}|best_of={args.best_of}|hygiene={hygiene}"
-                        keys = [
-                            output_key(
-                                args.prompt,
-                                k.seed,
-                                args.cfg_scale,
-                                args.steps,
-                                pipe.sources,
-                                args.sampler,
-                            )
-                            + extra
-                            for k in kicks
-                        ]
-                        names = [directory / auto_output_path(info, key).name for key in keys]
+                        variant = variant_tag(args.cfg_scale, args.steps, args.sampler, init=args.init_audio,
+                                              strength=args.init_audio and strength, best_of=args.best_of if args.best_of > 1 else None,
+                                              hygiene=hygiene)  # fmt: skip
+                        names = [auto_output_path(info, k.seed, variant, directory) for k in kicks]
                     for path, kick in zip(names, kicks, strict=True):
                         stage_kick(out, path, kick, args.format, 44100, args.sidecar, args.plot)
                         checks = f"{sum(kick.checks.values())}/{len(kick.checks)} checks"

@@ -31,24 +31,28 @@ from kickgen.errors import CommandError
 
 def register(subparsers) -> None:
     m = subparsers.add_parser("morph", help="a numbered series from A to B (two seeds, prompts or audio files)",
-                              description="Morph between two seeds (same --prompt), two prompts (same --seed) or two audio files.")  # fmt: skip
-    m.add_argument("a", help="seed, prompt or audio file A")
-    m.add_argument("b", help="seed, prompt or audio file B")
-    m.add_argument(
-        "--kind",
-        choices=("seed", "prompt", "audio"),
-        default=None,
-        help="how to read A and B (default: two numbers are seeds, two files audio, else prompts; "
-        "--kind prompt for 808 909)",
+                              description="Morph between two seeds (--seeds, same --prompt), two prompts (--prompts, "
+                              "same --seed) or two audio files (--audio).")  # fmt: skip
+    ends = m.add_argument_group("the two ends (give one of these)")
+    ends.add_argument(
+        "--seeds", nargs=2, type=int, metavar=("A", "B"), help="two seeds, same --prompt"
     )
+    ends.add_argument(
+        "--prompts", nargs=2, metavar=("A", "B"), help="two prompts, same --seed: --prompts 808 909"
+    )
+    ends.add_argument("--audio", nargs=2, type=Path, metavar=("A", "B"), help="two audio files")
+    m.add_argument("positional_ends", nargs="*", help=argparse.SUPPRESS)  # the old form: refused
+    m.add_argument("--kind", default=None, help=argparse.SUPPRESS)  # the old form: refused
     m.add_argument(
-        "--steps",
-        dest="frames",
+        "--frames",
         type=int,
         default=8,
         help="number of kicks in the series, both ends included (default 8)",
     )
-    add_sampling_arguments(m, steps_flag="--sample-steps")
+    add_sampling_arguments(m)
+    # before --frames existed, morph's sampler steps were --sample-steps (and --steps counted frames)
+    m.add_argument("--sample-steps", dest="sample_steps", type=int, default=argparse.SUPPRESS,
+                   help=argparse.SUPPRESS)  # fmt: skip
     m.add_argument(
         "--strength",
         type=float,
@@ -119,14 +123,40 @@ def register(subparsers) -> None:
 # --------------------------------------------------------------------------- commands
 
 
+def morph_ends(args: argparse.Namespace) -> tuple[str, object, object]:
+    """``(kind, A, B)`` from ``--seeds``, ``--prompts`` or ``--audio``; the old positional form
+    (``kickgen morph 808 909``, which read two numbers as seeds) is a one-line error saying which
+    flag to use."""
+    given = [
+        (k, v)
+        for k, v in (("seed", args.seeds), ("prompt", args.prompts), ("audio", args.audio))
+        if v
+    ]
+    old = args.positional_ends
+    if old or args.kind is not None:
+        ends = " ".join(old) or "A B"
+        raise CommandError(
+            f"kickgen morph {ends}: name what the ends are: --seeds {ends} (two seeds, same --prompt), "
+            f"--prompts {ends} (two prompts, same --seed) or --audio {ends} (two files); "
+            "the series length is --frames"
+        )
+    if len(given) != 1:
+        raise CommandError(
+            "kickgen morph: give one pair of ends: --seeds A B, --prompts A B or --audio A B"
+        )
+    ((kind, (a, b)),) = given
+    return kind, a, b
+
+
 def run_morph(args: argparse.Namespace) -> int:
     """Write the series NAME_00.wav … into ``--out``; prints each path."""
     from kickgen.producer.engine import ProducerError
     from kickgen.producer.morph import morph, morph_rows
 
+    kind, a, b = morph_ends(args)
     check_sampling_args(args)
     if args.frames < 2 or args.frames > 1000:
-        raise CommandError(f"--steps {args.frames}: a morph needs 2 to 1000 kicks")
+        raise CommandError(f"--frames {args.frames}: a morph needs 2 to 1000 kicks")
     if not 0.0 <= args.strength <= 1.0:
         raise CommandError(f"--strength {args.strength}: use 0 to 1")
     if (
@@ -141,7 +171,7 @@ def run_morph(args: argparse.Namespace) -> int:
     hygiene = hygiene_from_args(args)
     try:
         # endpoint errors (unreadable files, a seed and a prompt) before any model is loaded
-        morph_rows(args.a, args.b, args.frames, args.prompt, args.seed or 0, args.kind)
+        morph_rows(a, b, args.frames, args.prompt, args.seed or 0, kind)
     except ProducerError as exc:
         raise CommandError(str(exc)) from exc
     from kickgen.progress import Progress
@@ -152,10 +182,10 @@ def run_morph(args: argparse.Namespace) -> int:
         width = max(2, len(str(args.frames - 1)))
         with Progress(None, f"morphing {args.frames} kicks", disable=args.quiet) as bar:
             kicks = morph(
-                pipe, args.a, args.b, frames=args.frames, prompt=args.prompt, seed=args.seed,
+                pipe, a, b, frames=args.frames, prompt=args.prompt, seed=args.seed,
                 cfg_scale=args.cfg_scale, steps=args.sample_steps, sampler=args.sampler,
                 strength=args.strength, hygiene=hygiene, batch_size=args.batch_size, callback=bar_callback(bar),
-                kind=args.kind,
+                kind=kind,
             )  # fmt: skip
         paths = [args.out / f"{args.name}_{k:0{width}d}.wav" for k in range(len(kicks))]
         write_outputs(paths, kicks, args.format, args.sample_rate, args.sidecar, args.plot)

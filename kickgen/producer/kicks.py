@@ -133,7 +133,7 @@ def warn_unknown(pipe, *prompts: str) -> None:
     """Warn once per prompt about words outside the vocabulary (the pipeline's warning)."""
     for prompt in prompts:
         info = pipe.parse_prompt(prompt)
-        if info.unknown:
+        if info.warning_text():  # unknown words, or words read as the closest keyword
             warnings.warn(info.warning_text(), UnknownKeywordWarning, stacklevel=3)
 
 

@@ -39,6 +39,7 @@ from kickgen.producer.hygiene import HygieneConfig, integrated_loudness, to_db, 
 from kickgen.producer.kicks import DEFAULT_BATCH, Kick, generate_kicks, resolve_seed
 from kickgen.producer.recall import FORMATS, SAMPLE_RATES, kick_bytes, write_kick
 from kickgen.producer.tuning import note_label, note_of
+from kickgen.prompts import analyze_prompt
 
 FIRST_KEY = 36  # MIDI note of the first kick: General MIDI's bass drum 1 (c2 in SFZ's naming)
 LAST_KEY = 127
@@ -88,9 +89,13 @@ def note_name(key: int) -> str:
     return f"{NOTE_NAMES[key % 12]}{key // 12 - 1}"
 
 
-def slug(prompt: str) -> str:
-    """File-name part of a prompt: its keywords joined by ``_`` (``uncond`` for none)."""
-    words = "_".join(keywords_from_text(prompt))
+def slug(prompt: str, vocab: Sequence[str] | None = None) -> str:
+    """File-name part of a prompt: its keywords joined by ``_`` (``uncond`` for none); with
+    ``vocab``, only the keywords the model reads from it (ignored words never name a file)."""
+    keywords = (
+        keywords_from_text(prompt) if vocab is None else analyze_prompt(prompt, vocab).matched
+    )
+    words = "_".join(keywords)
     # letters, digits, "_" and "-" only: no separators, controls or bidirectional overrides
     return re.sub(r"[^\w-]+", "", words).strip("_-")[:60] or "uncond"
 
@@ -181,7 +186,7 @@ def make_pack(
         named = []
         for k, (p, prompt, kick) in enumerate(kicks):
             j = sum(1 for q, _, _ in kicks[:k] if q == p)
-            named.append((f"{p + 1:02d}-{slug(prompt)}-{j + 1:02d}.wav", prompt, kick))
+            named.append((f"{p + 1:02d}-{slug(prompt, pipe.vocab)}-{j + 1:02d}.wav", prompt, kick))
         pack_name = out_dir.resolve().name or "pack"
         files = pack_contents(named, fmt, sample_rate, pack_name, sidecar, wavs=False)
         # All files or none: with --force, files of an earlier pack that this one replaces come

@@ -57,6 +57,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from kickgen import __version__
 from kickgen.audio import NUM_SAMPLES
 from kickgen.errors import KickgenError
+from kickgen.keywords import PRODUCER_WORDS
 from kickgen.pipeline import MAX_CFG_SCALE
 from kickgen.producer.hygiene import HygieneConfig, HygieneError
 from kickgen.producer.pack import measure_kick
@@ -309,6 +310,10 @@ class ParseResponse(BaseModel):
     matched: list[str]
     ignored: list[str]
     suggestions: dict[str, list[str]]
+    read_as: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="words outside the vocabulary read as keywords: producer words, plurals, near-misses",
+    )
 
 
 def _to_list(value: Any) -> list[str]:
@@ -472,6 +477,9 @@ def create_app(pipe: Pipeline, config: ServeConfig | None = None) -> FastAPI:
             matched=_to_list(info.matched),
             ignored=_to_list(info.unknown),
             suggestions=_suggestions(info),
+            read_as={
+                str(k): _to_list(v) for k, v in (getattr(info, "read_as", None) or {}).items()
+            },
         )
 
     async def queued(job: Callable[[], T], request: Request, work: float = 1.0) -> T:
@@ -570,8 +578,13 @@ def create_app(pipe: Pipeline, config: ServeConfig | None = None) -> FastAPI:
         }
 
     @app.get("/api/vocab")
-    def vocab() -> dict[str, list[str]]:
-        return {"vocab": list(pipe.vocab)}
+    def vocab() -> dict[str, Any]:
+        """The keywords, and the producer words that read as them ({"boomy": ["deep", "long"]})."""
+        words = list(pipe.vocab)
+        aliases = {
+            w: list(k) for w, k in PRODUCER_WORDS.items() if w not in words and set(k) <= set(words)
+        }
+        return {"vocab": words, "aliases": aliases}
 
     @app.get("/api/limits")
     def limits() -> dict[str, Any]:

@@ -10,7 +10,6 @@ and its raw vocoder output (352,800 bytes, which the pack's clean-up starts from
 from __future__ import annotations
 
 import io
-import re
 import secrets
 import threading
 from collections import OrderedDict
@@ -22,6 +21,7 @@ import soundfile as sf
 import torch
 
 from kickgen.audio import SAMPLE_RATE
+from kickgen.pipeline import kick_file_name
 
 
 def encode_wav(wave: np.ndarray) -> bytes:
@@ -38,10 +38,8 @@ def encode_wav(wave: np.ndarray) -> bytes:
 
 
 def kick_filename(keywords: Iterable[str], seed: int) -> str:
-    """``kick_<keywords>_s<seed>.wav``: letters, digits and ``_`` only, safe in any header."""
-    words = [re.sub(r"[^a-z0-9]+", "", kw.lower()) for kw in keywords]
-    stem = "_".join(w for w in words if w)[:80] or "uncond"
-    return f"kick_{stem}_s{seed}.wav"
+    """``kick_<keywords>_s<seed, 10 digits>.wav``, as the CLI names it (:func:`kick_file_name`)."""
+    return kick_file_name(list(keywords), seed)
 
 
 @dataclass(frozen=True)

@@ -448,7 +448,7 @@ def add_studio_routes(app: FastAPI, ctx: StudioContext) -> None:
                     recipe["hygiene"] = hygiene.to_dict()
                 rows = recipe.get("rows") or [{}]
                 prompt = str(rows[int(recipe.get("index", 0))].get("prompt", ""))
-                file = f"{i + 1:02d}-{slug(prompt)}-s{kick.seed}.wav"
+                file = f"{i + 1:02d}-{slug(prompt, pipe.vocab)}-s{kick.seed:010d}.wav"
                 named.append((file, prompt, ProducerKick(wave, torch.zeros(0), recipe)))
             return pack_zip(named, req.format, req.sample_rate, req.name)
 
