@@ -531,7 +531,7 @@ def plan_sets(config: EvalConfig, vocab: list[str], top: list[str],
         if prompt in vocab:
             need(prompt, config.cfg_scale, config.examples)
     for prompt in styles:
-        need(prompt, config.cfg_scale, config.n_keyword)
+        need(prompt, config.cfg_scale, config.n_prompt)
     return plan
 
 
@@ -696,7 +696,7 @@ def style_words(val: EvalSplit, vocab: list[str], reference: Reference) -> list[
 def styles(sets: KickSets, val: EvalSplit, vocab: list[str], config: EvalConfig,
            reference: Reference) -> list[dict]:  # fmt: skip
     """Each style keyword (``STYLE_KEYWORDS``, then every vocabulary word that real validation
-    recordings carry) generated at ``cfg_scale`` against real recordings: the transient's
+    recordings carry), ``n_prompt`` kicks at ``cfg_scale``, against real recordings: the transient's
     medians (``STYLE_DESCRIPTORS``) and the share that swells after the hit, for the kicks and
     for the style's own real validation recordings and all of them; kernel distance and
     classifier AUC against the style's recordings when there are ``STYLE_MIN_CLIPS`` or more,
@@ -704,7 +704,7 @@ def styles(sets: KickSets, val: EvalSplit, vocab: list[str], config: EvalConfig,
     rows_all, desc_all = reference.real(val)
     out = []
     for word in style_words(val, vocab, reference):
-        waves, desc = sets.get(word, config.cfg_scale, config.n_keyword)
+        waves, desc = sets.get(word, config.cfg_scale, config.n_prompt)
         own = [p for p, i in enumerate(rows_all) if word in val.keywords[int(i)]]
         own_desc = {k: v[own] for k, v in desc_all.items()}
         ref = own_desc if len(own) >= STYLE_MIN_CLIPS else desc_all
