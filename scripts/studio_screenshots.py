@@ -4,7 +4,8 @@
 
 Serves the shipped weights (or ``--checkpoints``) on a free loopback port, drives Debian's
 Chromium with Playwright through the producer's loop (generate with clean-up in key, bring a
-kick, star, morph, scrub, pin for A/B) and writes ``studio-crate.png`` and ``studio-morph.png``.
+kick, star, morph, scrub, pin for A/B) and writes ``studio-crate.png`` and ``studio-morph.png``,
+each the 1400 x 900 window a producer sees.
 Needs the serve and dev extras and ``/usr/bin/chromium``; about a minute on a laptop CPU.
 """
 
@@ -71,7 +72,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 1060})
+        page = browser.new_page(viewport={"width": 1400, "height": 900})  # what a laptop shows
         page.goto(url + "/")
         page.locator("#chips .chip").first.wait_for()
         page.eval_on_selector(
@@ -92,10 +93,7 @@ def main() -> int:
         page.locator(".kick").nth(1).locator(".thumbs").click()
         page.keyboard.press("p")
         page.locator(".kick").nth(0).locator(".thumbs").click()
-        page.add_style_tag(
-            content=".foot { display: none; }"
-        )  # fixed: it would cross a full-page shot
-        page.screenshot(path=str(args.out / "studio-crate.png"), full_page=True)
+        page.screenshot(path=str(args.out / "studio-crate.png"))
         items = page.locator(".crate-item")
         items.nth(0).locator('button.end[data-end="a"]').click()
         items.nth(3).locator('button.end[data-end="b"]').click()
@@ -104,8 +102,7 @@ def main() -> int:
         page.eval_on_selector(
             "#morph-slider", "(el) => { el.value = '3'; el.dispatchEvent(new Event('input')); }"
         )
-        page.locator("#morph").scroll_into_view_if_needed()
-        page.screenshot(path=str(args.out / "studio-morph.png"), full_page=True)
+        page.screenshot(path=str(args.out / "studio-morph.png"))
         browser.close()
     server.should_exit = True
     print(args.out / "studio-crate.png", args.out / "studio-morph.png")

@@ -73,9 +73,28 @@ def test_page_generates_plays_and_downloads(server_url, pipeline, tmp_path):
             page.goto(server_url + "/")
 
             # Keyword chips come from the model's vocabulary; a click adds the word.
-            chips = page.locator("#chips .chip")
+            chips = page.locator("#chips .chip:not(.alias)")
             chips.first.wait_for()
             assert chips.all_inner_texts() == list(pipeline.vocab)
+            # producers' words whose keywords the model knows are chips too (tiny vocab: 3)
+            assert page.locator("#chips .chip.alias").all_inner_texts() == [
+                "boomy",
+                "tight",
+                "thumpy",
+            ]
+            page.fill("#prompt", "boomy 808s")
+            page.wait_for_selector("#parse .word.guessed")
+            assert page.locator("#parse .word.ok").all_inner_texts() == [
+                "boomy → deep long",
+                "808s → 808",
+            ]
+            assert page.locator("#chips .chip.active").all_inner_texts() == [
+                "808",
+                "deep",
+                "long",
+                "boomy",
+            ]
+            page.fill("#prompt", "")
             page.click('#chips .chip[data-word="deep"]')
             page.locator("#prompt").press("End")
             page.locator("#prompt").type(" punchy wobble")
@@ -100,6 +119,22 @@ def test_page_generates_plays_and_downloads(server_url, pipeline, tmp_path):
                 "document.querySelectorAll('.kick.ready').length === 2", timeout=60_000
             )
             assert page.locator(".kick .seed").all_inner_texts() == ["11", "12"]
+            # the whole seed is shown (never cut to an ellipsis) and copied by its button
+            assert page.eval_on_selector_all(
+                ".kick .seed", "els => els.every(e => e.scrollWidth <= e.clientWidth)"
+            )
+            page.locator(".kick").nth(1).locator("button.copy-seed").click()
+            page.wait_for_selector('.kick button.copy-seed[data-copied="12"]')
+            # the pictures span the part where the kick sounds, and say how long that is
+            views = page.eval_on_selector_all(".kick", "els => els.map(e => e.dataset.view)")
+            spans = page.locator(".kick .thumbs .span").all_inner_texts()
+            assert spans == [f"0–{v} s" for v in views]
+            decaying = (
+                "() => { const x = new Float32Array(88200);"
+                " for (let i = 0; i < x.length; i++) x[i] = Math.sin(i / 140) * Math.exp(-i / 3000);"
+                " return soundSpan(x, 44100); }"
+            )
+            assert page.evaluate(decaying) == 0.5  # -50 dB at 0.39 s, plus 10 %
             assert page.locator(".batch-words .word").all_inner_texts() == ["deep", "punchy"]
             assert page.is_enabled("#generate")
 
@@ -117,7 +152,7 @@ def test_page_generates_plays_and_downloads(server_url, pipeline, tmp_path):
             with page.expect_download() as info:
                 second.locator("a.download").click()
             download = info.value
-            assert download.suggested_filename == "kick_deep_punchy_s12.wav"
+            assert download.suggested_filename == "kick_deep_punchy_s0000000012.wav"
             path = tmp_path / download.suggested_filename
             download.save_as(path)
             meta = sf.info(str(path))
@@ -197,8 +232,9 @@ def test_studio_drop_star_reload_morph_ab_export_and_drag_out(server_url, tmp_pa
     with sync_api.sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
             str(tmp_path / "profile"), executable_path=CHROMIUM, args=CHROMIUM_FLAGS,
-            headless=True, accept_downloads=True, viewport={"width": 1440, "height": 1000},
+            headless=True, accept_downloads=True, viewport={"width": 1400, "height": 900},
         )  # fmt: skip
+        context.grant_permissions(["clipboard-read", "clipboard-write"])
         try:
             page = context.new_page()
             page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
@@ -220,16 +256,29 @@ def test_studio_drop_star_reload_morph_ab_export_and_drag_out(server_url, tmp_pa
             page.wait_for_function(ready, arg=2, timeout=60_000)
             measure = page.locator(".kick .measure").first.inner_text()
             assert "LUFS" in measure and "dBTP" in measure and "decay" in measure
+            # at 1400 x 900 the crate's export and morph are on screen, above the shortcut bar
+            bar = page.locator("footer.foot").bounding_box()
+            for control in ("#export", "#morph-go", "#crate-list"):
+                box = page.locator(control).bounding_box()
+                assert 0 <= box["y"] and box["y"] + box["height"] <= bar["y"], (control, box, bar)
+            # the clean-up's loudness default is the CLI's (HygieneConfig), sent by the server
+            assert page.input_value("#hy-lufs-target") == "-22"
 
             # Bring a kick: a WAV dropped onto the page comes back as variations of it.
             page.eval_on_selector(
                 "#strength", "(el) => { el.value = '0.3'; el.dispatchEvent(new Event('input')); }"
             )
-            page.evaluate(DROP_JS, [base64.b64encode(synth_wav()).decode(), "my_kick.wav"])
+            with page.expect_response(lambda r: r.url.endswith("/api/vary")) as vary:
+                page.evaluate(DROP_JS, [base64.b64encode(synth_wav()).decode(), "my_kick.wav"])
             page.wait_for_function(ready, arg=4, timeout=60_000)
-            assert "variations of my_kick.wav · strength 0.30" in page.inner_text(
+            # "deep 808" is still in the prompt box: an upload uses it only when asked to
+            assert "variations of my_kick.wav · no prompt · strength 0.30" in page.inner_text(
                 ".batch-meta >> nth=0"
             )
+            assert vary.value.json()["prompt"] == ""  # what the server used
+            page.check("#upload-use-prompt")
+            assert page.inner_text("#upload-prompt") == '"deep 808"'
+            page.uncheck("#upload-use-prompt")
             assert "my_kick.wav" in page.inner_text("#drop-name")
             page.click("#pin-upload")  # the producer's own kick as the A/B reference
             assert "reference: my_kick.wav" in page.inner_text("#ab-ref")
@@ -263,6 +312,11 @@ def test_studio_drop_star_reload_morph_ab_export_and_drag_out(server_url, tmp_pa
             page.click("#morph-go")
             page.wait_for_selector("#morph:not([hidden])", timeout=60_000)
             assert page.get_attribute("#morph-slider", "max") == "4"
+            box = page.locator("#morph").bounding_box()  # opens in view, not under the bar
+            assert (
+                0 <= box["y"]
+                and box["y"] + box["height"] <= page.locator("footer.foot").bounding_box()["y"]
+            )
             page.eval_on_selector(
                 "#morph-slider", "(el) => { el.value = '2'; el.dispatchEvent(new Event('input')); }"
             )

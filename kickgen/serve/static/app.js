@@ -13,6 +13,7 @@ const $ = (sel, root = document) => root.querySelector(sel);
 
 const state = {
   vocab: [],
+  aliases: {}, // producer words -> the keywords they read as ({boomy: ["deep", "long"]})
   limits: null,
   batches: [], // newest first: {el, prompt, cfg_scale, steps, matched, kicks: [kick]}
   selected: null, // kick: {id, seed, url, batch, el, buffer, blobUrl, filename}
@@ -89,20 +90,21 @@ function toggleKeyword(word) {
 function renderChips(matched = null) {
   const box = $("#chips");
   const filter = $("#chip-filter").value.trim().toLowerCase();
-  const active = new Set(matched || promptWords());
+  const words = promptWords();
+  const active = new Set([...(matched || words), ...words.filter((w) => w in state.aliases)]);
   const shown = state.vocab.filter((w) => !filter || w.includes(filter));
-  box.replaceChildren(
-    ...shown.map((w) =>
-      el("button", {
-        type: "button",
-        class: "chip" + (active.has(w) ? " active" : ""),
-        role: "listitem",
-        "data-word": w,
-        text: w,
-        onclick: () => toggleKeyword(w),
-      }),
-    ),
-  );
+  const aliases = Object.keys(state.aliases).filter((w) => !filter || w.includes(filter));
+  const chip = (w, alias) =>
+    el("button", {
+      type: "button",
+      class: "chip" + (alias ? " alias" : "") + (active.has(w) ? " active" : ""),
+      role: "listitem",
+      "data-word": w,
+      title: alias ? `a producer's word: reads as ${state.aliases[w].join(" ")}` : "a keyword of the model",
+      text: w,
+      onclick: () => toggleKeyword(w),
+    });
+  box.replaceChildren(...shown.map((w) => chip(w, false)), ...aliases.map((w) => chip(w, true)));
   $("#chip-count").textContent =
     shown.length === state.vocab.length ? `${state.vocab.length}` : `${shown.length} / ${state.vocab.length}`;
 }
@@ -119,8 +121,16 @@ const parsePrompt = debounce(async () => {
     const info = await api(`/api/parse?prompt=${encodeURIComponent(prompt)}`);
     const parts = [];
     if (info.matched.length) {
+      // words outside the vocabulary that were read as keywords show what they became
+      const readAs = info.read_as || {};
+      const covered = new Set(Object.values(readAs).flat());
       parts.push(el("span", { class: "muted", text: "heard " }));
-      for (const w of info.matched) parts.push(el("span", { class: "word ok", text: w }));
+      for (const [w, kws] of Object.entries(readAs)) {
+        const guess = !(w in state.aliases);
+        parts.push(el("span", { class: "word ok" + (guess ? " guessed" : ""), text: `${w} → ${kws.join(" ")}`,
+                                title: guess ? `not a keyword: read as the closest one, ${kws.join(" ")}` : `a producer's word for ${kws.join(" ")}` }));
+      }
+      for (const w of info.matched) if (!covered.has(w)) parts.push(el("span", { class: "word ok", text: w }));
     } else {
       parts.push(el("span", { class: "muted", text: "no known keywords: unconditional" }));
     }
@@ -168,6 +178,9 @@ function setupControls() {
     steps.value = L.steps.default;
     $("#seed").max = L.seed.max;
     $("#prompt").maxLength = L.max_prompt_chars;
+    // the clean-up's defaults are the server's (kickgen.producer.hygiene.HygieneConfig), as the CLI's
+    $("#hy-lufs-target").value = L.hygiene.lufs;
+    $("#hy-ceiling").value = L.hygiene.ceiling_dbtp;
   }
   const show = () => {
     $("#cfg-out").textContent = Number(cfg.value).toFixed(1);
@@ -377,9 +390,20 @@ function varyForm(fields) {
   return () => api("/api/vary", { method: "POST", body: form });
 }
 
+function uploadPrompt() {
+  // An upload is steered by the prompt only when "steer with the prompt" is ticked.
+  return $("#upload-use-prompt").checked ? $("#prompt").value.trim() : "";
+}
+
+function showUploadPrompt() {
+  const text = $("#prompt").value.trim();
+  $("#upload-prompt").textContent = text ? `"${text}"` : "(the prompt is empty)";
+}
+
 async function varyFile(file) {
-  // Bring a kick: the file goes up once; its variations use the prompt and the controls.
-  const p = settings();
+  // Bring a kick: the file goes up once; its variations use the controls, and the prompt only
+  // when the producer ticked "steer with the prompt" (never a leftover one, unasked).
+  const p = { ...settings(), prompt: uploadPrompt() };
   state.upload = { file, name: file.name, buffer: null, lufs: null };
   $("#drop-name").textContent = file.name;
   $("#vary-again").disabled = false;
@@ -396,7 +420,8 @@ async function varyFile(file) {
   state.upload.root = res.source ? res.source.root_note : "";
   $("#drop-name").textContent = `${file.name}${state.upload.root ? " · " + state.upload.root : ""}`;
   $("#pin-upload").disabled = !state.upload.buffer;
-  addBatch(res, { kind: "vary", label: `variations of ${file.name} · strength ${strength.toFixed(2)}` });
+  const steer = p.prompt ? `prompt "${p.prompt}"` : "no prompt";
+  addBatch(res, { kind: "vary", label: `variations of ${file.name} · ${steer} · strength ${strength.toFixed(2)}` });
 }
 
 async function moreLike(kick) {
@@ -528,6 +553,7 @@ function kickCard(kick) {
       { class: "thumbs", title: "click to play", onclick: () => { select(kick); play(kick); } },
       el("span", { class: "num", text: String(kick.index + 1) }),
       el("span", { class: "desc", text: "" }),
+      el("span", { class: "span", title: "the pictures show the kick's first seconds, where it sounds" }),
       wave,
       spec,
       el("div", { class: "playhead" }),
@@ -539,14 +565,17 @@ function kickCard(kick) {
       el("button", { type: "button", class: "play icon", title: "play (Space)", "aria-label": "play", onclick: () => { select(kick); play(kick); } }),
       el("div", { class: "kick-info", title: "same seed + prompt + settings = same kick" },
         el("span", { class: "seed-label", text: "seed" }),
-        el("span", { class: "seed", text: String(kick.seed) })),
-      el("button", { type: "button", class: "more", title: "variations of this kick (M)", text: "More like this", onclick: () => moreLike(kick) }),
+        el("span", { class: "seed-line" },
+          el("span", { class: "seed", text: String(kick.seed) }),
+          el("button", { type: "button", class: "copy-seed", title: "copy the seed", "aria-label": "copy the seed",
+                         text: "copy", onclick: (e) => copySeed(kick, e.currentTarget) }))),
       el("button", { type: "button", class: "star", title: "star: keep it in the crate (S)", "aria-label": "star", text: "☆", onclick: () => toggleStar(kick) }),
       download,
     ),
     el(
       "div",
       { class: "kick-actions" },
+      el("button", { type: "button", class: "more", title: "variations of this kick (M)", text: "More like this", onclick: () => moreLike(kick) }),
       el("button", { type: "button", class: "newseed ghost-small", title: "same prompt, new seeds (N)", text: "New seed", onclick: () => newSeeds(kick) }),
       el("button", { type: "button", class: "pin ghost-small", title: "pin as the A/B reference (P)", text: "Pin for A/B", onclick: () => pinKick(kick) }),
       el("button", { type: "button", class: "regen ghost-small", title: "regenerate from its recipe", text: "Regenerate", onclick: () => regenerate(kick) }),
@@ -556,6 +585,22 @@ function kickCard(kick) {
   card.addEventListener("dragstart", (e) => dragOut(e, kick));
   if (state.crate.has(kick.id)) card.classList.add("starred");
   return card;
+}
+
+async function copySeed(kick, button) {
+  const text = String(kick.seed);
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch { // no clipboard API (plain http on another host): select the digits for Ctrl+C
+    const range = document.createRange();
+    range.selectNodeContents($(".seed", kick.el));
+    getSelection().removeAllRanges();
+    getSelection().addRange(range);
+    document.execCommand("copy");
+  }
+  button.textContent = "copied";
+  button.dataset.copied = text;
+  setTimeout(() => { button.textContent = "copy"; }, 1200);
 }
 
 function dragOut(e, kick) {
@@ -589,8 +634,11 @@ async function showKick(kick) {
   link.download = kick.filename;
   kick.buffer = await decode(kick.bytes);
   const samples = kick.buffer.getChannelData(0);
-  drawWave($(".wave", kick.el), samples);
-  drawSpectrogram($(".spec", kick.el), samples, kick.buffer.sampleRate);
+  kick.view = soundSpan(samples, kick.buffer.sampleRate);
+  drawWave($(".wave", kick.el), samples, kick.view, kick.buffer.sampleRate);
+  drawSpectrogram($(".spec", kick.el), samples, kick.buffer.sampleRate, kick.view);
+  $(".span", kick.el).textContent = `0–${kick.view} s`;
+  kick.el.dataset.view = String(kick.view);
   $(".desc", kick.el).textContent = (kick.measure && kick.measure.root_note) || "no pitch";
   $(".measure", kick.el).textContent = measureText(kick.measure);
   kick.el.classList.remove("loading", "failed");
@@ -781,7 +829,7 @@ async function morphCrate() {
   slider.max = String(kicks.length - 1);
   slider.value = "0";
   showFrame(0, false);
-  panel.scrollIntoView({ block: "nearest" });
+  panel.scrollIntoView({ block: "nearest" }); // inside the side column, which ends above the shortcut bar
 }
 
 function showFrame(i, audible = true) {
@@ -790,7 +838,8 @@ function showFrame(i, audible = true) {
   m.frame = Math.max(0, Math.min(m.kicks.length - 1, i));
   const k = m.kicks[m.frame];
   $("#morph-slider").value = String(m.frame);
-  drawWave($("#morph-wave"), k.buffer.getChannelData(0));
+  const frame = k.buffer.getChannelData(0);
+  drawWave($("#morph-wave"), frame, soundSpan(frame, k.buffer.sampleRate), k.buffer.sampleRate);
   const t = m.kicks.length > 1 ? m.frame / (m.kicks.length - 1) : 0;
   $("#morph-frame").textContent = `frame ${m.frame + 1} / ${m.kicks.length} · t ${t.toFixed(2)}${k.measure.root_note ? " · " + k.measure.root_note : ""}`;
   $("#morph").dataset.frame = String(m.frame);
@@ -851,12 +900,30 @@ function flipAB() {
 
 // ---------------------------------------------------------------- thumbnails
 
-function drawWave(canvas, x) {
+const VIEWS = [0.25, 0.5, 0.75, 1, 1.5, 2]; // s: the spans a thumbnail may show
+const VIEW_FLOOR_DB = -50; // a kick sounds until its last sample within this of the peak
+
+function soundSpan(x, sr) {
+  // The shortest of VIEWS that holds the kick down to VIEW_FLOOR_DB, plus 10 %: kicks decay in
+  // 0.1-0.5 s, so a 2 s picture would be mostly empty.
+  let peak = 0;
+  for (let i = 0; i < x.length; i++) peak = Math.max(peak, Math.abs(x[i]));
+  const floor = peak * Math.pow(10, VIEW_FLOOR_DB / 20);
+  let last = 0;
+  for (let i = x.length - 1; i >= 0; i--) if (Math.abs(x[i]) > floor) { last = i; break; }
+  const seconds = (1.1 * last) / sr;
+  return VIEWS.find((v) => v >= seconds) || VIEWS[VIEWS.length - 1];
+}
+
+function drawWave(canvas, x, seconds = x.length / SAMPLE_RATE, sr = SAMPLE_RATE) {
+  // Min/max per pixel over the first `seconds`, with a faint tick every 0.1 s.
+  x = x.subarray(0, Math.min(x.length, Math.round(seconds * sr)));
   const ctx = canvas.getContext("2d");
   const { width: w, height: h } = canvas;
   ctx.clearRect(0, 0, w, h);
   ctx.fillStyle = "rgba(255,255,255,0.06)";
   ctx.fillRect(0, h / 2, w, 1);
+  for (let t = 0.1; t < seconds - 1e-6; t += 0.1) ctx.fillRect(Math.round((t / seconds) * w), 0, 1, h);
   const grad = ctx.createLinearGradient(0, 0, w, 0);
   grad.addColorStop(0, "#ffb347");
   grad.addColorStop(0.5, "#ff6a3d");
@@ -925,9 +992,13 @@ function colour(t) {
   return CMAP[CMAP.length - 1].slice(1);
 }
 
-function drawSpectrogram(canvas, x, sr) {
-  // STFT (Hann, 2048 / hop 256), log-frequency rows 20 Hz - 16 kHz, 70 dB range below the peak.
+function drawSpectrogram(canvas, x, sr, seconds = x.length / sr) {
+  // STFT (Hann, 2048 / hop 256) over the first `seconds`, log-frequency rows 20 Hz - 16 kHz, 70 dB
+  // range below the peak.
   const N = 2048, hop = 256;
+  const padded = new Float32Array(Math.max(N, Math.round(seconds * sr)) + N);
+  padded.set(x.subarray(0, Math.min(x.length, padded.length - N)), N / 2);
+  x = padded;
   const ctx = canvas.getContext("2d");
   const { width: w, height: h } = canvas;
   const frames = Math.floor((x.length - N) / hop) + 1;
@@ -1013,6 +1084,7 @@ function play(kick) {
   source.start();
   const head = $(".playhead", kick.el);
   const dur = kick.buffer.duration;
+  const view = kick.view || dur;
   const step = () => {
     if (state.playing !== playing) {
       head.style.opacity = 0;
@@ -1020,8 +1092,8 @@ function play(kick) {
     }
     // AudioContext time, or wall time while the output device is still starting.
     const t = Math.max(audio.currentTime - playing.start, 0) || (performance.now() - playing.wall) / 1000;
-    head.style.opacity = 1;
-    head.style.left = `${Math.min(100, (100 * t) / dur)}%`;
+    head.style.opacity = t <= view ? 1 : 0;
+    head.style.left = `${Math.min(100, (100 * t) / view)}%`;
     if (t < dur) requestAnimationFrame(step);
   };
   requestAnimationFrame(step);
@@ -1121,6 +1193,9 @@ function setupDrop() {
   });
   zone.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); $("#file").click(); } });
   $("#vary-again").addEventListener("click", () => state.upload && varyFile(state.upload.file));
+  $("#upload-use-prompt").addEventListener("change", showUploadPrompt);
+  $("#prompt").addEventListener("input", showUploadPrompt);
+  showUploadPrompt();
   $("#pin-upload").addEventListener("click", pinUpload);
 }
 
@@ -1145,6 +1220,7 @@ async function main() {
   try {
     const [vocab, limits] = await Promise.all([api("/api/vocab"), api("/api/limits")]);
     state.vocab = vocab.vocab;
+    state.aliases = vocab.aliases || {};
     state.limits = limits;
   } catch (err) {
     showError(`could not load the vocabulary: ${err.message}`);
