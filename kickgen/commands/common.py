@@ -206,6 +206,7 @@ def add_sampling_arguments(
         dest="sample_steps",
         type=int,
         default=50,
+        metavar="STEPS",
         help="sampler steps, 1 to 200 (default 50)",
     )
     parser.add_argument(
