@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from kickgen.cli import main
-from kickgen.evaluation import bench
+from kickgen.evaluation import bench_measures, bench_reference
 
 
 def test_sequential_guidance_equals_the_batched_pass():
@@ -24,7 +24,7 @@ def test_sequential_guidance_equals_the_batched_pass():
             return 2 * x + c + t[:, None]
 
     unet = Toy()
-    wrapped = bench.SequentialGuidance(unet)
+    wrapped = bench_reference.SequentialGuidance(unet)
     x, c, t = torch.randn(4, 3), torch.randn(4, 3), torch.arange(4.0)
     assert torch.equal(wrapped(x, t, c), 2 * x + c + t[:, None])
     assert unet.calls == [2, 2] and wrapped.prediction_type == "epsilon"
@@ -32,7 +32,7 @@ def test_sequential_guidance_equals_the_batched_pass():
 
 @pytest.mark.slow
 def test_griffin_lim_comparison_favours_kickgens_recipe():
-    result = bench.bench_griffin_lim()
+    result = bench_measures.bench_griffin_lim()
     ours, ref = result["kickgen (NNLS + fast GL, 32 it.)"], result["reference (pinv + GL, 64 it.)"]
     # measured: log-mel L1 0.103 vs 0.135, noisy 0.43 vs 0.67
     assert ours["log_mel_l1"] < ref["log_mel_l1"]
@@ -100,10 +100,10 @@ def test_peak_memory_sees_an_allocation(kernel_mark, monkeypatch):
     import mmap
 
     if not kernel_mark:
-        monkeypatch.setattr(bench, "reset_peak_resident", lambda: False)
-    elif not bench.reset_peak_resident():
+        monkeypatch.setattr(bench_measures, "reset_peak_resident", lambda: False)
+    elif not bench_measures.reset_peak_resident():
         pytest.skip("no /proc/self/clear_refs here")
-    with bench.PeakMemory() as mem:
+    with bench_measures.PeakMemory() as mem:
         # 64 MiB of fresh pages, touched: a malloc'd block may reuse pages an earlier test freed
         # and the allocator kept, which the resident size does not see again (seen in one full run)
         block = mmap.mmap(-1, 64 * 2**20)
@@ -118,9 +118,9 @@ def test_peak_memory_sees_an_allocation(kernel_mark, monkeypatch):
 
 @pytest.mark.slow
 def test_stage_split_and_solver_agreement(pipeline):
-    t = bench.stage_seconds(pipeline, "808", 2, "ddim", 2, 3.0)
+    t = bench_measures.stage_seconds(pipeline, "808", 2, "ddim", 2, 3.0)
     assert list(t) == ["text", "sampler", "vae", "vocoder"] and all(v > 0 for v in t.values())
-    agree = bench.solver_agreement(
+    agree = bench_measures.solver_agreement(
         pipeline, "808", 2, [("ddim", 4), ("dpm", 2)], 3.0, reference=("ddim", 4)
     )
     assert agree["DDIM 4"] == [0.0, 0.0]  # a setting agrees with itself, kick by kick
@@ -133,7 +133,7 @@ def test_cold_cli_writes_a_wav(checkpoint_dir, tmp_path):
 
     paths = {"diffusion": checkpoint_dir / DIFFUSION_FILENAME, "vae": checkpoint_dir / VAE_FILENAME,
              "vocoder": checkpoint_dir / VOCODER_FILENAME}  # fmt: skip
-    runs = bench.cold_cli(paths, tmp_path, "808", "dpm", 2, runs=1, threads=1)
+    runs = bench_measures.cold_cli(paths, tmp_path, "808", "dpm", 2, runs=1, threads=1)
     assert len(runs) == 1 and runs[0]["seconds"] > 0 and runs[0]["peak_mb"] > 50
     assert (tmp_path / "cold_dpm_2_0.wav").is_file()
 
@@ -190,14 +190,14 @@ def test_reference_code_runs_in_its_own_warm_process(tmp_path):
         (code / name).write_text(text)
     work = tmp_path / "work"
     work.mkdir()
-    with bench.ReferenceCode(code, work, threads=1) as ref:
+    with bench_reference.ReferenceCode(code, work, threads=1) as ref:
         assert ref.ready == {"ready": True, "threads": 1}
         first, again = ref.seconds(2, seed=5, steps=3), ref.seconds(1)
         assert len(first) == 2 and len(again) == 1 and all(s > 0 for s in first + again)
         assert ref.peak_mb() > 10
     # its checkpoints, in its own format, and its output
     assert {p.name for p in work.iterdir()} >= {"diffusion.pt", "vae.pt", "vocoder.pt", "kick.wav"}
-    assert len(bench.reference_code_identity(code)) == 12
+    assert len(bench_reference.reference_code_identity(code)) == 12
 
 
 def test_reference_code_that_fails_says_why(tmp_path):
@@ -205,7 +205,7 @@ def test_reference_code_that_fails_says_why(tmp_path):
     (code / "inference").mkdir(parents=True)
     (code / "inference" / "generate.py").write_text("raise ImportError('no such thing')\n")
     with pytest.raises(RuntimeError, match="no such thing"):
-        with bench.ReferenceCode(code, tmp_path):
+        with bench_reference.ReferenceCode(code, tmp_path):
             pass
 
 

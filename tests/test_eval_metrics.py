@@ -222,7 +222,7 @@ def test_frame_comb_tells_a_frame_periodic_high_band_from_noise_and_clicks(kicks
 def test_each_drum_counts_once_in_the_reference_table():
     """Five velocity layers of one drum at 50 Hz and two drums recorded once: the clip median is
     the five layers' 50 Hz, the median over drums 80 Hz."""
-    from kickgen.evaluation.quality import one_per_group
+    from kickgen.evaluation.benchmark import one_per_group
 
     desc = {"f0_25ms": np.array([50.0, 51.0, 49.0, 50.0, 50.0, 80.0, 90.0])}
     drums = one_per_group(desc, ["pearl"] * 5 + ["808", "909"])
@@ -246,7 +246,7 @@ def test_the_reference_median_interval_draws_drums_not_clips():
     """Nine layers of one drum at 50 Hz and one drum at 100 Hz: drawing clips, the median is 50 Hz
     nearly always; drawing the two drums, a quarter of the draws take the 100 Hz drum twice, so the
     90 % interval reaches 100 Hz. Ten drums alike pin the median down."""
-    from kickgen.evaluation.quality import TABLE_DESCRIPTORS, median_interval
+    from kickgen.evaluation.benchmark import TABLE_DESCRIPTORS, median_interval
 
     names = [name for name, _ in TABLE_DESCRIPTORS if name != "sweep_ratio"]
     values = np.array([50.0] * 9 + [100.0])

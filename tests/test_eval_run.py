@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from kickgen.audio import log_mel
-from kickgen.evaluation import metrics, quality
+from kickgen.evaluation import benchmark, generation, metrics, quality, reconstruction
 
 KEYWORDS = [
     ["808", "deep", "long"],
@@ -71,7 +71,7 @@ def test_eval_end_to_end(checkpoint_dir: Path, tiny_corpus: Path, tmp_path: Path
     fitted, encoded = rec["vae_fitted_log_mel_db"]["per_clip"], rec["vae_log_mel_db"]["per_clip"]
     assert all(f < e for f, e in zip(fitted, encoded, strict=True))  # fitting only brings it nearer
     for src in ("true_mel", "vae_mel"):
-        for method in quality.RECON_METHODS:
+        for method in reconstruction.RECON_METHODS:
             for name in ("log_mel_db", "mrstft_db"):
                 assert np.isfinite(rec[f"{src}/{method}"][name]["mean"])
     # Griffin-Lim from true mels rebuilds a sine kick closely (a random-weight HiFi-GAN too, once
@@ -101,7 +101,7 @@ def test_eval_end_to_end(checkpoint_dir: Path, tiny_corpus: Path, tmp_path: Path
     assert 0.0 <= gen["memorization"]["generated"]["share"] <= 1.0
 
     adh = results["adherence"]
-    assert len(adh) == len(quality.ADHERENCE) * 2
+    assert len(adh) == len(generation.ADHERENCE) * 2
     assert {row["guidance"] for row in adh} == {1.0, 3.0}
     measured = [row for row in adh if row["prompt"] not in ("high", "clicky", "soft")]
     assert all(np.isfinite(row["effect_size"]) for row in measured)
@@ -119,7 +119,7 @@ def test_eval_end_to_end(checkpoint_dir: Path, tiny_corpus: Path, tmp_path: Path
     for row in styles:
         assert row["n"] == 2 and 0.0 <= row["swell_generated"] <= 1.0
         assert row["against"] == (
-            "style" if row["real_clips"] >= quality.STYLE_MIN_CLIPS else "all real"
+            "style" if row["real_clips"] >= generation.STYLE_MIN_CLIPS else "all real"
         )
         assert (row["punch_real_style"] is None) == (row["real_clips"] == 0)
         assert np.isfinite(row["frechet"])
@@ -129,7 +129,7 @@ def test_eval_end_to_end(checkpoint_dir: Path, tiny_corpus: Path, tmp_path: Path
     assert chain["n"] == 2 and set(chain["realism"]) == {"reference", "vocoder", "round_trip"}
     assert set(chain["table"]["f0_25ms"]) == {"recordings", "vocoder", "round_trip"}
     bench = gen["benchmark"]
-    assert set(bench["table"]) == {name for name, _ in quality.TABLE_DESCRIPTORS}
+    assert set(bench["table"]) == {name for name, _ in benchmark.TABLE_DESCRIPTORS}
     q25, median, q75 = bench["table"]["f0_25ms"]["validation_real"]
     assert q25 <= median <= q75 and median > 50.0  # the sine kicks still sweep at 25 ms
     assert bench["table"]["sweep_ratio"]["validation_real"][1] > 1.1
@@ -156,7 +156,7 @@ def test_eval_end_to_end(checkpoint_dir: Path, tiny_corpus: Path, tmp_path: Path
 def test_eval_sets_share_seeds(pipeline):
     """Kick i of a set uses seed + i: growing a set keeps its first kicks."""
     cfg = quality.EvalConfig(steps=2, seed=7)
-    sets = quality.KickSets(pipeline, cfg)
+    sets = generation.KickSets(pipeline, cfg)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the eval runs: far faster on a loaded 2-core machine
     try:

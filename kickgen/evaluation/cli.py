@@ -89,7 +89,8 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark and write the Markdown report."""
-    from kickgen.evaluation.bench import BenchConfig, command_line, render_markdown, run_bench
+    from kickgen.evaluation.bench import BenchConfig, command_line, run_bench
+    from kickgen.evaluation.bench_report import render_markdown
 
     for name in ("steps", "rounds", "reference_kicks"):
         if getattr(args, name) < 1:

@@ -1,7 +1,10 @@
 """Eval output for people: the markdown report, the PNG figures and WAV examples.
 
 matplotlib (the ``eval`` extra) is imported inside :func:`write_figures`; without it the figures
-are skipped and the report says so.
+are skipped and the report says so. The parts' constants (the benchmark's descriptors and
+intervals, the grid's prompts, the styles' threshold) come from
+:mod:`kickgen.evaluation.benchmark` and :mod:`kickgen.evaluation.generation`; the runs in
+:mod:`kickgen.evaluation.quality` call this module, never the other way.
 """
 
 from __future__ import annotations
@@ -17,13 +20,20 @@ import torch
 
 from kickgen.audio import write_wav
 from kickgen.evaluation import metrics
+from kickgen.evaluation.benchmark import (
+    INTERVAL_LEVEL,
+    LATE_PEAK_DB,
+    SWELL_DB,
+    TABLE_DESCRIPTORS,
+    late_key,
+)
+from kickgen.evaluation.generation import GRID_PROMPTS, STYLE_MIN_CLIPS
 
 SPECTROGRAMS_PNG = "spectrograms.png"
 RECONSTRUCTION_PNG = "reconstruction.png"
 HISTOGRAMS_PNG = "histograms.png"
 PITCH_TRACKS_PNG = "pitch_tracks.png"
 PITCH_TRACK_TIMES = np.linspace(0.002, 0.200, 100)  # s after the onset
-GRID_PROMPTS = ("deep", "short", "long", "distorted", "808", "909")  # rows of the spectrogram grid
 RECON_LABELS = {
     "recording": "recording",
     "true_mel/hifigan": "HiFi-GAN (true mel)",
@@ -264,8 +274,6 @@ def sanity_table(sanity: dict, pass_head: str, label: Callable[[str], str]) -> l
     ``metrics.SHAPE_CHECKS``, then the shares loudest more than 1 and 3 dB above their first
     30 ms and the share whose body swells after the hit (results written before a column was
     measured have no such column)."""
-    from kickgen.evaluation.quality import INTERVAL_LEVEL, LATE_PEAK_DB, SWELL_DB, late_key
-
     checks = [c for c in metrics.SANITY_CHECKS if all(c in rates for rates in sanity.values())]
     heads = [c.replace("_", " ") for c in checks]
     shape = [c for c in metrics.SHAPE_CHECKS if all(c in rates for rates in sanity.values())]
@@ -318,8 +326,6 @@ SWELL_NOTE = ("*Swells*: the share whose 5-ms RMS envelope rises more than {db:g
 
 def styles_markdown(rows: list[dict] | None, cfg: dict) -> list[str]:
     """The styles' table: each style keyword's kicks against real validation recordings."""
-    from kickgen.evaluation.quality import STYLE_MIN_CLIPS, SWELL_DB
-
     if not rows:  # results written before styles were measured
         return []
     lines = ["", "## Styles against real recordings", "",
@@ -355,8 +361,6 @@ def styles_markdown(rows: list[dict] | None, cfg: dict) -> list[str]:
 def benchmark_markdown(bench: dict, reference: str) -> list[str]:
     """The kick-benchmark tables of one comparison: per-descriptor medians (quartiles) of each
     set, then each set against ``reference`` as a whole."""
-    from kickgen.evaluation.quality import INTERVAL_LEVEL, TABLE_DESCRIPTORS
-
     table, interval = bench["table"], bench.get("median_interval")
     labels = list(next(iter(table.values())))
     heads = [SET_LABELS.get(k, k) for k in labels]
