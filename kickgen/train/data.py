@@ -1,4 +1,4 @@
-"""The corpus as training tensors.
+"""The corpus as training tensors, and what a training run starts from (:func:`start_run`).
 
 Reads through ``kickgen.data.corpus`` (``load_split``, ``load_vocab``) when that module is present,
 else straight from the corpus contract: ``CORPUS/cache/{split}.pt`` and ``CORPUS/vocab.json``.
@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from kickgen.audio import N_FRAMES, N_MELS, NUM_SAMPLES
-from kickgen.train.runtime import TrainingError, read_tensors
+from kickgen.train.runtime import TrainingError, load_state, read_tensors, restore
 
 
 @dataclass
@@ -170,3 +172,39 @@ def write_synth_corpus(
         writer.writerows(rows)
     (directory / "vocab.json").write_text(json.dumps({"vocab": sorted(vocab), "min_count": 1}))
     return directory
+
+
+@dataclass
+class RunStart:
+    """What a training run starts from: its folder, the corpus splits and the state to resume."""
+
+    model_type: str  # a key of STATE_KEYS
+    run_dir: Path
+    train: SplitData
+    val: SplitData
+    state: dict[str, Any] | None  # None: a fresh run
+
+    def resume(self, parts: dict[str, Any], model_cfg: Any, tied: Sequence[str] = ()) -> int:
+        """The step to start at: 0 for a fresh run, else the saved one, ``parts`` restored
+        (``tied``: see :func:`restore`)."""
+        if self.state is None:
+            return 0
+        restore(self.state, parts, model_cfg, self.run_dir, tied)
+        return int(self.state["step"])
+
+    def snapshot(self, step: int, parts: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        """The training state at ``step``: each part's ``state_dict()`` under its key (the keys
+        :meth:`resume` restores), then ``extra`` (the configs, the vocabulary)."""
+        weights = {key: part.state_dict() for key, part in parts.items()}
+        return {"model_type": self.model_type, "step": step, **weights, **extra}
+
+
+def start_run(cfg: Any, model_type: str, resume: bool) -> RunStart:
+    """Load ``cfg.corpus``'s train and val splits and, when ``resume``, the state in
+    ``cfg.run_dir``; then seed torch with ``cfg.seed`` for the fresh weights."""
+    run_dir = Path(cfg.run_dir)
+    train = load_split_data(cfg.corpus, "train")
+    val = load_split_data(cfg.corpus, "val")
+    state = load_state(run_dir, model_type) if resume else None
+    torch.manual_seed(cfg.seed)
+    return RunStart(model_type, run_dir, train, val, state)

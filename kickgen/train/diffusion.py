@@ -31,7 +31,7 @@ from kickgen.models.diffusion import (
 )
 from kickgen.models.text_encoder import KeywordEncoder
 from kickgen.train.config import config_dict
-from kickgen.train.data import SplitData, load_vocab_list
+from kickgen.train.data import SplitData, load_vocab_list, start_run
 from kickgen.train.runtime import (
     EMA,
     RunLoop,
@@ -39,7 +39,6 @@ from kickgen.train.runtime import (
     TrainingError,
     copy_matching,
     lr_lambda,
-    start_run,
     wrap_ddp,
 )
 

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
@@ -28,9 +28,6 @@ import torch.nn as nn
 from kickgen.checkpoints import atomic_save, remove_stale_temporaries
 from kickgen.errors import KickgenError
 from kickgen.progress import Progress
-
-if TYPE_CHECKING:
-    from kickgen.train.data import SplitData
 
 STATE_FILENAME = "train_state.pt"
 STATE_KEYS = {  # what a training state must hold, per model type
@@ -439,44 +436,6 @@ class Logger:
 
 
 # --------------------------------------------------------------------------- run start and loop
-
-
-@dataclass
-class RunStart:
-    """What a training run starts from: its folder, the corpus splits and the state to resume."""
-
-    model_type: str  # a key of STATE_KEYS
-    run_dir: Path
-    train: SplitData
-    val: SplitData
-    state: dict[str, Any] | None  # None: a fresh run
-
-    def resume(self, parts: dict[str, Any], model_cfg: Any, tied: Sequence[str] = ()) -> int:
-        """The step to start at: 0 for a fresh run, else the saved one, ``parts`` restored
-        (``tied``: see :func:`restore`)."""
-        if self.state is None:
-            return 0
-        restore(self.state, parts, model_cfg, self.run_dir, tied)
-        return int(self.state["step"])
-
-    def snapshot(self, step: int, parts: dict[str, Any], **extra: Any) -> dict[str, Any]:
-        """The training state at ``step``: each part's ``state_dict()`` under its key (the keys
-        :meth:`resume` restores), then ``extra`` (the configs, the vocabulary)."""
-        weights = {key: part.state_dict() for key, part in parts.items()}
-        return {"model_type": self.model_type, "step": step, **weights, **extra}
-
-
-def start_run(cfg: Any, model_type: str, resume: bool) -> RunStart:
-    """Load ``cfg.corpus``'s train and val splits and, when ``resume``, the state in
-    ``cfg.run_dir``; then seed torch with ``cfg.seed`` for the fresh weights."""
-    from kickgen.train.data import load_split_data  # kickgen.train.data imports this module
-
-    run_dir = Path(cfg.run_dir)
-    train = load_split_data(cfg.corpus, "train")
-    val = load_split_data(cfg.corpus, "val")
-    state = load_state(run_dir, model_type) if resume else None
-    torch.manual_seed(cfg.seed)
-    return RunStart(model_type, run_dir, train, val, state)
 
 
 class RunLoop:

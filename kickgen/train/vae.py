@@ -22,12 +22,11 @@ from kickgen.checkpoints import VAE_FILENAME, build_vae, save_vae
 from kickgen.models.autoencoder import KickVAE, VAEConfig
 from kickgen.models.vocoder import BodyPitch
 from kickgen.train.config import config_dict
-from kickgen.train.data import SplitData
+from kickgen.train.data import SplitData, start_run
 from kickgen.train.runtime import (
     RunLoop,
     Runtime,
     lr_lambda,
-    start_run,
     wrap_ddp,
 )
 

@@ -36,12 +36,11 @@ from kickgen.models.discriminators import (
 )
 from kickgen.models.vocoder import HiFiGANGenerator, VocoderConfig
 from kickgen.train.config import config_dict
-from kickgen.train.data import SplitData
+from kickgen.train.data import SplitData, start_run
 from kickgen.train.runtime import (
     RunLoop,
     Runtime,
     copy_matching,
-    start_run,
     unwrap,
     wrap_ddp,
 )
