@@ -261,7 +261,7 @@ class KickPipeline:
         self.vae = vae.to(self.device).eval()
         if self.device.type == "cpu":  # oneDNN's preferred layout: at batch 16 the VAE decode took
             # 53 ms instead of 80, and the U-Net's cut the kick from 0.061 to 0.055 s (A/B runs,
-            # checkpoints/MODEL_CARD.md, *Speed*)
+            # docs/experiments.md, *Speed*)
             self.unet.to(memory_format=torch.channels_last)
             self.vae.to(memory_format=torch.channels_last)
         self.vocoder = vocoder.to(self.device).eval() if vocoder is not None else None

@@ -18,7 +18,7 @@ failed the quiet-tail check; with ``guidance_until = 0.6`` every keyword set pas
 t = 0.2 · T, the prompt has done its work: the last 11 of DDIM 50's steps guided move a kick by
 0.28 dB log-mel (as far as DDIM 50 itself strays from DDIM 200), every prompt effect stays above
 0.8 (distorted 0.82 → 1.00), and a kick costs 70 U-Net rows instead of 81
-(``kickgen eval``, checkpoints/EVAL.md and MODEL_CARD.md). ``None`` for either bound drops that
+(``kickgen eval``, checkpoints/EVAL.md and docs/experiments.md). ``None`` for either bound drops that
 bound; both ``None`` guide every step, as the reference does. A list of per-sample
 generators makes kick i's starting noise depend on its own generator only, so kick i is the same
 whatever the batch size.
@@ -113,7 +113,7 @@ def split_timesteps(
     share of the range suggests: guidance amplifies whatever error reaches the switch (on the
     shipped models a relative latent error of 0.1 % there ends 0.1 dB log-mel off). A quadratic
     grid of 20 points puts 4 there; this one 6, and lands closer to the many-step solution on
-    every prompt and seed set measured (checkpoints/MODEL_CARD.md, *Smooth in t*). Where guidance
+    every prompt and seed set measured (docs/experiments.md, *Smooth in t*). Where guidance
     switches off again, at ``t_off`` below the switch, the quadratic point nearest it moves onto
     it, so that no step straddles that switch either. Falls back to :func:`quadratic_timesteps`
     when the grid is too short to split or ``t_switch`` lies outside it.

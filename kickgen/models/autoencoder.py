@@ -190,7 +190,7 @@ def fit_latent(vae: nn.Module, x: torch.Tensor, steps: int = 25, lr: float = 0.0
 
     The encoder is amortised: its mean is a good latent, not the best one. On the 24 real
     validation recordings 25 steps take the round trip from 2.21 to 1.96 dB log-mel and a variation
-    at strength 0 from 2.54 to 2.43 dB (checkpoints/MODEL_CARD.md), about 0.25 s per clip on one
+    at strength 0 from 2.54 to 2.43 dB (docs/experiments.md, *Init kicks*), about 0.25 s per clip on one
     core. Each clip is encoded and fitted on its own: Adam's steps follow the sign of gradients
     that rounding alone would change, so in a batch a clip's latent would depend on the others.
     Runs with autograd on, also when called in inference mode; only the latent moves.
