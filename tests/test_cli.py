@@ -119,7 +119,7 @@ def test_vocab_lists_the_checkpoint_vocabulary(checkpoint_dir, capsys):
 @pytest.mark.parametrize(
     "extra,message",
     [
-        (["--steps", "0"], "--steps 0: use at least 1"),
+        (["--steps", "0"], "--steps 0: use 1 to 200"),
         (["-n", "0"], "-n/--num 0: ask for at least 1 kick"),
         (["--cfg-scale", "-1"], "--cfg-scale -1.0: use 0 to 20"),
         (["--seed", "-2"], "--seed -2"),

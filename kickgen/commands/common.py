@@ -262,7 +262,10 @@ def check_free_space(
     existing = Path(directory).absolute()
     while not existing.exists():  # the folder is made later; its disk is a parent's
         existing = existing.parent
-    free = shutil.disk_usage(existing).free
+    usage = shutil.disk_usage(existing)
+    if usage.total == 0:  # a pseudo-filesystem (/proc, /sys) has no size: the write says what fails
+        return
+    free = usage.free
     need = count * (NUM_SAMPLES * SAMPLE_BYTES[fmt] + WAV_OVERHEAD + recipe_bytes + extra_bytes)
     if need > free:
         raise CommandError(
