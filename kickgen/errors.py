@@ -7,3 +7,7 @@ class KickgenError(Exception):
 
 class CommandError(KickgenError):
     """Bad command-line input: printed as one line, exit code 2, nothing written."""
+
+
+class PipelineError(KickgenError):
+    """Generation could not run with the given arguments; the message says what to do."""

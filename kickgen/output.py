@@ -1,4 +1,7 @@
-"""Output files that are all written or not at all.
+"""Output files: their names, and files that are all written or not at all.
+
+:func:`kick_file_name` is the one name of a generated kick (``kick_<keywords>_s<seed>.wav``),
+:func:`variant_tag` what sets apart other settings' kicks of the same seed.
 
 Every command that writes files (``generate``, ``morph``, ``pack``, ``regenerate``, the corpus
 tools) goes through two pieces here:
@@ -17,16 +20,20 @@ Write failures (a full disk: soundfile raises ``LibsndfileError``, not ``OSError
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import soundfile as sf
 
 from kickgen.errors import KickgenError
+
+if TYPE_CHECKING:
+    from kickgen.prompts import PromptInfo
 
 T = TypeVar("T")
 _TEMP_NAME = re.compile(r"^\.(?P<stem>.*)\.\d+\.[0-9a-f]{8}\.tmp(?P<suffix>\.[^.]*)?$")
@@ -178,3 +185,46 @@ class OutputTransaction:
         if isinstance(exc, (OSError, sf.SoundFileError)):  # a staged file written directly
             raise write_failure(getattr(exc, "filename", None) or "an output file", exc) from exc
         return False
+
+
+# --------------------------------------------------------------------------- names
+
+
+def kick_file_name(keywords: Sequence[str], seed: int, variant: str = "") -> str:
+    """``kick_<keywords>_s<seed>[_<variant>].wav``, the one name of a generated kick (CLI, page).
+
+    Only the keywords the model knows name a file (``uncond`` for none); the seed is zero-padded to
+    10 digits (seeds stay below 2³¹) so a folder lists a prompt's kicks in seed order. Letters,
+    digits, ``_``, ``.`` and ``-`` only, safe in any file system and HTTP header.
+    """
+    words = [re.sub(r"[^a-z0-9]+", "", kw.lower()) for kw in keywords]
+    stem = "_".join(w for w in words if w)[:80] or "uncond"
+    tail = "_" + re.sub(r"[^a-z0-9._-]+", "", variant.lower()) if variant else ""
+    return f"kick_{stem}_s{seed:010d}{tail}.wav"
+
+
+def variant_tag(
+    cfg_scale: float = 3.0, steps: int = 50, sampler: str = "ddim", **options: object
+) -> str:
+    """What sets a kick's file name apart from the default settings' kick of the same seed:
+    ``""`` at the defaults, else ``g5_st20_dpm`` (guidance, steps, solver that differ) and a 6-hex
+    digest of any other ``options`` that are not None (init kick, strength, best-of, hygiene), so
+    runs with different settings never overwrite each other's files."""
+    parts = []
+    if cfg_scale != 3.0:
+        parts.append(f"g{cfg_scale:g}")
+    if steps != 50:
+        parts.append(f"st{steps}")
+    if sampler != "ddim":
+        parts.append(sampler)
+    given = sorted((k, repr(v)) for k, v in options.items() if v is not None)
+    if given:
+        parts.append(hashlib.sha1(repr(given).encode()).hexdigest()[:6])
+    return "_".join(parts)
+
+
+def auto_output_path(
+    info: PromptInfo, seed: int, variant: str = "", directory: str | Path = "generations"
+) -> Path:
+    """``generations/kick_<keywords>_s<seed>[_<variant>].wav`` (:func:`kick_file_name`)."""
+    return Path(directory) / kick_file_name(info.matched, seed, variant)

@@ -20,25 +20,24 @@ checkpoint paths and modification times, instead of reloading three checkpoints 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import math
 import os
-import re
 import secrets
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from kickgen import griffin_lim
 from kickgen.audio import NUM_SAMPLES, SAMPLE_RATE, log_mel, write_wav
-from kickgen.errors import KickgenError
+from kickgen.errors import PipelineError
 from kickgen.models.autoencoder import fit_latent
+from kickgen.output import auto_output_path, kick_file_name, variant_tag
 from kickgen.prompts import PromptInfo, UnknownKeywordWarning, analyze_prompt
+from kickgen.rows import Rendered, Row, row_noise, seed_noise, slerp, start_index
 from kickgen.sampling import SamplerError, make_sampler
 from kickgen.weights import (  # the guide's checkpoint names and the lookup order
     DIFFUSION_NAME,
@@ -49,7 +48,6 @@ from kickgen.weights import (  # the guide's checkpoint names and the lookup ord
     resolve_vocoder_path,
 )
 
-LATENT_HW = (8, 11)  # the VAE's latent grid for a 128 × 173 log-mel
 OUTPUT_PEAK = 0.95  # generated kicks are peak-normalised to this amplitude
 FADE_START_S = 1.0  # cubic fade-out from here ...
 FADE_END_S = 1.75  # ... to silence here, silent until 2.0 s
@@ -58,10 +56,6 @@ SEED_RANGE = 2**31 - 1  # seeds drawn when none is given (s + n − 1 must fit t
 MAX_CFG_SCALE = (
     20.0  # guidance above this only overflows (inf gives NaN audio); the server's bound too
 )
-
-
-class PipelineError(KickgenError):
-    """Generation could not run with the given arguments; the message says what to do."""
 
 
 # --------------------------------------------------------------------------- devices
@@ -128,101 +122,6 @@ def postprocess(waves: torch.Tensor) -> torch.Tensor:
     waves = waves * fade_envelope().to(waves.device)
     peaks = waves.abs().amax(dim=-1, keepdim=True)  # (B, 1)
     return torch.where(peaks > 0, waves * (OUTPUT_PEAK / peaks.clamp(min=1e-12)), waves)
-
-
-# --------------------------------------------------------------------------- kick descriptions
-
-
-@dataclass(frozen=True)
-class Row:
-    """One kick to generate, as plain data that JSON can hold. ``t`` in [0, 1] mixes A → B.
-
-    - the starting noise: the seed's (:func:`seed_noise`), or the spherical interpolation of two
-      seeds' noises (``seed_b``, ``t``);
-    - the conditioning: the prompt's text vector, or a linear mix of two prompts' (``prompt_b``, ``t``);
-    - an optional init kick: an audio file's VAE latent (or the spherical mix of two files'
-      latents), noised to the timestep that the batch's ``strength`` selects and denoised from there.
-    """
-
-    seed: int  # noise seed (A)
-    prompt: str = ""  # prompt (A)
-    seed_b: int | None = None  # slerp the noise towards this seed's noise by t
-    prompt_b: str | None = None  # mix the text vector towards this prompt's by t
-    init: str | None = None  # init kick (audio file) for a variation
-    init_b: str | None = None  # slerp the init latent towards this file's latent by t
-    t: float = 0.0
-
-    def to_dict(self) -> dict[str, object]:
-        """The fields that differ from the defaults (compact JSON)."""
-        d = asdict(self)
-        return {
-            k: v for k, v in d.items() if k == "seed" or v != Row.__dataclass_fields__[k].default
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, object]) -> Row:
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise PipelineError(
-                f"row has unknown fields {sorted(unknown)}: written by a newer kickgen?"
-            )
-        return cls(**d)  # type: ignore[arg-type]
-
-
-@dataclass
-class Rendered:
-    """One batch of rows, rendered."""
-
-    raw: torch.Tensor  # (B, 88200) float32 vocoder output on the CPU, before fade and normalisation
-    log_mels: torch.Tensor  # (B, 128, 173) decoded log-mels
-    latents: torch.Tensor  # (B, latent_dim, 8, 11)
-
-
-def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
-    """Spherical interpolation of two tensors of one shape, treated as flat vectors.
-
-    ``t = 0`` returns ``a`` and ``t = 1`` returns ``b`` exactly; nearly parallel vectors fall back to
-    a linear mix. Computed in float64, returned in ``a``'s dtype. Two independent Gaussian noises
-    are almost orthogonal, so the mix keeps the norm a Gaussian sample of that size has.
-    """
-    if a.shape != b.shape:
-        raise PipelineError(f"cannot interpolate shapes {tuple(a.shape)} and {tuple(b.shape)}")
-    t = float(t)
-    if t == 0.0:
-        return a.clone()
-    if t == 1.0:
-        return b.clone()
-    a64, b64 = a.double(), b.double()
-    cos = (a64.flatten() @ b64.flatten()) / (a64.norm() * b64.norm()).clamp(min=1e-12)
-    theta = math.acos(float(cos.clamp(-1.0, 1.0)))
-    if theta < 1e-4:
-        out = (1.0 - t) * a64 + t * b64
-    else:
-        out = (math.sin((1.0 - t) * theta) * a64 + math.sin(t * theta) * b64) / math.sin(theta)
-    return out.to(a.dtype)
-
-
-def seed_noise(seed: int, latent_dim: int) -> torch.Tensor:
-    """The starting noise ``(latent_dim, 8, 11)`` of a seed, drawn on the CPU
-    (``torch.Generator().manual_seed(seed)``), so a seed gives the same kick on every device."""
-    g = torch.Generator().manual_seed(int(seed))
-    return torch.randn((latent_dim, *LATENT_HW), generator=g, dtype=torch.float32)
-
-
-def row_noise(row: Row, latent_dim: int) -> torch.Tensor:
-    """A row's starting noise ``(latent_dim, 8, 11)``: its seed's, or the slerp of two seeds'."""
-    if row.seed_b is None:
-        return seed_noise(row.seed, latent_dim)
-    return slerp(seed_noise(row.seed, latent_dim), seed_noise(row.seed_b, latent_dim), row.t)
-
-
-def start_index(steps: int, strength: float) -> int:
-    """Index in the sampler's timestep list where a variation of ``strength`` starts.
-
-    ``round(strength · steps)`` steps are run: strength 1 runs all of them from pure noise,
-    strength 0 none (the init latent is decoded as it is).
-    """
-    return steps - int(round(strength * steps))
 
 
 # --------------------------------------------------------------------------- pipeline
@@ -608,49 +507,6 @@ def check_generation_args(
         raise PipelineError(f"seed={seed!r}: use a whole number from 0 to {SEED_RANGE - n}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise PipelineError(f"batch_size={batch_size!r}: use at least 1")
-
-
-# --------------------------------------------------------------------------- files
-
-
-def kick_file_name(keywords: Sequence[str], seed: int, variant: str = "") -> str:
-    """``kick_<keywords>_s<seed>[_<variant>].wav``, the one name of a generated kick (CLI, page).
-
-    Only the keywords the model knows name a file (``uncond`` for none); the seed is zero-padded to
-    10 digits (seeds stay below 2³¹) so a folder lists a prompt's kicks in seed order. Letters,
-    digits, ``_``, ``.`` and ``-`` only, safe in any file system and HTTP header.
-    """
-    words = [re.sub(r"[^a-z0-9]+", "", kw.lower()) for kw in keywords]
-    stem = "_".join(w for w in words if w)[:80] or "uncond"
-    tail = "_" + re.sub(r"[^a-z0-9._-]+", "", variant.lower()) if variant else ""
-    return f"kick_{stem}_s{seed:010d}{tail}.wav"
-
-
-def variant_tag(
-    cfg_scale: float = 3.0, steps: int = 50, sampler: str = "ddim", **options: object
-) -> str:
-    """What sets a kick's file name apart from the default settings' kick of the same seed:
-    ``""`` at the defaults, else ``g5_st20_dpm`` (guidance, steps, solver that differ) and a 6-hex
-    digest of any other ``options`` that are not None (init kick, strength, best-of, hygiene), so
-    runs with different settings never overwrite each other's files."""
-    parts = []
-    if cfg_scale != 3.0:
-        parts.append(f"g{cfg_scale:g}")
-    if steps != 50:
-        parts.append(f"st{steps}")
-    if sampler != "ddim":
-        parts.append(sampler)
-    given = sorted((k, repr(v)) for k, v in options.items() if v is not None)
-    if given:
-        parts.append(hashlib.sha1(repr(given).encode()).hexdigest()[:6])
-    return "_".join(parts)
-
-
-def auto_output_path(
-    info: PromptInfo, seed: int, variant: str = "", directory: str | Path = "generations"
-) -> Path:
-    """``generations/kick_<keywords>_s<seed>[_<variant>].wav`` (:func:`kick_file_name`)."""
-    return Path(directory) / kick_file_name(info.matched, seed, variant)
 
 
 def _file_key(path: Path | None) -> tuple:

@@ -13,7 +13,7 @@ import soundfile as sf
 from kickgen.audio import NUM_SAMPLES, SAMPLE_RATE
 from kickgen.checkpoints import DEFAULT_TEST_VOCAB
 from kickgen.cli import main
-from kickgen.pipeline import kick_file_name, variant_tag
+from kickgen.output import kick_file_name, variant_tag
 
 
 def _ckpt_args(d) -> list[str]:

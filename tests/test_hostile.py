@@ -230,7 +230,8 @@ def test_2_transaction_commit_failure_restores_replaced_files(tmp_path, monkeypa
 
 
 def test_4_cfg_scale_is_bounded_on_every_path(tiny_ckpts, tmp_path, capsys):
-    from kickgen.pipeline import PipelineError, check_generation_args
+    from kickgen.errors import PipelineError
+    from kickgen.pipeline import check_generation_args
     from kickgen.producer.engine import ProducerError, Settings
 
     for value in ("inf", "1e308", "nan", "20.5"):
@@ -422,7 +423,9 @@ class StubPipeline:
         self.device = torch.device("cpu")
 
     def parse_prompt(self, prompt):
-        return SimpleNamespace(matched=prompt.split(), unknown=[], suggestions={})
+        return SimpleNamespace(
+            matched=prompt.split(), unknown=[], suggestions={}, warning_text=lambda: ""
+        )
 
     def render(self, rows, *args, **kwargs):
         import torch
@@ -450,7 +453,7 @@ def test_5_6_a_queued_request_whose_client_left_is_dropped_and_retry_after_is_me
     import asyncio
     import threading
 
-    from kickgen.serve.app import ClientGone, GenerationQueue, QueueFull
+    from kickgen.serve.context import ClientGone, GenerationQueue, QueueFull
 
     async def scenario():
         queue = GenerationQueue(concurrency=1, queue_size=1)

@@ -116,8 +116,8 @@ def test_1_recipes_over_the_request_limits_are_refused_when_read(tmp_path, capsy
 def test_1_the_largest_recipes_kickgen_writes_still_regenerate():
     from kickgen.producer.pack import FIRST_KEY, LAST_KEY
     from kickgen.producer.recall import MAX_ROWS, MAX_STEPS, check_recipe
-    from kickgen.serve.app import MAX_FRAMES, MAX_N
-    from kickgen.serve.app import MAX_STEPS as SERVE_STEPS
+    from kickgen.serve.context import MAX_FRAMES, MAX_N
+    from kickgen.serve.context import MAX_STEPS as SERVE_STEPS
 
     assert MAX_ROWS == LAST_KEY - FIRST_KEY + 1 >= max(MAX_N, MAX_FRAMES, 16)
     assert MAX_STEPS == SERVE_STEPS

@@ -22,8 +22,9 @@ import soundfile as sf
 pytest.importorskip("fastapi", reason="kickgen serve needs the serve extra (fastapi)")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from kickgen.serve.app import MAX_N, MAX_STEPS, ServeConfig, create_app  # noqa: E402
+from kickgen.serve.app import create_app  # noqa: E402
 from kickgen.serve.cli import LOOPBACK_NAMES, is_loopback  # noqa: E402
+from kickgen.serve.context import MAX_N, MAX_STEPS, ServeConfig  # noqa: E402
 from kickgen.serve.store import KickStore, encode_wav, kick_filename  # noqa: E402
 
 STEPS = 3  # sampler steps: enough to exercise the sampler, fast on the tiny U-Net
@@ -255,7 +256,7 @@ def test_full_queue_answers_503_with_retry_after(pipeline):
 
 
 def test_pipeline_errors_become_422(pipeline):
-    from kickgen.pipeline import PipelineError
+    from kickgen.errors import PipelineError
 
     class Refusing(GatedPipeline):
         def render(self, rows, cfg_scale, steps, *args, **kwargs):

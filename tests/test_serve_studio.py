@@ -26,7 +26,8 @@ pytest.importorskip(
 from fastapi.testclient import TestClient  # noqa: E402
 
 from kickgen.audio import SAMPLE_RATE  # noqa: E402
-from kickgen.serve.app import MAX_UPLOAD_BYTES, ServeConfig, create_app  # noqa: E402
+from kickgen.serve.app import create_app  # noqa: E402
+from kickgen.serve.context import MAX_UPLOAD_BYTES, ServeConfig  # noqa: E402
 
 STEPS = 2
 pytestmark = pytest.mark.filterwarnings("ignore::kickgen.prompts.UnknownKeywordWarning")

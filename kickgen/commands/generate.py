@@ -185,7 +185,7 @@ def run_generate(args: argparse.Namespace) -> int:
     if producer_requested(args):  # --init-audio, --best-of, --plot, hygiene flags ...
         return run_producer_generate(args)
     check_generate_args(args)
-    from kickgen.pipeline import auto_output_path, variant_tag
+    from kickgen.output import auto_output_path, variant_tag
 
     pipe, info, seed, directory, paths, created = open_run(args, args.num)
     try:
@@ -303,7 +303,7 @@ def run_producer_generate(args: argparse.Namespace) -> int:
     if args.best_of < 1:
         raise CommandError(f"--best-of {args.best_of}: use 1 or more candidates per kick")
     hygiene = hygiene_from_args(args)
-    from kickgen.pipeline import auto_output_path, variant_tag
+    from kickgen.output import auto_output_path, variant_tag
     from kickgen.producer.engine import ProducerError, load_init_audio
     from kickgen.producer.kicks import generate_kicks
     from kickgen.progress import Progress

@@ -10,34 +10,25 @@ from kickgen.commands.common import add_value_argument
 from kickgen.errors import CommandError
 
 
-def _positive(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        n = -1
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a count (0 or more)")
-    return n
+def _ranged(parse, low: float, high: float, what: str, high_open: bool = False):
+    """An argparse ``type`` that reads a value with ``parse`` and takes it in [low, high] (or
+    [low, high)), else says ``what`` it must be."""
+
+    def read(value: str):
+        try:
+            x = parse(value)
+        except ValueError:
+            x = None
+        if x is None or not low <= x <= high or (high_open and x == high):
+            raise argparse.ArgumentTypeError(f"{value!r} is not {what}")
+        return x
+
+    return read
 
 
-def _fraction(value: str) -> float:
-    try:
-        f = float(value)
-    except ValueError:
-        f = -1.0
-    if not 0.0 <= f < 1.0:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a fraction in [0, 1)")
-    return f
-
-
-def _decibels(value: str) -> float:
-    try:
-        db = float(value)
-    except ValueError:
-        db = -1.0
-    if not 0.0 <= db <= 24.0:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a level in dB from 0 to 24")
-    return db
+_positive = _ranged(int, 0, float("inf"), "a count (0 or more)")
+_fraction = _ranged(float, 0.0, 1.0, "a fraction in [0, 1)", high_open=True)
+_decibels = _ranged(float, 0.0, 24.0, "a level in dB from 0 to 24")
 
 
 def register(subparsers) -> None:

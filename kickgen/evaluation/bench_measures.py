@@ -101,7 +101,7 @@ def sample_latents(pipe, cond: torch.Tensor, uncond: torch.Tensor, n: int, sampl
                    cfg_scale: float, seed: int) -> torch.Tensor:  # fmt: skip
     """The sampler alone, as the pipeline runs it: latents ``(n, C, 8, 11)``, kick i from seed + i
     (measurement code times and compares this stage apart from the rest of the pipeline)."""
-    from kickgen.pipeline import LATENT_HW
+    from kickgen.rows import LATENT_HW
     from kickgen.sampling import make_sampler
 
     gens = [torch.Generator().manual_seed(seed + i) for i in range(n)]

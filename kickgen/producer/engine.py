@@ -1,7 +1,7 @@
 """The producer features' door to the pipeline: rows of kick descriptions → raw waveforms.
 
 Every producer feature (variations, morphs, best-of, packs, regenerate) describes each kick it
-wants as a :class:`~kickgen.pipeline.Row` (seed or seed mix, prompt or prompt mix, optional init
+wants as a :class:`~kickgen.rows.Row` (seed or seed mix, prompt or prompt mix, optional init
 kick), plain data that JSON can hold, and :func:`render_rows` hands a batch of them to
 :meth:`KickPipeline.render <kickgen.pipeline.KickPipeline.render>`, the one place that runs the
 sampler, the VAE decoder and the vocoder. What this module adds: the batch's shared
@@ -24,15 +24,9 @@ from pathlib import Path
 import torch
 
 from kickgen.audio import SILENT_PEAK, AudioError, load_audio
-from kickgen.pipeline import (  # the kick descriptions and their maths live with the engine
-    MAX_CFG_SCALE,
-    PipelineError,
-    Rendered,
-    Row,
-    seed_noise,
-    slerp,
-    start_index,
-)
+from kickgen.errors import PipelineError
+from kickgen.pipeline import MAX_CFG_SCALE
+from kickgen.rows import Rendered, Row, seed_noise, slerp, start_index
 
 # Bad generation input is one kind of error whichever door it came through.
 ProducerError = PipelineError

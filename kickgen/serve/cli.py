@@ -13,6 +13,7 @@ import warnings
 from typing import Any
 
 from kickgen.errors import CommandError
+from kickgen.serve.limits import HEAD_TIMEOUT_S, MAX_CONNECTIONS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -66,15 +67,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 # Host headers a loopback-bound server answers (with any port).
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]", "::1")
 MIN_STORE_MB = 11  # MiB: 16 kicks (a morph) of 705,680 bytes, so no answer's kicks are evicted before it is read
-HEAD_TIMEOUT_S = 10.0  # a connection's request line and headers must arrive within this
-MAX_CONNECTIONS = 256  # connections served at once (well under the usual limit of 1024 open files)
 TOKEN_ENV = "KICKGEN_SERVE_TOKEN"  # a fixed token for a server beyond loopback (else a random one)
 
 
 def access_config(
     host: str, allow_hosts: tuple[str, ...] = (), token: str | None = None
 ) -> dict[str, Any]:
-    """The :class:`~kickgen.serve.app.ServeConfig` fields that say who may use a server bound
+    """The :class:`~kickgen.serve.context.ServeConfig` fields that say who may use a server bound
     to ``host``: on loopback, loopback host names and no token; beyond, a token (``token``,
     else $KICKGEN_SERVE_TOKEN, else a random one) and the Host names of :func:`allowed_hosts`
     plus any IP address."""

@@ -38,12 +38,14 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from kickgen.serve.cli import HEAD_TIMEOUT_S, MAX_CONNECTIONS
-
-LINGER_S = 30.0  # a closing connection discards the client's bytes for at most this long ...
-LINGER_IDLE_S = 5.0  # ... this long without a byte (nginx's lingering_time and lingering_timeout)
-LINGER_BYTES = 128 * 2**20  # ... and this many bytes (a 60 MB upload's refusal reaches its client)
-SEND_TIMEOUT_S = 60.0  # an answer the client stops reading is dropped after this long
+from kickgen.serve.limits import (
+    HEAD_TIMEOUT_S,
+    LINGER_BYTES,
+    LINGER_IDLE_S,
+    LINGER_S,
+    MAX_CONNECTIONS,
+    SEND_TIMEOUT_S,
+)
 
 
 class GracefulTransport:

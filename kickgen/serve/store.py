@@ -21,7 +21,7 @@ import soundfile as sf
 import torch
 
 from kickgen.audio import SAMPLE_RATE
-from kickgen.pipeline import kick_file_name
+from kickgen.output import kick_file_name
 
 
 def encode_wav(wave: np.ndarray) -> bytes:

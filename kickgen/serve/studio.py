@@ -44,7 +44,7 @@ from kickgen.producer.kicks import Kick as ProducerKick
 from kickgen.producer.pack import FIRST_KEY, LAST_KEY, measure_kick, pack_zip, slug
 from kickgen.producer.recall import FORMATS, SAMPLE_RATES, finish
 from kickgen.producer.variations import init_from_samples
-from kickgen.serve.app import (
+from kickgen.serve.context import (
     DEFAULT_CFG,
     DEFAULT_N,
     DEFAULT_STEPS,
