@@ -33,6 +33,7 @@ from kickgen import griffin_lim
 from kickgen.audio import HOP_LENGTH, N_FFT, SAMPLE_RATE, log_mel
 from kickgen.checkpoints import load_vocoder
 from kickgen.evaluation import metrics, quality
+from kickgen.evaluation.reconstruction import recon_indices
 
 BANDS_HZ = ((0, 200), (200, 1000), (1000, 3000), (3000, 8000), (8000, 22050))
 HEAD_S = 0.25  # the kick itself; after it, the decay and the tail
@@ -128,7 +129,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     val = quality.load_eval_split(args.corpus, "val")
-    wave = val.waves[quality._recon_indices(val, args.clips, args.seed)].float()  # (N, 88200)
+    wave = val.waves[recon_indices(val, args.clips, args.seed)].float()  # (N, 88200)
     mel = log_mel(wave)
     vocoder = load_vocoder(args.vocoder)
     with torch.no_grad():

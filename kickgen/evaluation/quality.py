@@ -57,7 +57,7 @@ from kickgen.evaluation.inputs import (
     load_eval_split,
     training_floor,
 )
-from kickgen.evaluation.reconstruction import recon_indices, reconstruction, variation_at_zero
+from kickgen.evaluation.reconstruction import reconstruction, variation_at_zero
 from kickgen.output import make_folder
 from kickgen.pipeline import torch_threads
 from kickgen.progress import Progress
@@ -65,7 +65,6 @@ from kickgen.sampling import GUIDANCE_FROM, GUIDANCE_UNTIL
 
 RESULTS_NAME = "results.json"
 REPORT_NAME = "report.md"
-_recon_indices = recon_indices  # the name scripts/vocoder_diagnostics.py reads
 
 # --------------------------------------------------------------------------- the run
 
