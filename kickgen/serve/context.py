@@ -23,13 +23,14 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from kickgen.audio import NUM_SAMPLES
 from kickgen.pipeline import MAX_CFG_SCALE
 from kickgen.producer.hygiene import HygieneConfig, HygieneError
+from kickgen.producer.recall import MAX_STEPS
 from kickgen.serve.store import InitStore, KickStore
 
 # Validated ranges of a request (the page reads them from /api/limits).
 MAX_PROMPT_CHARS = 200
 MAX_N = 8  # kicks per request
 MAX_FRAMES = 16  # kicks in one morph series (the largest answer)
-MIN_STEPS, MAX_STEPS = 1, 200  # sampler steps
+MIN_STEPS = 1  # sampler steps, up to recall's MAX_STEPS: a kick's recipe must regenerate it
 MIN_CFG, MAX_CFG = 0.0, MAX_CFG_SCALE  # classifier-free guidance scale (1 = no guidance)
 MAX_SEED = 2**31 - 1 - MAX_N  # kick i uses seed + i; keeps every seed a positive int32
 DEFAULT_N, DEFAULT_STEPS, DEFAULT_CFG = 4, 50, 3.0
