@@ -14,8 +14,9 @@ import soundfile as sf
 import torch
 
 from kickgen.audio import log_mel
-from kickgen.data.build import BuildConfig, build_corpus, hold_out_real, split_groups
+from kickgen.data.build import BuildConfig, build_corpus
 from kickgen.data.corpus import CorpusError, load_split, load_vocab
+from kickgen.data.split import hold_out_real, split_groups
 from kickgen.descriptors import MEASURED_KEYWORDS, measured_keywords
 
 ROOT = Path(__file__).resolve().parents[1]

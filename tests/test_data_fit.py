@@ -162,8 +162,9 @@ def test_acceptance_model_moves_kicks_toward_the_real_ones():
 
 def test_procedural_kicks_from_fits_are_one_shots(tmp_path):
     from kickgen.audio import AudioError
-    from kickgen.data.build import Task, _procedural_kick
+    from kickgen.data.clips import _procedural_kick
     from kickgen.data.collect import count_hits
+    from kickgen.data.plan import Task
 
     good = known_fit()
     entry = {"id": "real-00001", "style": "k", "keywords": ["808"], "fit": good.to_dict()}

@@ -14,10 +14,11 @@ import pytest
 import soundfile as sf
 
 from kickgen.audio import SAMPLE_RATE, resample
-from kickgen.data import build, open_archives, open_sources
-from kickgen.data.build import BuildConfig, build_corpus, hold_out_real
+from kickgen.data import fits, open_archives, open_sources
+from kickgen.data.build import BuildConfig, build_corpus
 from kickgen.data.card import render_card
 from kickgen.data.collect import COPY_CORRELATION, find_copies, read_sources
+from kickgen.data.split import hold_out_real
 
 SR = SAMPLE_RATE
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
@@ -283,7 +284,7 @@ def test_build_with_archive_sources(archive_cache, tmp_path, monkeypatch):
     monkeypatch.setattr(
         open_sources, "fetch_open", functools.partial(open_sources.fetch_open, sources=SOURCES)
     )
-    monkeypatch.setattr(build, "PILOT", 16)  # the acceptance models' pilot kicks: few, fast
+    monkeypatch.setattr(fits, "PILOT", 16)  # the acceptance models' pilot kicks: few, fast
     out = tmp_path / "corpus"
     config = BuildConfig(out=out, open_cache=archive_cache, synth=4, augment=1, val_real=2,
                          val_kits=1, val_real_fraction=0.3, min_count=1, fit_steps=10, workers=1)  # fmt: skip

@@ -5,7 +5,7 @@ import pytest
 
 from kickgen.audio import AudioError
 from kickgen.data import augment, synth
-from kickgen.data.build import declip, finish_clip
+from kickgen.data.clips import declip, finish_clip
 from kickgen.descriptors import describe, measured_keywords
 
 
@@ -115,8 +115,9 @@ def _kick_file(tmp_path, decay, swell=0.0):
 
 
 def _made(tmp_path, kind, path, task_id, min_lead_db=0.0):
-    from kickgen.data.build import Task, make_clip
+    from kickgen.data.clips import make_clip
     from kickgen.data.collect import SourceClip
+    from kickgen.data.plan import Task
 
     src = SourceClip(str(path), "user", "", "lib", "", "kick", "kick", "g", kind)
     task = Task(task_id, kind, 3, src, variant=1 if kind == "augmented" else 0)
@@ -144,7 +145,7 @@ def test_made_clips_must_pass_the_sanity_checks_finish_clip_leaves_out(tmp_path,
     """A render still ringing at 0.9 s, or loudest 60 ms after its onset, is dropped with the
     reason; a recording that does either is kept as it is; an augmentation is drawn again until
     it passes (or dropped). Whatever made clip is kept passes."""
-    from kickgen.data.build import check_made_kick
+    from kickgen.data.clips import check_made_kick
     from kickgen.evaluation import metrics
 
     for path, reason in (

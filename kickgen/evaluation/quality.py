@@ -250,7 +250,7 @@ def load_kicks(folder: Path) -> tuple[list[str], torch.Tensor, list[tuple[str, s
     validation recordings scores as they do. Returns names, ``(N, 88200)`` waves and the files
     skipped with their reasons."""
     from kickgen.audio import SAMPLE_RATE, AudioError, preprocess
-    from kickgen.data.build import align_onset
+    from kickgen.data.clips import align_onset
     from kickgen.data.collect import load_source
 
     names, waves, skipped = [], [], []
