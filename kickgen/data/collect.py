@@ -174,6 +174,16 @@ def name_keywords(text: str) -> str:
     return " ".join(keywords_from_text(_COUNTER.sub("", text.lower())))
 
 
+def named_clip(
+    path: Path, source: str, package: str, kit: str, licence: str, name: str, words: str,
+    group: str, kind: str = "real", params: str = "",
+) -> SourceClip:  # fmt: skip
+    """A manifest row of an open source's file whose keywords are :func:`name_keywords` of
+    ``words`` (its name, plus curated words, less what names only a contributor or a bank)."""
+    return SourceClip(str(path), source, package, kit, licence, name, name_keywords(words), group,
+                      kind, params)  # fmt: skip
+
+
 def attack_window(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """The first ``COPY_WINDOW_S`` of ``wave`` ``(L,)`` from its onset, zero-padded: float64."""
     start = int(onset_index(wave)[0])

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kickgen.data.collect import SourceClip, group_key, name_keywords
+from kickgen.data.collect import SourceClip, group_key, named_clip
 from kickgen.errors import KickgenError
 
 Log = Callable[[str], None]
@@ -193,14 +193,14 @@ def collect_repository(root: Path, repo: Repository, origin: str) -> list[Source
         for f in sorted((root / "bd").glob("*.wav")):
             author = f.stem.rsplit("_", 1)[-1].lower()  # "10_bd_switchangel"
             words = f"bd {UZU_CONTRIBUTOR_KEYWORDS.get(author, 'electro')}"
-            clips.append(_clip(f, repo.source, origin, "bd", repo.licence, f.stem, words,
-                               f"{repo.source}:{f.stem}"))  # fmt: skip
+            clips.append(named_clip(f, repo.source, origin, "bd", repo.licence, f.stem, words,
+                                    f"{repo.source}:{f.stem}"))  # fmt: skip
     elif repo.source == "web-audio-samples":
         for f in sorted((root / "src/sounds/drum-samples").glob("*/kick.wav")):
             kit = f.parent.name
             words = f"{kit} kick {WEB_AUDIO_KIT_KEYWORDS.get(kit, '')}"
-            clips.append(_clip(f, repo.source, origin, "drum-samples", repo.licence, f"{kit}/kick",
-                               words, f"{repo.source}:{kit}"))  # fmt: skip
+            clips.append(named_clip(f, repo.source, origin, "drum-samples", repo.licence,
+                                    f"{kit}/kick", words, f"{repo.source}:{kit}"))  # fmt: skip
     return clips
 
 
@@ -322,8 +322,8 @@ def collect_foxdot(root: Path, origin: str = f"pypi:{FOXDOT}") -> list[SourceCli
     for folder in FOXDOT_FOLDERS:
         for f in sorted((root / folder).glob("*.wav")):
             words = f"{f.stem} {FOXDOT_FOLDER_KEYWORDS.get(folder, '')}"
-            clips.append(_clip(f, "foxdot", origin, "snd", FOXDOT_LICENCE, f"{folder}/{f.stem}",
-                               words, f"foxdot:{group_key(root, f)}"))  # fmt: skip
+            clips.append(named_clip(f, "foxdot", origin, "snd", FOXDOT_LICENCE, f"{folder}/{f.stem}",
+                                    words, f"foxdot:{group_key(root, f)}"))  # fmt: skip
     return clips
 
 
@@ -336,12 +336,3 @@ def fetch_foxdot(cache: Path, log: Log | None = None) -> tuple[list[SourceClip],
     if log:
         log(f"foxdot: {status}")
     return clips, status
-
-
-def _clip(
-    path: Path, source: str, origin: str, kit: str, licence: str, name: str, words: str, group: str
-) -> SourceClip:
-    """A real recording; its keywords come from ``words`` (its name without contributors' names
-    and banks' letters, plus curated words)."""
-    return SourceClip(str(path), source, origin, kit, licence, name, name_keywords(words), group,
-                      "real")  # fmt: skip

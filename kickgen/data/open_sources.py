@@ -44,7 +44,7 @@ from kickgen.data.collect import (
     find_copies,
     is_loop_path,
     load_source,
-    name_keywords,
+    named_clip,
     write_sources,
 )
 from kickgen.errors import KickgenError
@@ -297,20 +297,13 @@ def _camel_words(text: str) -> str:
 # --------------------------------------------------------------------------- collectors
 
 
-def _clip(
-    path: Path,
-    source: str,
-    package: str,
-    kit: str,
-    licence: str,
-    name: str,
-    extra: str,
-    group: str,
-    kind: str = "real",
-    params: str = "",
-) -> SourceClip:
-    keywords = name_keywords(f"{name} {extra}")
-    return SourceClip(str(path), source, package, kit, licence, name, keywords, group, kind, params)
+def _package_clip(path: Path, source: str, package: str, kit: str, licence: str) -> SourceClip:
+    """A recording as a package ships it: named after its file, a group of its own, its keywords
+    from the name plus what every kick of the source is (:data:`SOURCE_KEYWORDS`)."""
+    words = f"{path.stem} {SOURCE_KEYWORDS.get(source, '')}"
+    return named_clip(
+        path, source, package, kit, licence, path.stem, words, f"{source}:{path.stem}"
+    )
 
 
 def collect_hydrogen(root: Path, package: str) -> list[SourceClip]:
@@ -323,8 +316,9 @@ def collect_hydrogen(root: Path, package: str) -> list[SourceClip]:
         for inst, files in kicks:
             for f in files:
                 clips.append(
-                    _clip(f, "hydrogen", package, kit, licence, f"{inst} {f.stem}",
-                          KIT_KEYWORDS.get(kit_dir, ""), f"hydrogen:{kit_dir}:{inst}")
+                    named_clip(f, "hydrogen", package, kit, licence, f"{inst} {f.stem}",
+                               f"{inst} {f.stem} {KIT_KEYWORDS.get(kit_dir, '')}",
+                               f"hydrogen:{kit_dir}:{inst}")
                 )  # fmt: skip
     return clips
 
@@ -342,18 +336,7 @@ def collect_lmms(
                 "kick" in stem or "bassdrum" in stem
             ):
                 licence = licence_for(text, [f"data/{folder}/{f.name}", f.name])
-                clips.append(
-                    _clip(
-                        f,
-                        "lmms",
-                        package,
-                        folder.split("/")[-1],
-                        licence,
-                        f.stem,
-                        "",
-                        f"lmms:{f.stem}",
-                    )
-                )
+                clips.append(_package_clip(f, "lmms", package, folder.split("/")[-1], licence))
     for patch in sorted((base / "samples/drumsynth").rglob("*.ds")):
         if not drumsynth.is_kick_patch(patch):
             continue
@@ -404,20 +387,8 @@ def _render_variants(
             peak = float(np.abs(wave).max())
             write_wav(target, (wave / max(peak, 1e-12) * 0.9).astype(np.float32))
         params = f"patch={patch} tuning={tune:+g} stretch={stretch:g}"
-        clips.append(
-            _clip(
-                target,
-                kind,
-                package,
-                kit,
-                licence,
-                name,
-                extra,
-                f"{kind}:{kit}/{patch.stem}",
-                kind,
-                params,
-            )
-        )
+        clips.append(named_clip(target, kind, package, kit, licence, name, f"{name} {extra}",
+                                f"{kind}:{kit}/{patch.stem}", kind, params))  # fmt: skip
     return clips
 
 
@@ -428,9 +399,7 @@ def collect_sonic_pi(root: Path, package: str) -> list[SourceClip]:
         stem = f.stem.lower()
         if stem.startswith("bd_") or "kick" in stem or stem.startswith("drum_bass_"):
             licence = licence_for(text, [f"etc/samples/{f.name}", f.name])
-            clips.append(
-                _clip(f, "sonic-pi", package, "samples", licence, f.stem, "", f"sonic-pi:{f.stem}")
-            )
+            clips.append(_package_clip(f, "sonic-pi", package, "samples", licence))
     return clips
 
 
@@ -440,18 +409,7 @@ def collect_exadrums(root: Path, package: str) -> list[SourceClip]:
     for f in sorted((root / "usr/share/exadrums").glob("*.wav")):
         if f.stem.lower().startswith("bd"):
             licence = licence_for(text, [f.name])
-            clips.append(
-                _clip(
-                    f,
-                    "exadrums",
-                    package,
-                    "exadrums",
-                    licence,
-                    f.stem,
-                    SOURCE_KEYWORDS["exadrums"],
-                    f"exadrums:{f.stem}",
-                )
-            )
+            clips.append(_package_clip(f, "exadrums", package, "exadrums", licence))
     return clips
 
 
@@ -474,18 +432,7 @@ def collect_freepats(root: Path, package: str, rendered: Path) -> list[SourceCli
             note.read_text(errors="replace").split()
         ):
             licence = "GFDL-1.2+"  # the recording's own licence, stated in the patch's notes
-        clips.append(
-            _clip(
-                target,
-                "freepats",
-                package,
-                pat.parent.name,
-                licence,
-                pat.stem,
-                SOURCE_KEYWORDS["freepats"],
-                f"freepats:{pat.stem}",
-            )
-        )
+        clips.append(_package_clip(target, "freepats", package, pat.parent.name, licence))
     return clips
 
 
@@ -502,8 +449,7 @@ def collect_stk(root: Path, package: str, rendered: Path) -> list[SourceClip]:
     licence = licence_for(text, ["rawwaves/bassdrum.raw", raw.name])
     if licence == "other" and "permission is hereby granted, free of charge" in text.lower():
         licence = STK_LICENCE
-    return [_clip(target, "stk", package, "rawwaves", licence, raw.stem, SOURCE_KEYWORDS["stk"],
-                  f"stk:{raw.stem}")]  # fmt: skip
+    return [_package_clip(target, "stk", package, "rawwaves", licence)]
 
 
 COLLECTORS = {
