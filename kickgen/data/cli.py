@@ -39,46 +39,29 @@ def register(subparsers) -> None:
     data.set_defaults(func=lambda args: (data.print_help(), 2)[1])
     sub = data.add_subparsers(dest="data_command", metavar="COMMAND")
 
-    p = sub.add_parser(
-        "collect", help="find the kicks of a sample library (writes a source manifest)"
-    )
+    p = _command(sub, cmd_collect, "find the kicks of a sample library (writes a source manifest)")
     p.add_argument(
         "dirs", nargs="+", type=Path, help="sample-library folders, searched recursively"
     )
     p.add_argument("--out", type=Path, default=Path("sources.csv"), help="source manifest to write")
     p.add_argument("--min-bytes", type=_positive, default=5_000, help="skip smaller files")
     p.add_argument("--max-bytes", type=_positive, default=1_000_000, help="skip larger files")
-    p.set_defaults(func=cmd_collect)
 
-    p = sub.add_parser(
-        "fetch-open",
-        help="download the allowed open sources and collect their kicks",
-        description="Collect the open kicks: Debian packages (apt-get download), the FoxDot "
-        "source archive (pip download) and the GitHub repositories found in CACHE/git or "
-        "among the --git-mirror folders (a repository found nowhere is reported missing).",
-    )
+    p = _command(sub, cmd_fetch_open, "download the allowed open sources and collect their kicks")
     p.add_argument(
         "cache", type=Path, help="cache folder (debs, archives, unpacked files, renders)"
     )
     p.add_argument("--packages", nargs="+", default=None, metavar="SOURCE",
                    help="only these sources (Debian packages, foxdot, uzu-drumkit, web-audio-samples)")  # fmt: skip
     _add_git_mirror(p)
-    p.set_defaults(func=cmd_fetch_open)
 
-    p = sub.add_parser("synth", help="synthesize N kicks into a folder (WAVs + source manifest)")
+    p = _command(sub, cmd_synth, "synthesize N kicks into a folder (WAVs + source manifest)")
     p.add_argument("n", type=_positive, help="number of kicks")
     p.add_argument("--out", type=Path, required=True, help="folder for the WAVs and synth.csv")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--family", default=None, help="one style family (default: all, weighted)")
-    p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser(
-        "build",
-        help="build the corpus: clips, metadata.csv, vocab.json, cache/",
-        description="Build a training corpus. The shipped corpus, from nothing (downloads the "
-        "open sources, renders their patches, synthesizes, augments, checks, caches): "
-        "kickgen data build --open CACHE --git-mirror DIR --out CORPUS",
-    )
+    p = _command(sub, cmd_build, "build the corpus: clips, metadata.csv, vocab.json, cache/")
     p.add_argument("--out", type=Path, required=True, help="corpus folder")
     p.add_argument("--open", dest="open_cache", type=Path, default=None, metavar="CACHE",
                    help="fetch the open kicks into CACHE and use them (see fetch-open)")  # fmt: skip
@@ -104,13 +87,20 @@ def register(subparsers) -> None:
         add_value_argument(p, flag, kind, default, text)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=_positive, default=2, help="processes (default 2)")
-    p.set_defaults(func=cmd_build)
 
-    p = sub.add_parser("card", help="write the dataset card (DATASET.md) and its example figure")
+    p = _command(sub, cmd_card, "write the dataset card (DATASET.md) and its example figure")
     p.add_argument("corpus", type=Path, help="a built corpus folder")
     p.add_argument("--out", type=Path, default=Path("DATASET.md"))
     p.add_argument("--png", type=Path, default=Path("docs/dataset_examples.png"))
-    p.set_defaults(func=cmd_card)
+
+
+def _command(sub, func, help_text: str) -> argparse.ArgumentParser:
+    """The subcommand that runs ``func`` (``cmd_fetch_open`` → ``fetch-open``); its ``--help``
+    description is ``func``'s docstring, where it has one."""
+    name = func.__name__.removeprefix("cmd_").replace("_", "-")
+    p = sub.add_parser(name, help=help_text, description=func.__doc__)
+    p.set_defaults(func=func)
+    return p
 
 
 def _add_git_mirror(p: argparse.ArgumentParser) -> None:
@@ -145,6 +135,9 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch_open(args: argparse.Namespace) -> int:
+    """Collect the open kicks: Debian packages (apt-get download), the FoxDot source archive (pip
+    download) and the GitHub repositories found in CACHE/git or among the --git-mirror folders (a
+    repository found nowhere is reported missing)."""
     from collections import Counter
 
     from kickgen.data.open_sources import PACKAGES, SOURCES, fetch_open
@@ -204,6 +197,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    """Build a training corpus. The shipped corpus, from nothing (downloads the open sources,
+    renders their patches, synthesizes, augments, checks, caches): kickgen data build --open CACHE
+    --git-mirror DIR --out CORPUS"""
     from kickgen.data.build import BuildConfig, build_corpus, summary
 
     config = BuildConfig(
