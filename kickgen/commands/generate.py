@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -221,20 +221,33 @@ class PlainRun:
 
     def __iter__(self) -> Iterator[tuple[Any, dict]]:
         from kickgen.producer.recall import plain_recipes  # every WAV carries its recipe
-        from kickgen.progress import Progress
 
         a, size = self.args, self.args.batch_size
-        total = -(-a.num // size) * a.steps
-        with Progress(total, f"generating {a.num} kick(s)", disable=a.quiet) as bar:
-            for first in range(0, a.num, size):
-                before = bar.count
-                out = self.pipe(a.prompt, n=min(size, a.num - first), seed=self.seed + first,
-                                cfg_scale=a.cfg_scale, steps=a.steps, sampler=a.sampler, batch_size=size,
-                                callback=lambda done, _total, b=before: bar.update(b + done - bar.count),
-                                warn_unknown=False)  # fmt: skip
-                recipes = plain_recipes(self.pipe, a.prompt, out.seeds, a.cfg_scale, a.steps,
-                                        a.sampler, size, a.format)  # fmt: skip
-                yield from zip(out.waveforms, recipes, strict=True)
+        for first, count, callback in in_chunks(a, -(-a.num // size) * a.steps):
+            out = self.pipe(a.prompt, n=count, seed=self.seed + first, cfg_scale=a.cfg_scale,
+                            steps=a.steps, sampler=a.sampler, batch_size=size, callback=callback,
+                            warn_unknown=False)  # fmt: skip
+            recipes = plain_recipes(self.pipe, a.prompt, out.seeds, a.cfg_scale, a.steps,
+                                    a.sampler, size, a.format)  # fmt: skip
+            yield from zip(out.waveforms, recipes, strict=True)
+
+
+def in_chunks(
+    args: argparse.Namespace, total_steps: int | None
+) -> Iterator[tuple[int, int, Callable[[int, int], None]]]:
+    """The chunks that both ``generate`` paths make and write one at a time, so that only one is
+    held in memory: ``(first kick, kick count, sampler callback)`` for each ``--batch-size`` kicks
+    of ``--num``, under one progress bar over ``total_steps`` sampler steps (None: a count)."""
+    from kickgen.progress import Progress
+
+    size = args.batch_size
+    with Progress(total_steps, f"generating {args.num} kick(s)", disable=args.quiet) as bar:
+        for first in range(0, args.num, size):
+
+            def callback(done: int, _total: int, before: int = bar.count) -> None:
+                bar.update(before + done - bar.count)  # done: this chunk's steps so far
+
+            yield first, min(size, args.num - first), callback
 
 
 def write_all(paths: list[Path], kicks: Iterable[tuple[Any, dict | None]], subtype: str) -> None:
@@ -306,7 +319,6 @@ def run_producer_generate(args: argparse.Namespace) -> int:
     from kickgen.output import auto_output_path, variant_tag
     from kickgen.producer.engine import ProducerError, load_init_audio
     from kickgen.producer.kicks import generate_kicks
-    from kickgen.progress import Progress
 
     if args.init_audio is not None:
         try:
@@ -314,40 +326,36 @@ def run_producer_generate(args: argparse.Namespace) -> int:
         except ProducerError as exc:
             raise CommandError(f"--init-audio: {exc}") from exc
     pipe, info, seed, directory, paths, created = open_run(args, args.num * args.best_of)
-    # Kicks are made and written a chunk at a time, so only one chunk is held in memory: a chunk
-    # of --batch-size kicks has --batch-size x best-of rows, whole batches of the full run, whose
-    # kicks and recipes are therefore the same.
-    chunk, made = args.batch_size, []  # made: (path, seed, note) of each kick written
+    # A chunk of --batch-size kicks has --batch-size x best-of rows: whole batches of the full
+    # run, whose kicks and recipes are therefore the same.
+    made = []  # (path, seed, note) of each kick written
     try:
-        with Progress(None, f"generating {args.num} kick(s)", disable=args.quiet) as bar:
-            import warnings
+        import warnings
 
-            from kickgen.output import OutputTransaction
+        from kickgen.output import OutputTransaction
 
-            with warnings.catch_warnings(), OutputTransaction() as out:
-                warnings.simplefilter("ignore")  # unknown words were reported above
-                for first in range(0, args.num, chunk):
-                    count = min(chunk, args.num - first)
-                    before = bar.count
-                    kicks = generate_kicks(
-                        pipe, args.prompt, n=count, seed=seed + first * args.best_of, cfg_scale=args.cfg_scale,
-                        steps=args.steps, sampler=args.sampler, hygiene=hygiene, best_of=args.best_of,
-                        init_audio=args.init_audio, strength=strength, batch_size=args.batch_size,
-                        callback=lambda done, _total, b=before: bar.update(b + done - bar.count),
-                    )  # fmt: skip
-                    if paths is not None:
-                        names = paths[first : first + count]
-                    else:
-                        variant = variant_tag(args.cfg_scale, args.steps, args.sampler, init=args.init_audio,
-                                              strength=args.init_audio and strength, best_of=args.best_of if args.best_of > 1 else None,
-                                              hygiene=hygiene)  # fmt: skip
-                        names = [auto_output_path(info, k.seed, variant, directory) for k in kicks]
-                    for path, kick in zip(names, kicks, strict=True):
-                        stage_kick(out, path, kick, args.format, 44100, args.sidecar, args.plot)
-                        checks = f"{sum(kick.checks.values())}/{len(kick.checks)} checks"
-                        note = f" (best of {kick.candidates}: {checks})" if kick.checks else ""
-                        made.append((path, kick.seed, note))
-                out.commit()
+        with warnings.catch_warnings(), OutputTransaction() as out:
+            warnings.simplefilter("ignore")  # unknown words were reported above
+            for first, count, callback in in_chunks(args, None):
+                kicks = generate_kicks(
+                    pipe, args.prompt, n=count, seed=seed + first * args.best_of, cfg_scale=args.cfg_scale,
+                    steps=args.steps, sampler=args.sampler, hygiene=hygiene, best_of=args.best_of,
+                    init_audio=args.init_audio, strength=strength, batch_size=args.batch_size,
+                    callback=callback,
+                )  # fmt: skip
+                if paths is not None:
+                    names = paths[first : first + count]
+                else:
+                    variant = variant_tag(args.cfg_scale, args.steps, args.sampler, init=args.init_audio,
+                                          strength=args.init_audio and strength, best_of=args.best_of if args.best_of > 1 else None,
+                                          hygiene=hygiene)  # fmt: skip
+                    names = [auto_output_path(info, k.seed, variant, directory) for k in kicks]
+                for path, kick in zip(names, kicks, strict=True):
+                    stage_kick(out, path, kick, args.format, 44100, args.sidecar, args.plot)
+                    checks = f"{sum(kick.checks.values())}/{len(kick.checks)} checks"
+                    note = f" (best of {kick.candidates}: {checks})" if kick.checks else ""
+                    made.append((path, kick.seed, note))
+            out.commit()
     except ProducerError as exc:
         remove_dirs(created)
         raise CommandError(str(exc)) from exc
