@@ -210,31 +210,31 @@ _COMMON: dict[str, Range] = {"phase": (0.0, 0.1), "attack": (0.0002, 0.002, "log
 
 FAMILIES: dict[str, Family] = {
     "808": Family(("808", "analog"), {
-        "f_end": (38, 62, "log"), "f_start": (70, 160, "log"), "sweep": (0.008, 0.05, "log"),
-        "drift": (0.0, 0.08), "decay": (0.2, 1.4, "log"), "curve": (0.8, 1.6),
-        "click_level": (0.0, 0.15), "click_freq": (1500, 5000, "log"), "drive_db": (0, 6),
+        "f_end": (38, 62, "log"), "f_start": (90, 200, "log"), "sweep": (0.008, 0.04, "log"),
+        "drift": (0.0, 0.08), "decay": (0.2, 1.0, "log"), "curve": (0.6, 1.2),
+        "click_level": (0.08, 0.3), "click_freq": (1500, 5000, "log"), "drive_db": (0, 6),
         "sub_level": (0.0, 0.3), "shelf_db": (0, 4)}, weight=1.3),
     "909": Family(("909", "analog"), {
-        "f_end": (48, 72, "log"), "f_start": (150, 330, "log"), "sweep": (0.004, 0.02, "log"),
+        "f_end": (48, 72, "log"), "f_start": (180, 360, "log"), "sweep": (0.012, 0.04, "log"),
         "decay": (0.12, 0.45, "log"), "curve": (0.9, 1.5), "click_level": (0.2, 0.6),
         "click_freq": (2000, 6000, "log"), "click_decay": (0.001, 0.004, "log"),
-        "impulse_level": (0.0, 0.4), "noise_level": (0.0, 0.1), "drive_db": (0, 10),
-        "body_shape": (0.0, 0.3)}, weight=1.2),
+        "impulse_level": (0.0, 0.4), "noise_level": (0.0, 0.1), "drive_db": (2, 12),
+        "body_shape": (0.1, 0.5)}, weight=1.2),
     "707": Family(("707", "analog"), {
         "f_end": (55, 85, "log"), "f_start": (110, 220, "log"), "sweep": (0.003, 0.012, "log"),
         "decay": (0.07, 0.2, "log"), "curve": (1.0, 1.8), "click_level": (0.2, 0.5),
         "click_freq": (2500, 7000, "log"), "impulse_level": (0.1, 0.5), "drive_db": (0, 4)}),
     "house": Family(("house",), {
-        "f_end": (45, 62, "log"), "f_start": (120, 260, "log"), "sweep": (0.006, 0.025, "log"),
-        "decay": (0.18, 0.5, "log"), "curve": (1.0, 1.6), "hold": (0.0, 0.03),
-        "click_level": (0.1, 0.4), "click_freq": (1500, 5000, "log"), "drive_db": (0, 9),
-        "sub_level": (0.0, 0.3), "shelf_db": (0, 5), "room_level": (0.0, 0.15)}, weight=1.2),
+        "f_end": (45, 62, "log"), "f_start": (150, 300, "log"), "sweep": (0.01, 0.035, "log"),
+        "decay": (0.12, 0.4, "log"), "curve": (0.9, 1.4), "hold": (0.0, 0.01),
+        "click_level": (0.15, 0.5), "click_freq": (1500, 5000, "log"), "drive_db": (0, 9),
+        "sub_level": (0.0, 0.3), "shelf_db": (0, 5), "room_level": (0.0, 0.08)}, weight=1.2),
     "techno": Family(("techno",), {
-        "f_end": (42, 60, "log"), "f_start": (110, 240, "log"), "sweep": (0.008, 0.03, "log"),
-        "decay": (0.2, 0.7, "log"), "curve": (0.9, 1.6), "hold": (0.0, 0.04),
-        "click_level": (0.1, 0.5), "click_freq": (1500, 6000, "log"), "drive_db": (4, 18),
+        "f_end": (42, 60, "log"), "f_start": (140, 300, "log"), "sweep": (0.01, 0.035, "log"),
+        "decay": (0.15, 0.4, "log"), "curve": (0.8, 1.3), "hold": (0.0, 0.01),
+        "click_level": (0.15, 0.5), "click_freq": (1500, 6000, "log"), "drive_db": (2, 12),
         "bias": (0.0, 0.3), "noise_level": (0.0, 0.15), "noise_decay": (0.02, 0.08),
-        "room_level": (0.0, 0.3), "room_decay": (0.05, 0.25), "shelf_db": (0, 4)}, weight=1.2),
+        "room_level": (0.0, 0.1), "room_decay": (0.05, 0.25), "shelf_db": (0, 4)}, weight=1.2),
     "trap": Family(("trap", "808"), {
         "f_end": (35, 58, "log"), "f_start": (60, 140, "log"), "sweep": (0.01, 0.06, "log"),
         "drift": (0.0, 0.12), "decay": (0.5, 1.6, "log"), "curve": (0.9, 1.8),
