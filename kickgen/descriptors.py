@@ -51,7 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from kickgen.audio import SAMPLE_RATE
+from kickgen.audio import HOP_LENGTH, SAMPLE_RATE
 
 SILENCE_DBFS = -60.0  # a clip whose peak is below this is silent
 FULL_SCALE = 0.999  # a peak at or above this is at the digital ceiling
@@ -241,6 +241,29 @@ def _swell_db(wave: np.ndarray, onset: int, sample_rate: int) -> float:
     if not hit.size or not body.size:
         return -100.0
     return float(_db((float(body.max()) / max(float(hit.max()), _EPS)) ** 2))  # amplitudes
+
+
+MEL_HIT_FRAMES = 3  # mel frames (hop 11.6 ms) from the onset frame that hold the hit
+MEL_SWELL_END = 0.250  # s after the onset frame: where the body's rise is looked for
+
+
+def mel_swell_db(log_mels: torch.Tensor) -> torch.Tensor:
+    """``swell_db`` read from log-mels ``(B, n_mels, T)`` before any waveform exists: the frame
+    power (the mel bands sum to about the power of the 46-ms window) at most 250 ms after the
+    onset frame over its maximum in the hit's first three frames, in dB, ``(B,)``.
+
+    The window smears the click into the body, so it reads higher than ``swell_db``: on 384
+    generated kicks a value above 1 dB caught 95 % of the kicks whose ``swell_db`` passes 1 dB
+    and 10 % of the others (docs/experiments.md, *Redrawing the kicks that swell*).
+    """
+    power = log_mels.float().exp().sum(1)  # (B, T)
+    peak = power.max(1, keepdim=True).values
+    onset = (power >= peak * 10 ** (ONSET_DB / 10)).float().argmax(1)  # first frame within 30 dB
+    frames = torch.arange(power.shape[1], device=power.device)[None, :] - onset[:, None]
+    end = int(round(MEL_SWELL_END * SAMPLE_RATE / HOP_LENGTH))
+    hit = power.masked_fill((frames < 0) | (frames >= MEL_HIT_FRAMES), 0.0).max(1).values
+    body = power.masked_fill((frames < MEL_HIT_FRAMES) | (frames > end), 0.0).max(1).values
+    return 10.0 * torch.log10(body.clamp(min=_EPS) / hit.clamp(min=_EPS))
 
 
 def _hit_harmonic_db(

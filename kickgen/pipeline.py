@@ -33,11 +33,12 @@ import torch
 
 from kickgen import griffin_lim
 from kickgen.audio import NUM_SAMPLES, SAMPLE_RATE, log_mel, write_wav
+from kickgen.descriptors import mel_swell_db
 from kickgen.errors import PipelineError
 from kickgen.models.autoencoder import fit_latent
 from kickgen.output import auto_output_path, kick_file_name, variant_tag
 from kickgen.prompts import PromptInfo, UnknownKeywordWarning, analyze_prompt
-from kickgen.rows import Rendered, Row, row_noise, seed_noise, slerp, start_index
+from kickgen.rows import Rendered, Row, checks_hit, row_noise, seed_noise, slerp, start_index
 from kickgen.sampling import SamplerError, make_sampler
 from kickgen.weights import (  # the guide's checkpoint names and the lookup order
     DIFFUSION_NAME,
@@ -53,6 +54,8 @@ FADE_START_S = 1.0  # cubic fade-out from here ...
 FADE_END_S = 1.75  # ... to silence here, silent until 2.0 s
 DEFAULT_BATCH = 16  # kicks per batched sampler run
 SEED_RANGE = 2**31 - 1  # seeds drawn when none is given (s + n − 1 must fit the generator)
+REDRAWS = 2  # other noises the hit check tries for a kick that swells after the hit, at most
+REDRAW_SWELL_DB = 1.0  # the hit check's bar on descriptors.mel_swell_db of the decoded log-mel
 MAX_CFG_SCALE = (
     20.0  # guidance above this only overflows (inf gives NaN audio); the server's bound too
 )
@@ -167,6 +170,7 @@ class KickPipeline:
         self.vocab = list(vocab)
         self.latent_dim = int(latent_dim)
         self.sources = dict(sources or {})  # which files the parts came from
+        self.redraws = REDRAWS  # the hit check's other noises per kick (0: off); see _hit_check
         self._lock = threading.Lock()  # one generation at a time per pipeline (serve shares one)
 
     # ------------------------------------------------------------------ construction
@@ -317,7 +321,21 @@ class KickPipeline:
                 rows, float(cfg_scale), steps, sampler, float(strength), init_audio, callback
             )
 
+    def hit_draws(self, rows: Sequence[Row], cfg_scale: float = 3.0, steps: int = 50,
+                  sampler: str = "ddim") -> list[int]:  # fmt: skip
+        """The noise draw each row of a batch renders from (``Rendered.draws``): the one the hit
+        check picks for a plain row, without running the vocoder. Morphs start their endpoints
+        from these, so a morph's first and last frames are the plain kicks."""
+        with self._lock, torch.inference_mode():
+            return self._latents(rows, float(cfg_scale), steps, sampler, 1.0, None, None)[2]
+
     def _render(self, rows, cfg_scale, steps, sampler, strength, init_audio, callback) -> Rendered:
+        latents, mels, draws = self._latents(rows, cfg_scale, steps, sampler, strength, init_audio, callback)  # fmt: skip
+        raw = self.vocode_raw(mels)
+        return Rendered(raw, mels.float().cpu(), latents.float().cpu(), draws)
+
+    def _latents(self, rows, cfg_scale, steps, sampler, strength, init_audio, callback):
+        """Rows → ``(latents, log-mels, draws)``: sampler, VAE decoder and hit check."""
         if not rows:
             raise PipelineError("no rows to render: ask for at least 1 kick")
         has_init = [r.init is not None for r in rows]
@@ -346,8 +364,34 @@ class KickPipeline:
                 x = self.scheduler.add_noise(x0, x, t)  # x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε
             latents = self._sample(solver, x, cond, uncond, cfg_scale, callback)
         mels = self.decode(latents)
-        raw = self.vocode_raw(mels)
-        return Rendered(raw, mels.float().cpu(), latents.float().cpu())
+        draws = [r.draw or 0 for r in rows]
+        if x0 is None:
+            latents, mels = self._hit_check(rows, draws, latents, mels, cond, uncond, cfg_scale, steps, sampler)  # fmt: skip
+        return latents, mels, draws
+
+    def _hit_check(self, rows, draws, latents, mels, cond, uncond, cfg_scale, steps, sampler):
+        """Draw again the plain kicks (:func:`~kickgen.rows.checks_hit`) whose decoded log-mel
+        swells after the hit (:func:`~kickgen.descriptors.mel_swell_db` over
+        ``REDRAW_SWELL_DB``): draw d of their seeds, d = 1 … ``self.redraws``, sampled together
+        while any still swells; each keeps the draw that swells least (the first on a tie) and
+        ``draws`` records it. Before the vocoder, so a redraw costs a sampler run and a VAE
+        decode, not a vocoder pass; deterministic, so a recipe recalls it."""
+        checked = [i for i, r in enumerate(rows) if checks_hit(r)]
+        if not checked or self.redraws <= 0:
+            return latents, mels
+        swell = mel_swell_db(mels).tolist()
+        for d in range(1, self.redraws + 1):
+            again = [i for i in checked if swell[i] > REDRAW_SWELL_DB]
+            if not again:
+                break
+            x = torch.stack([seed_noise(rows[i].seed, self.latent_dim, d) for i in again])
+            solver = make_sampler(sampler, self.scheduler, steps)
+            z = self._sample(solver, x.to(self.device), cond[again], uncond, cfg_scale, None)
+            m = self.decode(z)
+            for j, (i, s) in enumerate(zip(again, mel_swell_db(m).tolist(), strict=True)):
+                if s < swell[i]:
+                    latents[i], mels[i], swell[i], draws[i] = z[j], m[j], s, d
+        return latents, mels
 
     def _sample(self, solver, x: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor, cfg_scale: float,
                 callback: Callable[[int, int], None] | None) -> torch.Tensor:  # fmt: skip

@@ -33,6 +33,8 @@ class Row:
     init: str | None = None  # init kick (audio file) for a variation
     init_b: str | None = None  # slerp the init latent towards this file's latent by t
     t: float = 0.0
+    draw: int | None = None  # which of the seed's noises (0: its own); None: the hit check picks
+    draw_b: int = 0  # which of seed_b's noises
 
     def to_dict(self) -> dict[str, object]:
         """The fields that differ from the defaults (compact JSON)."""
@@ -58,6 +60,7 @@ class Rendered:
     raw: torch.Tensor  # (B, 88200) float32 vocoder output on the CPU, before fade and normalisation
     log_mels: torch.Tensor  # (B, 128, 173) decoded log-mels
     latents: torch.Tensor  # (B, latent_dim, 8, 11)
+    draws: list[int]  # the noise each row started from (Row.draw; 0 for rows with an init)
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
@@ -84,18 +87,29 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     return out.to(a.dtype)
 
 
-def seed_noise(seed: int, latent_dim: int) -> torch.Tensor:
+def seed_noise(seed: int, latent_dim: int, draw: int = 0) -> torch.Tensor:
     """The starting noise ``(latent_dim, 8, 11)`` of a seed, drawn on the CPU
-    (``torch.Generator().manual_seed(seed)``), so a seed gives the same kick on every device."""
+    (``torch.Generator().manual_seed(seed)``), so a seed gives the same kick on every device.
+    Draw ``d > 0`` is the seed's d-th other noise, the generator's next block after draw d − 1,
+    which the hit check takes when the first ones swell after the hit."""
     g = torch.Generator().manual_seed(int(seed))
-    return torch.randn((latent_dim, *LATENT_HW), generator=g, dtype=torch.float32)
+    for _ in range(int(draw) + 1):
+        noise = torch.randn((latent_dim, *LATENT_HW), generator=g, dtype=torch.float32)
+    return noise
 
 
 def row_noise(row: Row, latent_dim: int) -> torch.Tensor:
     """A row's starting noise ``(latent_dim, 8, 11)``: its seed's, or the slerp of two seeds'."""
+    a = seed_noise(row.seed, latent_dim, row.draw or 0)
     if row.seed_b is None:
-        return seed_noise(row.seed, latent_dim)
-    return slerp(seed_noise(row.seed, latent_dim), seed_noise(row.seed_b, latent_dim), row.t)
+        return a
+    return slerp(a, seed_noise(row.seed_b, latent_dim, row.draw_b), row.t)
+
+
+def checks_hit(row: Row) -> bool:
+    """Whether the hit check picks this row's draw: a plain kick (no init, no mix) whose draw
+    is not given."""
+    return row.draw is None and row.seed_b is None and row.prompt_b is None and row.init is None
 
 
 def start_index(steps: int, strength: float) -> int:

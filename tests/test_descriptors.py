@@ -160,3 +160,17 @@ def test_hit_harmonic_db_rises_with_drive_and_ignores_the_click():
     assert d["hit_harmonic_db"][1] > d["hit_harmonic_db"][0] + 20.0
     assert d["click_db"][2] > d["click_db"][0] + 20.0  # the click lies above 1 kHz ...
     assert abs(d["hit_harmonic_db"][2] - d["hit_harmonic_db"][0]) < 6.0  # ... not in the grit
+
+
+def test_mel_swell_db_reads_the_swell_before_the_vocoder():
+    from kickgen.audio import log_mel
+    from kickgen.descriptors import mel_swell_db
+
+    t = np.maximum(T - 0.1, 0.0)
+    decaying = tone(freq=55.0, tau=0.15, glide=100.0)
+    body = np.sin(2 * np.pi * 55.0 * t) * (T >= 0.1)
+    swelling = body * np.minimum(0.3 + t / 0.1, 1.5) * np.exp(-t / 0.2)
+    waves = torch.from_numpy(np.stack([decaying, 0.9 * swelling / np.abs(swelling).max()]))
+    swell = mel_swell_db(log_mel(waves.float()))
+    assert swell.shape == (2,)
+    assert swell[0] < 0.0 < 1.0 < swell[1]

@@ -255,3 +255,45 @@ def test_bad_checkpoints_name_the_file(checkpoint_dir, tmp_path):
         )
     with pytest.raises(CheckpointNotFoundError, match="absent is not a folder"):
         P.KickPipeline.from_pretrained(tmp_path / "absent")
+
+
+# --------------------------------------------------------------------------- the hit check
+
+
+@pytest.fixture
+def every_kick_swells(monkeypatch):
+    """The hit check with a bar every kick fails: each plain kick tries all its draws."""
+    monkeypatch.setattr(P, "REDRAW_SWELL_DB", -1000.0)
+
+
+def test_the_hit_check_keeps_the_draw_that_swells_least(pipeline, every_kick_swells):
+    from kickgen.descriptors import mel_swell_db
+    from kickgen.rows import Row
+
+    rows = [Row(seed=s, prompt="808") for s in (3, 4, 5)]
+    out = pipeline.render(rows, steps=3)
+    assert all(0 <= d <= pipeline.redraws for d in out.draws)
+    for i, row in enumerate(rows):
+        tries = [pipeline.render([Row(seed=row.seed, prompt="808", draw=d)], steps=3)
+                 for d in range(pipeline.redraws + 1)]  # fmt: skip
+        swells = [float(mel_swell_db(r.log_mels)[0]) for r in tries]
+        assert len(set(swells)) == len(swells)  # each draw is another kick
+        assert out.draws[i] == int(np.argmin(swells))
+        kept = tries[out.draws[i]]  # the given draw renders alone, unchecked: the same kick
+        assert torch.allclose(out.log_mels[i], kept.log_mels[0], atol=1e-4)
+    alone = pipeline.render(rows[:1], steps=3)  # batch of one: the same bits as its draw alone
+    assert torch.equal(alone.raw[0], pipeline.render([Row(seed=3, prompt="808", draw=alone.draws[0])], steps=3).raw[0])  # fmt: skip
+
+
+def test_the_hit_check_spares_given_draws_mixes_and_init_kicks(pipeline, every_kick_swells, monkeypatch):  # fmt: skip
+    from kickgen.rows import Row
+
+    given = pipeline.render([Row(seed=3, prompt="808", draw=0)], steps=3)
+    mix = pipeline.render([Row(seed=3, prompt="808", seed_b=4, t=0.5)], steps=3)
+    assert given.draws == [0] and mix.draws == [0]
+    monkeypatch.setattr(pipeline, "redraws", 0)  # off: every plain kick keeps its seed's noise
+    off = pipeline.render([Row(seed=3, prompt="808")], steps=3)
+    assert off.draws == [0] and torch.equal(off.raw, given.raw)
+    wave = pipeline("808", n=1, seed=3, steps=3).waveforms[0]
+    init = pipeline.render([Row(seed=3, init="a")], steps=3, strength=0.5, init_audio={"a": wave})
+    assert init.draws == [0]

@@ -51,6 +51,7 @@ from kickgen.producer.engine import encode_audio, load_init_audio
 from kickgen.producer.hygiene import HygieneError, k_weighting, to_db
 from kickgen.producer.kicks import check_score
 from kickgen.producer.morph import endpoint_kind
+from kickgen.producer.recall import render_recipe_raw
 
 STEPS = 4  # sampler steps in these tests
 
@@ -368,6 +369,21 @@ def test_morph_prompt_endpoints_equal_plain_generations(ppipe):
     for prompt, frame in (("deep", frames[0]), ("punchy 909", frames[-1])):
         plain = ppipe(prompt, n=1, seed=4, steps=STEPS)
         assert torch.equal(plain.waveforms[0], torch.from_numpy(frame.wave))
+
+
+@pytest.mark.slow
+def test_morph_endpoints_are_the_plain_kicks_the_hit_check_drew_again(ppipe, monkeypatch):
+    monkeypatch.setattr("kickgen.pipeline.REDRAW_SWELL_DB", -1000.0)  # every kick tries its draws
+    for a, b, kw, plains in (
+        (5, 9, {"prompt": "808"}, (("808", 5), ("808", 9))),
+        ("deep", "punchy 909", {"seed": 4}, (("deep", 4), ("punchy 909", 4))),
+    ):
+        frames = morph(ppipe, a, b, frames=3, steps=STEPS, batch_size=1, **kw)
+        for (prompt, seed), frame in zip(plains, (frames[0], frames[-1]), strict=True):
+            plain = ppipe(prompt, n=1, seed=seed, steps=STEPS)
+            assert torch.equal(plain.waveforms[0], torch.from_numpy(frame.wave))
+        mid = frames[1]  # its recipe names the draws: recall needs no hit check
+        assert torch.equal(render_recipe_raw(ppipe, mid.recipe), mid.raw)
 
 
 def test_morph_audio_endpoints_decode_each_file(ppipe, kick_file, tmp_path):

@@ -24,6 +24,7 @@ morph of the two waveforms, held in memory.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -123,7 +124,22 @@ def morph(
     )
     settings.check()
     warn_unknown(pipe, *([str(a), str(b)] if kind == "prompt" else [prompt]))
+    if kind != "audio":
+        rows = with_endpoint_draws(pipe, rows, settings)
     return render_kicks(pipe, rows, settings, hygiene, 1, batch_size, callback)
+
+
+def with_endpoint_draws(pipe, rows: list[Row], settings: Settings) -> list[Row]:
+    """A seed or prompt morph's rows starting from the noises its two endpoints render from as
+    plain kicks (:meth:`~kickgen.pipeline.KickPipeline.hit_draws`, each alone), so the first and
+    last frames are those plain kicks even where the hit check drew one of them again."""
+    r = rows[0]
+    seed_b = r.seed if r.seed_b is None else r.seed_b
+    ends = [Row(seed=r.seed, prompt=r.prompt), Row(seed=seed_b, prompt=r.prompt_b or r.prompt)]
+    da, db = (pipe.hit_draws([e], settings.cfg_scale, settings.steps, settings.sampler)[0] for e in ends)  # fmt: skip
+    if r.seed_b is None and da == db:
+        return [replace(row, draw=da) for row in rows]
+    return [replace(row, draw=da, seed_b=seed_b, draw_b=db) for row in rows]
 
 
 def plain_row(kick: Kick) -> Row | None:
@@ -159,6 +175,7 @@ def morph_kicks(
             Row(seed=ra.seed, prompt=ra.prompt, seed_b=seed_b, prompt_b=prompt_b, t=t) for t in ts
         ]
         settings = Settings(float(cfg_scale), steps, sampler, 1.0)
+        rows = with_endpoint_draws(pipe, rows, settings)
         return render_kicks(pipe, rows, settings, hygiene, 1, batch_size)
     audio: dict[str, torch.Tensor] = {}
     for kick in (a, b):

@@ -64,6 +64,7 @@ MAX_COMMENT_BYTES = 32_000  # libsndfile silently drops a longer LIST/INFO comme
 # rows (92 MIDI keys; the server's n (8) and morph frames (16) and the CLI's default batch of 16
 # are smaller). ``--batch-size`` and ``--steps`` refuse more, so every kick kickgen writes recalls.
 MAX_STEPS = 200
+MAX_DRAW = 15  # a row's noise draw (the hit check takes at most KickPipeline.redraws)
 MAX_ROWS = 92
 
 
@@ -238,6 +239,8 @@ ROW_SCHEMA: dict[str, Check] = {
     "init": optional(text),
     "init_b": optional(text),
     "t": number(0.0, 1.0),
+    "draw": optional(whole(0, MAX_DRAW)),
+    "draw_b": whole(0, MAX_DRAW),
 }
 HYGIENE_SCHEMA: dict[str, Check] = {
     "align_onset": flag,
