@@ -55,6 +55,7 @@ FADE_END_S = 1.75  # ... to silence here, silent until 2.0 s
 DEFAULT_BATCH = 16  # kicks per batched sampler run
 SEED_RANGE = 2**31 - 1  # seeds drawn when none is given (s + n − 1 must fit the generator)
 REDRAWS = 2  # other noises the hit check tries for a kick that swells after the hit, at most
+MAX_REDRAWS = 15  # what a request or recipe may ask for
 REDRAW_SWELL_DB = 1.0  # the hit check's bar on descriptors.mel_swell_db of the decoded log-mel
 MAX_CFG_SCALE = (
     20.0  # guidance above this only overflows (inf gives NaN audio); the server's bound too
@@ -170,7 +171,9 @@ class KickPipeline:
         self.vocab = list(vocab)
         self.latent_dim = int(latent_dim)
         self.sources = dict(sources or {})  # which files the parts came from
-        self.redraws = REDRAWS  # the hit check's other noises per kick (0: off); see _hit_check
+        self.redraws = (
+            REDRAWS  # the hit check's other noises per kick (0: off) when a call gives none
+        )
         self._lock = threading.Lock()  # one generation at a time per pipeline (serve shares one)
 
     # ------------------------------------------------------------------ construction
@@ -308,33 +311,36 @@ class KickPipeline:
         strength: float = 1.0,
         init_audio: Mapping[str, torch.Tensor] | None = None,
         callback: Callable[[int, int], None] | None = None,
+        redraws: int | None = None,
     ) -> Rendered:
         """Run one batch of rows through sampler → VAE decoder → vocoder (one sampler call).
 
         Rows with an init kick (all or none of the batch) start from its VAE latent noised to the
         timestep ``strength`` selects (:func:`start_index`); ``init_audio`` maps each init file name
         to its loaded waveform ``(88200,)``. ``callback(i, n)`` runs after each sampler step.
+        ``redraws``: the hit check's other noises per plain kick (None: ``self.redraws``).
         Running the same rows in the same batch again gives the same bits on the same device type.
         """
         with self._lock, torch.inference_mode():
-            return self._render(
-                rows, float(cfg_scale), steps, sampler, float(strength), init_audio, callback
-            )
+            return self._render(rows, float(cfg_scale), steps, sampler, float(strength), init_audio,
+                                callback, redraws)  # fmt: skip
 
     def hit_draws(self, rows: Sequence[Row], cfg_scale: float = 3.0, steps: int = 50,
-                  sampler: str = "ddim") -> list[int]:  # fmt: skip
+                  sampler: str = "ddim", redraws: int | None = None) -> list[int]:  # fmt: skip
         """The noise draw each row of a batch renders from (``Rendered.draws``): the one the hit
         check picks for a plain row, without running the vocoder. Morphs start their endpoints
         from these, so a morph's first and last frames are the plain kicks."""
         with self._lock, torch.inference_mode():
-            return self._latents(rows, float(cfg_scale), steps, sampler, 1.0, None, None)[2]
+            return self._latents(rows, float(cfg_scale), steps, sampler, 1.0, None, None, redraws)[
+                2
+            ]
 
-    def _render(self, rows, cfg_scale, steps, sampler, strength, init_audio, callback) -> Rendered:
-        latents, mels, draws = self._latents(rows, cfg_scale, steps, sampler, strength, init_audio, callback)  # fmt: skip
+    def _render(self, rows, cfg_scale, steps, sampler, strength, init_audio, callback, redraws=None) -> Rendered:  # fmt: skip
+        latents, mels, draws = self._latents(rows, cfg_scale, steps, sampler, strength, init_audio, callback, redraws)  # fmt: skip
         raw = self.vocode_raw(mels)
         return Rendered(raw, mels.float().cpu(), latents.float().cpu(), draws)
 
-    def _latents(self, rows, cfg_scale, steps, sampler, strength, init_audio, callback):
+    def _latents(self, rows, cfg_scale, steps, sampler, strength, init_audio, callback, redraws):
         """Rows → ``(latents, log-mels, draws)``: sampler, VAE decoder and hit check."""
         if not rows:
             raise PipelineError("no rows to render: ask for at least 1 kick")
@@ -366,21 +372,24 @@ class KickPipeline:
         mels = self.decode(latents)
         draws = [r.draw or 0 for r in rows]
         if x0 is None:
-            latents, mels = self._hit_check(rows, draws, latents, mels, cond, uncond, cfg_scale, steps, sampler)  # fmt: skip
+            redraws = self.redraws if redraws is None else int(redraws)
+            latents, mels = self._hit_check(rows, draws, latents, mels, cond, uncond, cfg_scale, steps, sampler, redraws)  # fmt: skip
         return latents, mels, draws
 
-    def _hit_check(self, rows, draws, latents, mels, cond, uncond, cfg_scale, steps, sampler):
+    def _hit_check(
+        self, rows, draws, latents, mels, cond, uncond, cfg_scale, steps, sampler, redraws
+    ):
         """Draw again the plain kicks (:func:`~kickgen.rows.checks_hit`) whose decoded log-mel
         swells after the hit (:func:`~kickgen.descriptors.mel_swell_db` over
-        ``REDRAW_SWELL_DB``): draw d of their seeds, d = 1 … ``self.redraws``, sampled together
+        ``REDRAW_SWELL_DB``): draw d of their seeds, d = 1 … ``redraws``, sampled together
         while any still swells; each keeps the draw that swells least (the first on a tie) and
         ``draws`` records it. Before the vocoder, so a redraw costs a sampler run and a VAE
         decode, not a vocoder pass; deterministic, so a recipe recalls it."""
         checked = [i for i, r in enumerate(rows) if checks_hit(r)]
-        if not checked or self.redraws <= 0:
+        if not checked or redraws <= 0:
             return latents, mels
         swell = mel_swell_db(mels).tolist()
-        for d in range(1, self.redraws + 1):
+        for d in range(1, redraws + 1):
             again = [i for i in checked if swell[i] > REDRAW_SWELL_DB]
             if not again:
                 break

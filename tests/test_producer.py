@@ -468,6 +468,7 @@ def test_recall_from_sidecar_and_errors(ppipe, tmp_path):
         "steps": STEPS,
         "sampler": "ddim",
         "strength": 1.0,
+        "redraws": 2,
     }
     assert set(sidecar["model"]) == {"diffusion", "vae", "vocoder"}
     plain = write_wav(tmp_path / "plain.wav", kick.wave)
@@ -681,3 +682,13 @@ def test_cli_bad_inputs_give_one_line_errors(
     assert message in err, err
     assert err.count("\n") == 1  # one line
     assert not (tmp_path / "P").exists() and not (tmp_path / "morph").exists()
+
+
+def test_recipes_record_the_hit_check_and_older_ones_recall_without_it(ppipe, monkeypatch):
+    monkeypatch.setattr("kickgen.pipeline.REDRAW_SWELL_DB", -1000.0)  # every kick tries its draws
+    (kick,) = generate_kicks(ppipe, "808", n=1, seed=8, steps=STEPS)
+    assert kick.recipe["settings"]["redraws"] == 2
+    assert torch.equal(render_recipe_raw(ppipe, kick.recipe), kick.raw)
+    older = {**kick.recipe, "settings": {k: v for k, v in kick.recipe["settings"].items() if k != "redraws"}}  # fmt: skip
+    unchecked = render_rows(ppipe, [Row(seed=8, prompt="808")], Settings(steps=STEPS, redraws=0))
+    assert torch.equal(render_recipe_raw(ppipe, older), unchecked.raw[0])

@@ -25,7 +25,7 @@ import torch
 
 from kickgen.audio import SILENT_PEAK, AudioError, load_audio
 from kickgen.errors import PipelineError
-from kickgen.pipeline import MAX_CFG_SCALE
+from kickgen.pipeline import MAX_CFG_SCALE, MAX_REDRAWS, REDRAWS
 from kickgen.rows import Rendered, Row, seed_noise, slerp, start_index
 
 # Bad generation input is one kind of error whichever door it came through.
@@ -40,6 +40,7 @@ class Settings:
     steps: int = 50  # sampler steps of a full generation
     sampler: str = "ddim"
     strength: float = 1.0  # rows with an init kick: 0 keeps it, 1 ignores it
+    redraws: int = REDRAWS  # the hit check's other noises per plain kick (0: off)
 
     def check(self) -> None:
         if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 1:
@@ -50,6 +51,8 @@ class Settings:
             raise ProducerError(
                 f"cfg_scale={self.cfg_scale!r}: use 0 to {MAX_CFG_SCALE:g} (3.0 is the default)"
             )
+        if not isinstance(self.redraws, int) or not 0 <= self.redraws <= MAX_REDRAWS:
+            raise ProducerError(f"redraws={self.redraws!r}: use 0 (off) to {MAX_REDRAWS}")
         if not 0.0 <= self.strength <= 1.0:
             raise ProducerError(
                 f"strength={self.strength!r}: use a value from 0 (keep the kick) to 1 (ignore it)"
@@ -136,7 +139,7 @@ def render_rows(
                     )
                 audio[name] = load_init_audio(name)
     return pipe.render(rows, settings.cfg_scale, settings.steps, settings.sampler, settings.strength,
-                       init_audio=audio, callback=callback)  # fmt: skip
+                       init_audio=audio, callback=callback, redraws=settings.redraws)  # fmt: skip
 
 
 __all__ = [

@@ -136,7 +136,7 @@ def with_endpoint_draws(pipe, rows: list[Row], settings: Settings) -> list[Row]:
     r = rows[0]
     seed_b = r.seed if r.seed_b is None else r.seed_b
     ends = [Row(seed=r.seed, prompt=r.prompt), Row(seed=seed_b, prompt=r.prompt_b or r.prompt)]
-    da, db = (pipe.hit_draws([e], settings.cfg_scale, settings.steps, settings.sampler)[0] for e in ends)  # fmt: skip
+    da, db = (pipe.hit_draws([e], settings.cfg_scale, settings.steps, settings.sampler, settings.redraws)[0] for e in ends)  # fmt: skip
     if r.seed_b is None and da == db:
         return [replace(row, draw=da) for row in rows]
     return [replace(row, draw=da, seed_b=seed_b, draw_b=db) for row in rows]

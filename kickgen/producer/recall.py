@@ -39,6 +39,7 @@ import torch
 from kickgen import __version__
 from kickgen.audio import SAMPLE_RATE, check_finite_output, resample
 from kickgen.output import target_of, write_atomically
+from kickgen.pipeline import MAX_REDRAWS
 from kickgen.producer.engine import (
     ProducerError,
     Row,
@@ -64,7 +65,6 @@ MAX_COMMENT_BYTES = 32_000  # libsndfile silently drops a longer LIST/INFO comme
 # rows (92 MIDI keys; the server's n (8) and morph frames (16) and the CLI's default batch of 16
 # are smaller). ``--batch-size`` and ``--steps`` refuse more, so every kick kickgen writes recalls.
 MAX_STEPS = 200
-MAX_DRAW = 15  # a row's noise draw (the hit check takes at most KickPipeline.redraws)
 MAX_ROWS = 92
 
 
@@ -103,6 +103,7 @@ def make_recipe(
             "steps": settings.steps,
             "sampler": settings.sampler,
             "strength": settings.strength,
+            "redraws": settings.redraws,
         },  # fmt: skip
         "rows": [r.to_dict() for r in rows],
         "index": index,
@@ -127,7 +128,7 @@ def plain_recipes(
 ) -> list[dict[str, object]]:
     """Recipes of kicks made by a plain ``pipe(prompt, n, seed, ..., batch_size=...)`` call: the
     pipeline batches ``seeds`` in runs of ``batch_size``, and so do these recipes."""
-    settings = Settings(float(cfg_scale), steps, sampler, 1.0)
+    settings = Settings(float(cfg_scale), steps, sampler, 1.0, pipe.redraws)
     recipes = []
     for b in range(0, len(seeds), batch_size):
         rows = [Row(seed=s, prompt=prompt) for s in seeds[b : b + batch_size]]
@@ -230,6 +231,7 @@ SETTINGS_SCHEMA: dict[str, Check] = {
     "steps": whole(1, MAX_STEPS),
     "sampler": choice(SAMPLERS),
     "strength": number(),
+    "redraws": whole(0, MAX_REDRAWS),  # absent: 0, as recipes made before the hit check
 }
 ROW_SCHEMA: dict[str, Check] = {
     "seed": SEEDS,
@@ -239,8 +241,8 @@ ROW_SCHEMA: dict[str, Check] = {
     "init": optional(text),
     "init_b": optional(text),
     "t": number(0.0, 1.0),
-    "draw": optional(whole(0, MAX_DRAW)),
-    "draw_b": whole(0, MAX_DRAW),
+    "draw": optional(whole(0, MAX_REDRAWS)),
+    "draw_b": whole(0, MAX_REDRAWS),
 }
 HYGIENE_SCHEMA: dict[str, Check] = {
     "align_onset": flag,
@@ -307,7 +309,7 @@ def _parse(recipe: object) -> Recipe:
     checks = {k: (c or (lambda v: None)) for k, (c, _) in RECIPE_SCHEMA.items()}
     _fields(recipe, "the recipe", checks, tuple(k for k, (_, req) in RECIPE_SCHEMA.items() if req))
 
-    settings = _fields(recipe["settings"], "settings", SETTINGS_SCHEMA)
+    settings = {"redraws": 0, **_fields(recipe["settings"], "settings", SETTINGS_SCHEMA)}
     raw_rows = recipe["rows"]
     if not isinstance(raw_rows, list) or not raw_rows:
         raise _Bad(f"rows is {_short(raw_rows)}: it should be a list of at least one row")
