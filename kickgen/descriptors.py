@@ -254,7 +254,7 @@ def mel_swell_db(log_mels: torch.Tensor) -> torch.Tensor:
 
     The window smears the click into the body, so it reads higher than ``swell_db``: on 384
     generated kicks a value above 1 dB caught 95 % of the kicks whose ``swell_db`` passes 1 dB
-    and 10 % of the others (docs/experiments.md, *Redrawing the kicks that swell*).
+    and 10 % of the others (docs/experiments.md, *Kicks that hit*).
     """
     power = log_mels.float().exp().sum(1)  # (B, T)
     peak = power.max(1, keepdim=True).values

@@ -211,12 +211,12 @@ _COMMON: dict[str, Range] = {"phase": (0.0, 0.1), "attack": (0.0002, 0.002, "log
 FAMILIES: dict[str, Family] = {
     "808": Family(("808", "analog"), {
         "f_end": (38, 62, "log"), "f_start": (90, 200, "log"), "sweep": (0.008, 0.04, "log"),
-        "drift": (0.0, 0.08), "decay": (0.2, 1.0, "log"), "curve": (0.6, 1.2),
-        "click_level": (0.08, 0.3), "click_freq": (1500, 5000, "log"), "drive_db": (0, 6),
+        "drift": (0.0, 0.08), "decay": (0.25, 1.2, "log"), "curve": (0.5, 1.0),
+        "click_level": (0.15, 0.4), "click_freq": (1500, 5000, "log"), "drive_db": (0, 6),
         "sub_level": (0.0, 0.3), "shelf_db": (0, 4)}, weight=1.3),
     "909": Family(("909", "analog"), {
         "f_end": (48, 72, "log"), "f_start": (180, 360, "log"), "sweep": (0.012, 0.04, "log"),
-        "decay": (0.12, 0.45, "log"), "curve": (0.9, 1.5), "click_level": (0.2, 0.6),
+        "decay": (0.1, 0.3, "log"), "curve": (0.9, 1.5), "click_level": (0.2, 0.6),
         "click_freq": (2000, 6000, "log"), "click_decay": (0.001, 0.004, "log"),
         "impulse_level": (0.0, 0.4), "noise_level": (0.0, 0.1), "drive_db": (2, 12),
         "body_shape": (0.1, 0.5)}, weight=1.2),
@@ -226,7 +226,7 @@ FAMILIES: dict[str, Family] = {
         "click_freq": (2500, 7000, "log"), "impulse_level": (0.1, 0.5), "drive_db": (0, 4)}),
     "house": Family(("house",), {
         "f_end": (45, 62, "log"), "f_start": (150, 300, "log"), "sweep": (0.01, 0.035, "log"),
-        "decay": (0.12, 0.4, "log"), "curve": (0.9, 1.4), "hold": (0.0, 0.01),
+        "decay": (0.1, 0.3, "log"), "curve": (0.9, 1.4), "hold": (0.0, 0.01),
         "click_level": (0.15, 0.5), "click_freq": (1500, 5000, "log"), "drive_db": (0, 9),
         "sub_level": (0.0, 0.3), "shelf_db": (0, 5), "room_level": (0.0, 0.08)}, weight=1.2),
     "techno": Family(("techno",), {
