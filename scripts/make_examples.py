@@ -105,8 +105,8 @@ def plot_examples(paths: list[Path], png: Path, seconds: float = 0.6) -> None:
     fig = plt.figure(figsize=(3.2 * cols, 2.4 * rows), dpi=90)
     grid = fig.add_gridspec(2 * rows, cols, height_ratios=[1, 2] * rows, hspace=0.1, wspace=0.08)
     for k, path in enumerate(paths):
-        x, sr = sf.read(str(path), dtype="float32")
-        x = np.pad(x, (0, max(0, int(seconds * sr) - len(x))))[: int(seconds * sr)]
+        whole, sr = sf.read(str(path), dtype="float32")
+        x = np.pad(whole, (0, max(0, int(seconds * sr) - len(whole))))[: int(seconds * sr)]
         r, c = divmod(k, cols)
         wave = fig.add_subplot(grid[2 * r, c])
         wave.plot(np.arange(len(x)) / sr, x, lw=0.5, color="#1f4e79")
@@ -116,7 +116,14 @@ def plot_examples(paths: list[Path], png: Path, seconds: float = 0.6) -> None:
         wave.set_yticks([])
         wave.text(0.98, 0.9, path.stem[3:].replace("_", " "), transform=wave.transAxes,
                   ha="right", va="top", fontsize=8)  # fmt: skip
-        f, t, p = spectrogram(np.pad(x, (0, 2048)), sr, window="hann", nperseg=2048, noverlap=1920)
+        # the whole kick, shown to `seconds`: a kick still sounding there is not cut into a click
+        f, t, p = spectrogram(
+            np.pad(whole, (0, max(len(x) - len(whole), 0) + 2048)),
+            sr,
+            window="hann",
+            nperseg=2048,
+            noverlap=1920,
+        )
         db = 10 * np.log10(p + 1e-20)
         spec = fig.add_subplot(grid[2 * r + 1, c])
         spec.pcolormesh(t, f, db, shading="auto", cmap="magma", vmin=db.max() - 70, vmax=db.max())
