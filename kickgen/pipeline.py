@@ -11,7 +11,9 @@ decoder → vocoder, and a plain call is the simplest such batch; the producer f
 
 The pipeline is assembled from injected parts (text encoder, U-Net, noise scheduler, VAE,
 vocoder or Griffin-Lim) and keeps them on one device. Kick i of seed s starts from noise drawn
-with seed s + i on the CPU, so it is the same kick whatever the batch size, and on any device.
+with seed s + i on the CPU, so it is the same kick whatever the batch size, and on any device;
+where that noise's kick swells after the hit, the hit check draws again from the seed's next
+noise (:meth:`KickPipeline._hit_check`).
 
 :func:`generate` is the guide's one-call API; it keeps the last pipeline it built, keyed by the
 checkpoint paths and modification times, instead of reloading three checkpoints per call.
@@ -55,7 +57,7 @@ FADE_END_S = 1.75  # ... to silence here, silent until 2.0 s
 DEFAULT_BATCH = 16  # kicks per batched sampler run
 SEED_RANGE = 2**31 - 1  # seeds drawn when none is given (s + n − 1 must fit the generator)
 REDRAWS = 2  # other noises the hit check tries for a kick that swells after the hit, at most
-MAX_REDRAWS = 15  # what a request or recipe may ask for
+MAX_REDRAWS = REDRAWS  # what a recipe may ask for: no more work than a request makes
 REDRAW_SWELL_DB = 1.0  # the hit check's bar on descriptors.mel_swell_db of the decoded log-mel
 MAX_CFG_SCALE = (
     20.0  # guidance above this only overflows (inf gives NaN audio); the server's bound too
@@ -171,9 +173,8 @@ class KickPipeline:
         self.vocab = list(vocab)
         self.latent_dim = int(latent_dim)
         self.sources = dict(sources or {})  # which files the parts came from
-        self.redraws = (
-            REDRAWS  # the hit check's other noises per kick (0: off) when a call gives none
-        )
+        # the hit check's other noises per plain kick (0: off) where a call names none
+        self.redraws = REDRAWS
         self._lock = threading.Lock()  # one generation at a time per pipeline (serve shares one)
 
     # ------------------------------------------------------------------ construction
@@ -331,9 +332,8 @@ class KickPipeline:
         check picks for a plain row, without running the vocoder. Morphs start their endpoints
         from these, so a morph's first and last frames are the plain kicks."""
         with self._lock, torch.inference_mode():
-            return self._latents(rows, float(cfg_scale), steps, sampler, 1.0, None, None, redraws)[
-                2
-            ]
+            _, _, draws = self._latents(rows, float(cfg_scale), steps, sampler, 1.0, None, None, redraws)  # fmt: skip
+            return draws
 
     def _render(self, rows, cfg_scale, steps, sampler, strength, init_audio, callback, redraws=None) -> Rendered:  # fmt: skip
         latents, mels, draws = self._latents(rows, cfg_scale, steps, sampler, strength, init_audio, callback, redraws)  # fmt: skip

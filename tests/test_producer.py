@@ -692,3 +692,6 @@ def test_recipes_record_the_hit_check_and_older_ones_recall_without_it(ppipe, mo
     older = {**kick.recipe, "settings": {k: v for k, v in kick.recipe["settings"].items() if k != "redraws"}}  # fmt: skip
     unchecked = render_rows(ppipe, [Row(seed=8, prompt="808")], Settings(steps=STEPS, redraws=0))
     assert torch.equal(render_recipe_raw(ppipe, older), unchecked.raw[0])
+    greedy = {**kick.recipe, "settings": {**kick.recipe["settings"], "redraws": 99}}
+    with pytest.raises(ProducerError, match="redraws"):  # no more work than a request makes
+        render_recipe_raw(ppipe, greedy)

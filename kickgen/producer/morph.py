@@ -135,7 +135,8 @@ def with_endpoint_draws(pipe, rows: list[Row], settings: Settings) -> list[Row]:
     last frames are those plain kicks even where the hit check drew one of them again."""
     r = rows[0]
     seed_b = r.seed if r.seed_b is None else r.seed_b
-    ends = [Row(seed=r.seed, prompt=r.prompt), Row(seed=seed_b, prompt=r.prompt_b or r.prompt)]
+    prompt_b = r.prompt if r.prompt_b is None else r.prompt_b
+    ends = [Row(seed=r.seed, prompt=r.prompt), Row(seed=seed_b, prompt=prompt_b)]
     da, db = (pipe.hit_draws([e], settings.cfg_scale, settings.steps, settings.sampler, settings.redraws)[0] for e in ends)  # fmt: skip
     if r.seed_b is None and da == db:
         return [replace(row, draw=da) for row in rows]
