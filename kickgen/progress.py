@@ -15,14 +15,16 @@ T = TypeVar("T")
 
 
 class Progress:
-    """``with Progress(total, "desc") as bar: ... bar.update(1, loss=0.12)``."""
+    """``with Progress(total, "desc") as bar: ... bar.update(1, loss=0.12)``; ``initial``: done
+    before this run (a resumed training run), counted in the bar but not in the rate."""
 
-    def __init__(self, total: int | None, desc: str = "", *, disable: bool = False, stream=None):
+    def __init__(self, total: int | None, desc: str = "", *, disable: bool = False, stream=None,
+                 initial: int = 0):  # fmt: skip
         self.total = total
         self.desc = desc
         self.disable = disable
         self.stream = stream or sys.stderr
-        self.count = 0
+        self.initial = self.count = initial
         self.postfix: dict[str, object] = {}
         self.start = time.perf_counter()
         self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
@@ -42,7 +44,7 @@ class Progress:
 
     def _line(self) -> str:
         elapsed = time.perf_counter() - self.start
-        rate = self.count / elapsed if elapsed > 0 else 0.0
+        rate = (self.count - self.initial) / elapsed if elapsed > 0 else 0.0
         post = " ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.postfix.items()
         )

@@ -476,3 +476,16 @@ def test_cli_smooth_time_writes_a_smoothed_checkpoint(tmp_path, capsys):
     assert load_checkpoint(out, "diffusion")["time_refit"]["from_time_scale"] == 1.0
     assert main([*argv, "--sigma", "0"]) == 2
     assert "--sigma must be above 0" in capsys.readouterr().err
+
+
+def test_a_resumed_bar_counts_its_rate_from_the_resume():
+    import io
+
+    from kickgen.progress import Progress
+
+    out = io.StringIO()
+    with Progress(1000, "train", stream=out, initial=900) as bar:
+        bar.start -= 10.0  # ten seconds into the resumed run
+        bar.update(10)
+    line = out.getvalue().strip().splitlines()[-1]
+    assert "910/1000" in line and "1.00/s" in line and "eta 90s" in line

@@ -458,9 +458,10 @@ class RunLoop:
     def __enter__(self) -> RunLoop:
         self._stop = self._stack.enter_context(StopFlag())
         self.bar = self._stack.enter_context(
-            Progress(self.max_steps, self.name, disable=not self.rt.is_main)
+            Progress(
+                self.max_steps, self.name, disable=not self.rt.is_main, initial=self.start_step
+            )
         )
-        self.bar.count = self.start_step
         return self
 
     def __exit__(self, *exc: Any) -> bool:
